@@ -1,0 +1,5 @@
+import PaymentsCore
+import Hummingbird
+import ArgumentParser
+import Prometheus
+print(PaymentsCoreVersion.value)

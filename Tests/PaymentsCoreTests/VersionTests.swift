@@ -1,0 +1,3 @@
+import Testing
+@testable import PaymentsCore
+@Test func version() { #expect(!PaymentsCoreVersion.value.isEmpty) }
