@@ -40,7 +40,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-            ]
+            ],
+            resources: [.copy("openapi.yaml")]
         ),
         .testTarget(
             name: "PaymentsCoreTests",

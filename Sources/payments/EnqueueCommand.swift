@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import PaymentsCore
+
+struct EnqueueCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enqueue",
+        abstract: "Insert payment jobs in bulk through pgbouncer-write.",
+        discussion: """
+            Either --count N realistic generated jobs, or --input FILE of JSON Lines (one payment per line:
+            {"idempotency_key": "...", "amount_minor": 1234, "currency": "EUR", "debtor": "acct_1", "creditor": "acct_2"}
+            plus optional "priority" and "max_attempts"; '-' reads standard input). A file is validated whole
+            and inserted in one transaction: one bad line and nothing is inserted.
+            """)
+
+    @OptionGroup var db: DatabaseOptions
+
+    @Option(help: "Generate and insert this many jobs (1 to 10,000,000).")
+    var count: Int?
+
+    @Option(help: "JSON Lines file to insert ('-' for standard input).")
+    var input: String?
+
+    @Option(name: .customLong("key-prefix"), help: "Idempotency keys are <prefix>-<n> (generated) or <prefix>-<line> (file lines without a key). Default: a new random prefix per run.")
+    var keyPrefix: String?
+
+    @Option(name: .customLong("batch-size"), help: "Rows per INSERT statement (100 to 50,000).")
+    var batchSize: Int = 5_000
+
+    @Option(help: "Batches in flight at once, one pooled connection each (1 to 32).")
+    var connections: Int = 4
+
+    @Option(help: "Seed for generated data.")
+    var seed: UInt64 = 42
+
+    func validate() throws {
+        switch (count, input) {
+        case (nil, nil): throw ValidationError("give --count N or --input FILE")
+        case (.some, .some): throw ValidationError("give either --count or --input, not both")
+        case let (n?, nil) where !(1...10_000_000).contains(n): throw ValidationError("--count must be from 1 to 10,000,000, got \(n)")
+        default: break
+        }
+        guard (100...50_000).contains(batchSize) else { throw ValidationError("--batch-size must be from 100 to 50,000, got \(batchSize)") }
+        guard (1...32).contains(connections) else { throw ValidationError("--connections must be from 1 to 32, got \(connections)") }
+        if let keyPrefix, !PaymentRequest.isValidIdempotencyKey(keyPrefix) || keyPrefix.count > 200 {
+            throw ValidationError("--key-prefix must be 1-200 printable ASCII characters without spaces")
+        }
+    }
+
+    func run() async throws {
+        try await runReportingErrors {
+            let logger = try db.makeLogger("payments.enqueue")
+            let database = try db.makeDatabase(logger: logger, writePool: connections, readPool: 1)
+            // Read the file before touching the database: a missing file is the first thing to report.
+            let fileData = try input.map(Self.readInput)
+            try await database.checkReachable()
+            let display = ProgressDisplay(label: "enqueue")
+            let summary = try await database.run {
+                let enqueuer = Enqueuer(client: database.write, logger: logger, batchSize: batchSize, connections: connections)
+                let report: @Sendable (Enqueuer.Progress) -> Void = {
+                    display.update(done: $0.done, total: $0.total, elapsed: $0.elapsed)
+                }
+                if let count {
+                    let prefix = keyPrefix ?? "gen-\(Int(Date().timeIntervalSince1970))-\(UInt32.random(in: .min ... .max))"
+                    return try await enqueuer.enqueueGenerated(count: count, keyPrefix: prefix, seed: seed, progress: report)
+                }
+                let currencies = try await Catalog.currencies(database.write, logger: logger)
+                let parsed = JSONLinesParser.parse(fileData ?? Data(), currencies: currencies, keyPrefix: keyPrefix)
+                guard parsed.errors.isEmpty else { throw PaymentsError.invalidInput(lines: parsed.errors, total: parsed.total) }
+                guard !parsed.payments.isEmpty else { throw PaymentsError.invalidOption("the input has no payments") }
+                var summary = try await enqueuer.enqueueFile(parsed.payments, progress: report)
+                summary.total += parsed.repeatedInFile
+                summary.duplicates += parsed.repeatedInFile
+                return summary
+            }
+            display.finish()
+            print("enqueued \(summary.total.grouped) jobs: \(summary.inserted.grouped) new, \(summary.duplicates.grouped) duplicates, "
+                + "\(String(format: "%.2f", summary.seconds)) s, \(Int(summary.jobsPerSecond).grouped) jobs/s")
+        }
+    }
+
+    static func readInput(_ path: String) throws -> Data {
+        do {
+            if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw PaymentsError.inputUnreadable(path: path, reason: (error as NSError).localizedDescription)
+        }
+    }
+}

@@ -1,5 +1,0 @@
-import PaymentsCore
-import Hummingbird
-import ArgumentParser
-import Prometheus
-print(PaymentsCoreVersion.value)

@@ -1,0 +1,122 @@
+import Foundation
+import PaymentsCore
+import PostgresNIO
+import Testing
+
+extension Integration {
+    @Suite struct EnqueueTests {
+        static func count(_ url: DatabaseURL, prefix: String, state: String? = nil) async throws -> Int {
+            let pattern = prefix + "-%"
+            if let state {
+                return try await TestEnvironment.scalar(url, "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern) AND state = \(state)")
+            }
+            return try await TestEnvironment.scalar(url, "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern)")
+        }
+
+        @Test func tenThousandQueuedJobsReachBothReplicas() async throws {
+            try await TestEnvironment.migrate()
+            let prefix = TestEnvironment.uniquePrefix("enq")
+            let result = try await TestEnvironment.run(["enqueue", "--count", "10000", "--key-prefix", prefix])
+            try #require(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains("10,000 new, 0 duplicates"), "\(result.stdout)")
+            #expect(result.stdout.contains("jobs/s"))
+            #expect(try await Self.count(TestEnvironment.writeURL, prefix: prefix, state: "queued") == 10_000)
+            for replica in TestEnvironment.replicaURLs {
+                try await TestEnvironment.eventually("10,000 rows on replica \(replica.port)") {
+                    try await Self.count(replica, prefix: prefix, state: "queued") == 10_000
+                }
+            }
+            // The same keys again: nothing new.
+            let again = try await TestEnvironment.run(["enqueue", "--count", "10000", "--key-prefix", prefix])
+            #expect(again.status == 0)
+            #expect(again.stdout.contains("0 new, 10,000 duplicates"), "\(again.stdout)")
+            #expect(try await Self.count(TestEnvironment.writeURL, prefix: prefix) == 10_000)
+            try await QueueReset.cancelLeftovers()
+        }
+
+        @Test(arguments: [
+            (["enqueue", "--count", "0"], "--count must be from 1"),
+            (["enqueue", "--count", "many"], "count"),
+            (["enqueue"], "give --count N or --input FILE"),
+            (["enqueue", "--count", "5", "--input", "x.jsonl"], "either --count or --input"),
+            (["enqueue", "--count", "5", "--batch-size", "5"], "--batch-size must be"),
+            (["enqueue", "--count", "5", "--connections", "0"], "--connections must be"),
+            (["enqueue", "--count", "5", "--log-level", "loud"], "--log-level must be"),
+            (["enqueue", "--count", "5", "--write-dsn", "nonsense"], "invalid DSN"),
+            (["enqueue", "--count", "5", "--write-dsn", "postgres://u:p@127.0.0.1:99999/db"], "port '99999'"),
+            (["enqueue", "--input", "/nonexistent/file.jsonl"], "cannot read input /nonexistent/file.jsonl"),
+            (["migrate", "--write-dsn", "db_user:db_password@127.0.0.1:1/resilient_payment_processor?sslmode=disable"], "cannot reach pgbouncer-write at 127.0.0.1:1"),
+            (["frobnicate"], "Unexpected argument"),
+        ])
+        func badInvocationsFailClearly(_ arguments: [String], _ message: String) async throws {
+            let result = try await TestEnvironment.run(arguments)
+            #expect(result.status != 0)
+            #expect(result.stderr.contains(message), "stderr: \(result.stderr)")
+            #expect(!result.stderr.contains("Fatal error"))
+            #expect(!result.stderr.contains("db_password"), "a secret was printed")
+        }
+
+        @Test func badDSNFromTheEnvironmentIsReported() async throws {
+            let result = try await TestEnvironment.run(["enqueue", "--count", "1"], environment: ["WRITE_DSN": "postgres://u:secret@host/"])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("invalid DSN"))
+            #expect(!result.stderr.contains("secret"))
+        }
+
+        @Test func jsonLinesWithBadRowsInsertNothing() async throws {
+            try await TestEnvironment.migrate()
+            let prefix = TestEnvironment.uniquePrefix("jsonl")
+            let lines = [
+                #"{"idempotency_key": "\#(prefix)-1", "amount_minor": 1234, "currency": "EUR", "debtor": "acct_1", "creditor": "acct_2"}"#,
+                #"{"idempotency_key": "\#(prefix)-2", "amount_minor": 0, "currency": "EUR", "debtor": "acct_1", "creditor": "acct_2"}"#,
+                #"{"idempotency_key": "\#(prefix)-3", "amount_minor": 10, "currency": "ZZZ", "debtor": "acct_1", "creditor": "acct_2"}"#,
+                #"{"idempotency_key": "\#(prefix)-4", "amount_minor": 10"#,
+                #"{"idempotency_key": "\#(prefix)-5", "amount_minor": 10, "currency": "USD", "debtor": "acct_1", "creditor": "acct_2", "priority": 7}"#,
+            ]
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix).jsonl")
+            try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let result = try await TestEnvironment.run(["enqueue", "--input", file.path])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("3 of 5 input lines are invalid"), "\(result.stderr)")
+            #expect(result.stderr.contains("line 2: amount_minor must be greater than 0"))
+            #expect(result.stderr.contains("line 3: currency 'ZZZ'"))
+            #expect(result.stderr.contains("line 4: malformed JSON"))
+            #expect(try await Self.count(TestEnvironment.writeURL, prefix: prefix) == 0)
+
+            // The good lines alone go in; then again from stdin: all duplicates.
+            let good = [lines[0], lines[4]].joined(separator: "\n") + "\n"
+            let ok = try await TestEnvironment.run(["enqueue", "--input", "-"], stdin: Data(good.utf8))
+            #expect(ok.status == 0, "\(ok.stderr)")
+            #expect(ok.stdout.contains("2 new, 0 duplicates"), "\(ok.stdout)")
+            let repeatRun = try await TestEnvironment.run(["enqueue", "--input", "-"], stdin: Data(good.utf8))
+            #expect(repeatRun.stdout.contains("0 new, 2 duplicates"), "\(repeatRun.stdout)")
+            #expect(try await Self.count(TestEnvironment.writeURL, prefix: prefix) == 2)
+
+            // A known key with a different payment is refused, and the file's other line is not inserted.
+            let conflicting = [
+                #"{"idempotency_key": "\#(prefix)-6", "amount_minor": 5, "currency": "EUR", "debtor": "acct_1", "creditor": "acct_2"}"#,
+                #"{"idempotency_key": "\#(prefix)-1", "amount_minor": 9999, "currency": "EUR", "debtor": "acct_1", "creditor": "acct_2"}"#,
+            ].joined(separator: "\n")
+            let refused = try await TestEnvironment.run(["enqueue", "--input", "-"], stdin: Data(conflicting.utf8))
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("line 2: idempotency_key '\(prefix)-1' already exists for a different payment"), "\(refused.stderr)")
+            #expect(try await Self.count(TestEnvironment.writeURL, prefix: prefix) == 2)
+            try await QueueReset.cancelLeftovers()
+        }
+    }
+}
+
+enum QueueReset {
+    /// Tests share one queue: jobs a test leaves queued are cancelled (never deleted), so
+    /// the next test's workers start from an empty queue.
+    static func cancelLeftovers() async throws {
+        try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+            try await client.query("""
+                UPDATE payment_jobs SET state = 'cancelled', finished_at = now(), updated_at = now(),
+                       lease_owner = NULL, lease_expires_at = NULL, last_error = 'cancelled by test cleanup'
+                WHERE state IN ('queued', 'running')
+                """, logger: TestEnvironment.logger)
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import PaymentsCore
+import PostgresNIO
+import Testing
+
+extension Integration {
+    @Suite struct MigrationTests {
+        @Test func migrateAppliesOnceThenIsANoOp() async throws {
+            try await TestEnvironment.migrate()
+            let second = try await TestEnvironment.run(["migrate"])
+            #expect(second.status == 0)
+            #expect(second.stdout.contains("schema up to date"), "\(second.stdout)")
+            let versions = try await TestEnvironment.scalar(TestEnvironment.writeURL, "SELECT count(*) FROM schema_migrations")
+            #expect(versions == (try Migration.bundled()).count)
+        }
+
+        /// Two migrators at the same moment on an empty schema: one applies each file, the
+        /// other waits on the advisory lock and finds it applied.
+        @Test func concurrentMigrationsLeaveOneCorrectSchema() async throws {
+            let schema = "mtest_\(UInt32.random(in: 0 ... .max))"
+            let migrations = try Migration.bundled()
+            try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 4) { client in
+                try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"), logger: TestEnvironment.logger)
+                defer { Task { try? await TestEnvironment.withClient(TestEnvironment.writeURL) { c in
+                    try await c.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"), logger: TestEnvironment.logger) } } }
+                let reports = try await withThrowingTaskGroup(of: Migrator.Report.self) { group in
+                    for _ in 0..<2 {
+                        group.addTask {
+                            try await Migrator(client: client, logger: TestEnvironment.logger, schema: schema).migrate(migrations)
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(reports.map(\.applied.count).reduce(0, +) == migrations.count)
+                #expect(reports.map(\.alreadyApplied).reduce(0, +) == migrations.count)
+                let applied = try await Migrator(client: client, logger: TestEnvironment.logger, schema: schema).appliedVersions()
+                #expect(applied == migrations.map(\.version))
+                for try await (tables) in try await client.query(
+                    "SELECT count(*)::int8 FROM pg_tables WHERE schemaname = \(schema)", logger: TestEnvironment.logger).decode(Int64.self) {
+                    #expect(tables == 4)  // currencies, payment_jobs, ledger_entries, schema_migrations
+                }
+                try await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"), logger: TestEnvironment.logger)
+            }
+        }
+
+        @Test func aFailingMigrationRollsBackWholeAndNamesTheFile() async throws {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bad-migrations-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let table = "rollback_probe_\(UInt32.random(in: 0 ... .max))"
+            // Same versions as the shipped files are already applied; this one is new.
+            try "CREATE TABLE \(table) (x int);\nSELECT 1/0;".write(to: dir.appendingPathComponent("9999_broken.sql"), atomically: true, encoding: .utf8)
+            let result = try await TestEnvironment.run(["migrate", "--migrations-dir", dir.path])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("9999_broken.sql"), "\(result.stderr)")
+            #expect(result.stderr.contains("division by zero"), "\(result.stderr)")
+            #expect(!result.stderr.contains("Fatal error"))
+            let exists = try await TestEnvironment.scalar(TestEnvironment.writeURL, "SELECT count(*) FROM pg_tables WHERE tablename = \(table)")
+            #expect(exists == 0)
+            let recorded = try await TestEnvironment.scalar(TestEnvironment.writeURL, "SELECT count(*) FROM schema_migrations WHERE version = '9999'")
+            #expect(recorded == 0)
+        }
+    }
+}

@@ -1,3 +1,0 @@
-import Testing
-import PaymentsCore
-@Test func placeholder() { }

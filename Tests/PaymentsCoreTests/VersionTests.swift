@@ -1,3 +1,0 @@
-import Testing
-@testable import PaymentsCore
-@Test func version() { #expect(!PaymentsCoreVersion.value.isEmpty) }
