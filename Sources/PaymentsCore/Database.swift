@@ -69,6 +69,7 @@ public struct Database: Sendable {
 }
 
 public struct TimeoutError: Error, Sendable, CustomStringConvertible {
+    public init() {}
     public var description: String { "timed out" }
 }
 
