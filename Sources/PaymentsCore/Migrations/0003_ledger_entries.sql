@@ -6,7 +6,9 @@ CREATE TABLE ledger_entries (
     account      text        NOT NULL,
     -- Signed: debits negative, credits positive, so a balanced ledger sums to zero.
     amount_minor bigint      NOT NULL,
-    currency     char(3)     NOT NULL REFERENCES currencies (code),
+    -- The job's currency, already checked against `currencies` when the job was
+    -- inserted; a second foreign key here would cost a lookup per posting.
+    currency     char(3)     NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
     attempt      integer     NOT NULL,
     posted_at    timestamptz NOT NULL DEFAULT now(),
     -- The database itself refuses a second posting of the same payment.
