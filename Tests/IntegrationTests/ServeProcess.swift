@@ -7,10 +7,11 @@ import Testing
 
 /// A real `payments serve` process, started from the built binary.
 final class ServeProcess: @unchecked Sendable {
-    let process = Process()
+    let pid: pid_t
     let port: Int
     let logURL: URL
     let journal: String
+    private var exitStatus: Int32?
 
     /// - Parameter journal: the simulated gateway's journal; share it between processes
     ///   that stand for the same gateway.
@@ -18,32 +19,34 @@ final class ServeProcess: @unchecked Sendable {
         self.port = port
         self.journal = journal
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(port)-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        process.executableURL = TestEnvironment.binary
-        process.arguments = ["serve", "--port", "\(port)", "--gateway-journal", journal, "--stats-interval", "1"] + arguments
         var env = TestEnvironment.environment
         env["WRITE_DSN"] = TestEnvironment.writeDSN
         env["READ_DSN"] = TestEnvironment.readDSN
         for (k, v) in extra { env[k] = v }
-        process.environment = env
-        let log = try FileHandle(forWritingTo: logURL)
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        pid = try Subprocess.spawn(TestEnvironment.binary.path,
+            ["serve", "--port", "\(port)", "--gateway-journal", journal, "--stats-interval", "1"] + arguments,
+            environment: env, stdout: logURL.path, stderr: logURL.path)
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if isRunning { kill(pid, SIGKILL); var s: Int32 = 0; waitpid(pid, &s, 0) }
         try? FileManager.default.removeItem(at: logURL)
     }
 
-    var pid: Int32 { process.processIdentifier }
+    /// Reaps the child if it has exited.
+    var isRunning: Bool {
+        if exitStatus != nil { return false }
+        var status: Int32 = 0
+        let rc = waitpid(pid, &status, WNOHANG)
+        if rc == pid { exitStatus = Subprocess.exitCode(status); return false }
+        return rc == 0
+    }
+
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
     func waitUntilHealthy(timeout: Duration = .seconds(20)) async throws {
         try await TestEnvironment.eventually("serve on port \(port) answers /healthz", timeout: timeout) {
-            guard self.process.isRunning else { return false }
+            guard self.isRunning else { return false }
             return (try? await HTTP.request("GET", "http://127.0.0.1:\(self.port)/healthz"))?.status == 200
         }
     }
@@ -61,7 +64,7 @@ final class ServeProcess: @unchecked Sendable {
     /// Waits for the process to exit and returns its status.
     func waitForExit(timeout: Duration) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
+        while isRunning {
             if ContinuousClock.now > deadline {
                 Issue.record("serve (pid \(pid)) did not exit within \(timeout); log:\n\(log.suffix(3000))")
                 kill(pid, SIGKILL)
@@ -69,7 +72,7 @@ final class ServeProcess: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        return process.terminationStatus
+        return exitStatus ?? -1
     }
 
     static func journalPath() -> String {

@@ -63,27 +63,16 @@ enum TestEnvironment {
         let out = dir.appendingPathComponent("stdout"), err = dir.appendingPathComponent("stderr")
         FileManager.default.createFile(atPath: out.path, contents: nil)
         FileManager.default.createFile(atPath: err.path, contents: nil)
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
         var env = environment
         env["WRITE_DSN"] = writeDSN
         env["READ_DSN"] = readDSN
         for (k, v) in extra { env[k] = v }
-        process.environment = env
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
+        var input = "/dev/null"
         if let stdin {
-            let input = dir.appendingPathComponent("stdin")
-            try stdin.write(to: input)
-            process.standardInput = try FileHandle(forReadingFrom: input)
-        } else {
-            process.standardInput = FileHandle.nullDevice
+            input = dir.appendingPathComponent("stdin").path
+            try stdin.write(to: URL(fileURLWithPath: input))
         }
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
-        }
+        let status = try await Subprocess.run(binary.path, arguments, environment: env, stdin: input, stdout: out.path, stderr: err.path)
         return Output(status: status,
                       stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
                       stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
