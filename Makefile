@@ -1,14 +1,17 @@
 # The two commands: `make demo` and `make test`. Everything else is a helper.
-.PHONY: test demo up down status build release
+.PHONY: test demo up down status build release bench
 
 test:
 	scripts/run-tests
+
+demo:
+	scripts/demo
 
 up:
 	scripts/topology up
 
 down:
-	scripts/topology down
+	scripts/demo down
 
 status:
 	scripts/topology status
@@ -18,3 +21,6 @@ build:
 
 release:
 	swift build -c release
+
+bench:
+	scripts/bench all

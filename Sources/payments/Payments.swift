@@ -8,7 +8,7 @@ struct Payments: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "payments",
         abstract: "Payment jobs on PostgreSQL behind PgBouncer: enqueue, process, observe.",
-        subcommands: [MigrateCommand.self, EnqueueCommand.self, ServeCommand.self])
+        subcommands: [MigrateCommand.self, EnqueueCommand.self, ServeCommand.self, WatchCommand.self, StatusCommand.self])
 }
 
 /// Flags shared by every command that talks to the database.
@@ -70,5 +70,13 @@ func runReportingErrors(_ body: () async throws -> Void) async throws {
     } catch {
         FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
         throw ExitCode.failure
+    }
+}
+
+extension Logger {
+    func with(level: Logger.Level) -> Logger {
+        var copy = self
+        copy.logLevel = level
+        return copy
     }
 }

@@ -53,6 +53,22 @@ test_compose_config() {
   "${dc[@]}" -f "$REPO/compose/docker-compose.yml" config -q || fail "compose config is invalid"
 }
 
+test_up_twice_is_fine() {
+  local before after
+  before="$(cat "/var/tmp/payments-topology/offset-$PORT_OFFSET/run/pgbouncer-write.pid")"
+  "${TOPO[@]}" up >/dev/null 2>&1 || { fail "a second up failed"; return 1; }
+  after="$(cat "/var/tmp/payments-topology/offset-$PORT_OFFSET/run/pgbouncer-write.pid")"
+  [ "$before" = "$after" ] || { fail "a second up restarted pgbouncer-write"; return 1; }
+  [ "$(q "$PGB_W" "SELECT 1")" = 1 ] && [ "$(q "$PGB_R" "SELECT 1")" = 1 ] || fail "a pooler stopped answering after a second up"
+}
+
+test_status_reports_everything() {
+  local out; out="$("${TOPO[@]}" status)" || { fail "status exited non-zero with everything up"; return 1; }
+  for needle in "primary" "replica-1" "replica-2" "streaming" "replica_1" "replica_2" "UP" "cl_active="; do
+    echo "$out" | grep -q -- "$needle" || { fail "status does not show '$needle'"; return 1; }
+  done
+}
+
 test_write_reaches_both_replicas() {
   local token="probe-$$-$RANDOM"
   q "$PGB_W" "CREATE TABLE IF NOT EXISTS topology_probe (note text PRIMARY KEY, at timestamptz DEFAULT now())" >/dev/null || return 1
@@ -150,7 +166,7 @@ test_ten_thousand_clients() {
 }
 
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(test_compose_config test_write_reaches_both_replicas test_reads_spread_over_both_replicas
+[ ${#tests[@]} -gt 0 ] || tests=(test_compose_config test_up_twice_is_fine test_status_reports_everything test_write_reaches_both_replicas test_reads_spread_over_both_replicas
   test_write_through_read_pooler_refused test_replica_down_then_back test_ten_thousand_clients)
 for t in "${tests[@]}"; do run_test "$t"; done
 [ ${#failures[@]} -eq 0 ] || echo "failed: ${failures[*]}"
