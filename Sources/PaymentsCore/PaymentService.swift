@@ -67,6 +67,7 @@ public struct PaymentService: Sendable {
     /// Fall back to the primary (through pgbouncer-write) when the read path fails.
     public let readFallback: Bool
     public let readCounts: ReadCounters
+    public var readTimeout: Duration = .seconds(3)
 
     public init(database: Database, readFallback: Bool = true, readCounts: ReadCounters = ReadCounters(), logger: Logger) {
         self.database = database
@@ -140,7 +141,10 @@ public struct PaymentService: Sendable {
     public func job(id: Int64, freshnessToken: String?) async throws -> ReadResult {
         var reason: String?
         do {
-            let (job, source, fresh) = try await readFromReplicaPath(id: id, token: freshnessToken)
+            // Bounded: a replica path that hangs must not hold the client; it counts as down.
+            let (job, source, fresh) = try await withTimeout(readTimeout) {
+                try await self.readFromReplicaPath(id: id, token: freshnessToken)
+            }
             readCounts.record(source.node)
             if fresh, let job { return ReadResult(job: job, source: source) }
             reason = fresh ? "not found on \(source.node)" : "\(source.node) has not replayed the token yet"

@@ -165,9 +165,60 @@ test_ten_thousand_clients() {
   [ "$max_backends" -le 24 ] || fail "PostgreSQL had $max_backends backends for db_user, more than the pool allows (24)"
 }
 
+# ---------------------------------------------------------------- least privilege
+expect_error() { # description, pattern, command... : the command must fail with the pattern
+  local what="$1" pattern="$2"; shift 2
+  local out; if out="$("$@" 2>&1)"; then fail "$what succeeded"; return 1; fi
+  echo "$out" | grep -qi -- "$pattern" || { fail "$what failed differently: $out"; return 1; }
+}
+
+test_app_role_cannot_create_roles_or_databases() {
+  expect_error "CREATE ROLE as db_user" "permission denied" q "$PGB_W" "CREATE ROLE intruder" || return 1
+  expect_error "CREATE DATABASE as db_user" "permission denied" q "$PGB_W" "CREATE DATABASE intruder" || return 1
+  expect_error "CREATE TABLE in another database" "permission denied" \
+    psql -X -q "host=127.0.0.1 port=$PRIMARY user=$DB_USER dbname=postgres" -v ON_ERROR_STOP=1 -c "CREATE TABLE intruder (x int)" || return 1
+  local attrs; attrs="$(super "SELECT rolsuper::int + rolcreaterole::int + rolcreatedb::int + rolreplication::int + rolbypassrls::int FROM pg_roles WHERE rolname = '$DB_USER'")"
+  [ "$attrs" = 0 ] || { fail "db_user has elevated attributes ($attrs)"; return 1; }
+  local owned; owned="$(super "SELECT string_agg(nspname, ',') FROM pg_namespace WHERE nspowner = (SELECT oid FROM pg_roles WHERE rolname = '$DB_USER')")"
+  [ "$owned" = "public" ] || [ -z "$owned" ] || fail "db_user owns schemas beyond its own: $owned"
+}
+
+test_replication_role_cannot_log_in_to_the_database() {
+  expect_error "repl_user login" "pg_hba.conf rejects" env PGPASSWORD="${REPL_PASSWORD:-repl_password}" \
+    psql -X "host=127.0.0.1 port=$PRIMARY user=${REPL_USER:-repl_user} dbname=$DB_NAME" -c "SELECT 1"
+}
+
+test_pg_hba_has_no_trust_and_only_loopback() {
+  local trust other
+  trust="$(super "SELECT count(*) FROM pg_hba_file_rules WHERE auth_method = 'trust'")"
+  [ "$trust" = 0 ] || { fail "$trust trust rules in pg_hba"; return 1; }
+  other="$(super "SELECT count(*) FROM pg_hba_file_rules WHERE type <> 'local' AND auth_method <> 'reject' AND address NOT IN ('127.0.0.1', '::1')")"
+  [ "$other" = 0 ] || fail "$other pg_hba rules accept non-loopback addresses"
+}
+
+test_pgbouncer_admin_console_needs_its_password() {
+  local port
+  for port in "$PGB_W" "$PGB_R"; do
+    expect_error "admin console with a wrong password" "authentication failed" env PGPASSWORD=wrong \
+      psql -X "host=127.0.0.1 port=$port user=${PGBOUNCER_ADMIN_USER:-pgbouncer_admin} dbname=pgbouncer" -c "SHOW POOLS" || return 1
+    expect_error "admin console as the app user" "not allowed" \
+      psql -X "host=127.0.0.1 port=$port user=$DB_USER dbname=pgbouncer" -c "SHOW POOLS" || return 1
+  done
+}
+
+test_no_secret_in_logs() {
+  local state="/var/tmp/payments-topology/offset-$PORT_OFFSET" secret hits
+  for secret in "$DB_PASSWORD" "${REPL_PASSWORD:-repl_password}" "${PGBOUNCER_ADMIN_PASSWORD:-admin_password}"; do
+    hits="$(grep -rlF -- "$secret" "$state/log" 2>/dev/null || true)"
+    [ -z "$hits" ] || { fail "a password appears in: $hits"; return 1; }
+  done
+}
+
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(test_compose_config test_up_twice_is_fine test_status_reports_everything test_write_reaches_both_replicas test_reads_spread_over_both_replicas
-  test_write_through_read_pooler_refused test_replica_down_then_back test_ten_thousand_clients)
+  test_write_through_read_pooler_refused test_replica_down_then_back test_ten_thousand_clients
+  test_app_role_cannot_create_roles_or_databases test_replication_role_cannot_log_in_to_the_database
+  test_pg_hba_has_no_trust_and_only_loopback test_pgbouncer_admin_console_needs_its_password test_no_secret_in_logs)
 for t in "${tests[@]}"; do run_test "$t"; done
 [ ${#failures[@]} -eq 0 ] || echo "failed: ${failures[*]}"
 echo "topology: $passed passed, $failed failed"
