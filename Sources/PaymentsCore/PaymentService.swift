@@ -83,6 +83,12 @@ public struct PaymentService: Sendable {
         to_char(j.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
         to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
         """
+    /// The job's ledger postings as one JSON array (debit first).
+    static let postingsColumn = """
+        (SELECT json_agg(json_build_object('side', l.side, 'account', l.account, 'amount_minor', l.amount_minor,
+             'currency', l.currency, 'posted_at', to_char(l.posted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) ORDER BY l.side DESC)::text
+         FROM ledger_entries l WHERE l.job_id = j.id)
+        """
     typealias JobRow = (Int64, String, Int64, String, String, String, String, Int32, Int32, Int16, String?, String?, String, String, String?)
 
     static func view(_ r: JobRow) -> JobView {
@@ -172,14 +178,7 @@ public struct PaymentService: Sendable {
                        CASE WHEN \(token)::text IS NULL THEN true
                             WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() >= \(token)::pg_lsn
                             ELSE true END AS fresh)
-            SELECT n.replica, n.name, n.lag, n.fresh, j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor,
-                   j.state, j.attempt, j.max_attempts, j.priority, j.last_error, j.charge_id,
-                   to_char(j.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                   to_char(j.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                   to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                   (SELECT json_agg(json_build_object('side', l.side, 'account', l.account, 'amount_minor', l.amount_minor,
-                        'currency', l.currency, 'posted_at', to_char(l.posted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) ORDER BY l.side DESC)::text
-                    FROM ledger_entries l WHERE l.job_id = j.id)
+            SELECT n.replica, n.name, n.lag, n.fresh, \(unescaped: Self.jobColumns), \(unescaped: Self.postingsColumn)
             FROM node n LEFT JOIN payment_jobs j ON j.id = \(id)
             """
         let rows = try await database.read.query(query, logger: logger)
@@ -198,10 +197,7 @@ public struct PaymentService: Sendable {
 
     func readJob(id: Int64, on client: PostgresClient) async throws -> JobView? {
         let query: PostgresQuery = """
-            SELECT \(unescaped: Self.jobColumns),
-                   (SELECT json_agg(json_build_object('side', l.side, 'account', l.account, 'amount_minor', l.amount_minor,
-                        'currency', l.currency, 'posted_at', to_char(l.posted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) ORDER BY l.side DESC)::text
-                    FROM ledger_entries l WHERE l.job_id = j.id)
+            SELECT \(unescaped: Self.jobColumns), \(unescaped: Self.postingsColumn)
             FROM payment_jobs j WHERE j.id = \(id)
             """
         for try await row in try await client.query(query, logger: logger).decode((Int64, String, Int64, String, String, String, String, Int32, Int32, Int16, String?, String?, String, String, String?, String?).self) {
