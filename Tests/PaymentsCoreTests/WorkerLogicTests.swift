@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+@testable import PaymentsCore
+
+@Suite struct BackoffTests {
+    @Test func ceilingDoublesUpToTheCap() {
+        let backoff = Backoff(base: .milliseconds(100), cap: .seconds(1))
+        #expect(backoff.ceiling(afterAttempt: 1) == .milliseconds(100))
+        #expect(backoff.ceiling(afterAttempt: 2) == .milliseconds(200))
+        #expect(backoff.ceiling(afterAttempt: 4) == .milliseconds(800))
+        #expect(backoff.ceiling(afterAttempt: 5) == .seconds(1))
+        #expect(backoff.ceiling(afterAttempt: 500) == .seconds(1))
+    }
+
+    @Test func fullJitterSpreadsOverTheWholeRange() {
+        let backoff = Backoff(base: .milliseconds(100), cap: .seconds(60))
+        var random = SeededRandom(seed: 9)
+        let delays = (0..<5_000).map { _ in backoff.delay(afterAttempt: 3, using: &random) }
+        #expect(delays.allSatisfy { $0 >= .zero && $0 <= .milliseconds(400) })
+        #expect(delays.min()! < .milliseconds(20), "full jitter reaches near zero")
+        #expect(delays.max()! > .milliseconds(380), "and near the ceiling")
+    }
+}
+
+@Suite struct SimulatedGatewayTests {
+    func request(_ key: String, id: Int64 = 1) -> ChargeRequest {
+        ChargeRequest(idempotencyKey: key, amountMinor: 100, currency: "EUR", debtor: "a", creditor: "b", jobID: id, attempt: 1)
+    }
+
+    @Test func deduplicatesByIdempotencyKey() async throws {
+        let gateway = try SimulatedGateway(.init(latencyMillis: 0, jitterMillis: 0))
+        let first = await gateway.charge(request("k1"))
+        let second = await gateway.charge(request("k1"))
+        #expect(first == second)
+        guard case .accepted = first else { Issue.record("expected acceptance, got \(first)"); return }
+        #expect(gateway.counts.accepted == 1)
+        #expect(gateway.counts.duplicates == 1)
+        #expect(try await gateway.lookup(idempotencyKey: "k1") != nil)
+        #expect(try await gateway.lookup(idempotencyKey: "nope") == nil)
+    }
+
+    @Test func declinesAreStablePerKeyAndRatesHold() async throws {
+        let gateway = try SimulatedGateway(.init(latencyMillis: 0, jitterMillis: 0, transientFailureRate: 0.1, declineRate: 0.05, seed: 3))
+        var declined = 0, transient = 0
+        for i in 0..<4_000 {
+            switch await gateway.charge(request("key-\(i)")) {
+            case .declined:
+                declined += 1
+                // The same card is never accepted later (it is declined again, or the call times out).
+                if case .accepted = await gateway.charge(request("key-\(i)")) { Issue.record("declined key-\(i) was accepted on retry") }
+            case .transientFailure: transient += 1
+            default: break
+            }
+        }
+        #expect((120...280).contains(declined), "declined \(declined) of 4000 at 5%")
+        #expect((250...550).contains(transient), "transient \(transient) of 4000 at 10%")
+    }
+
+    @Test func aJournalSurvivesTheProcess() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let first = try SimulatedGateway(.init(latencyMillis: 0, jitterMillis: 0, journalPath: path))
+        guard case let .accepted(chargeID) = await first.charge(request("persisted", id: 7)) else { Issue.record("not accepted"); return }
+        // A new gateway on the same journal (a restarted server) knows the charge.
+        let second = try SimulatedGateway(.init(latencyMillis: 0, jitterMillis: 0, journalPath: path))
+        #expect(await second.charge(request("persisted", id: 7)) == .accepted(chargeID: chargeID))
+        #expect(second.counts.accepted == 0)
+        #expect(try SimulatedGateway.readJournal(path).map(\.key) == ["persisted"])
+    }
+
+    @Test func rejectsImpossibleRates() {
+        #expect(throws: PaymentsError.self) { try SimulatedGateway(.init(transientFailureRate: 1.5)) }
+        #expect(throws: PaymentsError.self) { try SimulatedGateway(.init(transientFailureRate: 0.6, declineRate: 0.6)) }
+        #expect(throws: PaymentsError.self) { try SimulatedGateway(.init(latencyMillis: -1)) }
+    }
+}
+
+@Suite struct BatchQueueTests {
+    @Test func drainsInBatchesThenEndsWhenClosed() async {
+        let queue = BatchQueue<Int>()
+        for i in 0..<10 { queue.append(i) }
+        #expect(await queue.take(max: 4) == [0, 1, 2, 3])
+        #expect(await queue.take(max: 100) == [4, 5, 6, 7, 8, 9])
+        async let waiting = queue.take(max: 10)
+        try? await Task.sleep(for: .milliseconds(20))
+        queue.append(42)
+        #expect(await waiting == [42])
+        queue.close()
+        #expect(await queue.take(max: 10) == nil)
+    }
+}
+
+@Suite struct WorkerConfigurationTests {
+    @Test func refusesNonsense() {
+        var config = WorkerConfiguration(owner: "test")
+        config.concurrency = 0
+        #expect(throws: PaymentsError.self) { try config.validated() }
+        config = WorkerConfiguration(owner: "test")
+        config.lease = .milliseconds(10)
+        #expect(throws: PaymentsError.self) { try config.validated() }
+        config = WorkerConfiguration(owner: "test")
+        config.concurrency = 10_000
+        #expect((try? config.validated()) != nil)
+    }
+
+    @Test func transientErrorClassification() {
+        #expect(isTransientDatabaseError(TimeoutError()))
+        #expect(!isTransientDatabaseError(PaymentsError.invalidOption("x")))
+    }
+}
