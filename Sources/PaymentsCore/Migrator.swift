@@ -9,14 +9,7 @@ public struct Migration: Sendable, Equatable {
     public var sql: String
 
     /// A stable checksum of the file (FNV-1a 64): an applied file must not change.
-    public var checksum: String {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in sql.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        return String(hash, radix: 16)
-    }
+    public var checksum: String { String(fnv1a64(sql), radix: 16) }
 
     /// `0002_payment_jobs.sql` -> version `0002`.
     public init?(fileName: String, sql: String) {

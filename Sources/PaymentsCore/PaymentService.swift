@@ -158,9 +158,6 @@ public struct PaymentService: Sendable {
             guard readFallback else { throw PaymentsError.unreachable(role: "pgbouncer-read", endpoint: database.readURL.endpoint, reason: describe(error)) }
             logger.warning("read path failed; reading from the primary", metadata: ["job_id": "\(id)", "error": "\(describe(error))"])
             reason = "read path unavailable: \(describe(error))"
-            let job = try await readJob(id: id, on: database.write)
-            readCounts.record("payments-primary")
-            return ReadResult(job: job, source: ReadSource(kind: .primary, node: "payments-primary", lagSeconds: 0, viaWritePath: true, reason: reason))
         }
         let job = try await readJob(id: id, on: database.write)
         readCounts.record("payments-primary")

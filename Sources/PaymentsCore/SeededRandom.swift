@@ -19,12 +19,17 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     /// A stable uniform value in [0, 1) for a string and seed (FNV-1a then one mix):
     /// the same key always gets the same draw, as a gateway's verdict on a card does.
     public static func unit(for key: String, seed: UInt64) -> Double {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325 ^ seed
-        for byte in key.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        var generator = SeededRandom(seed: hash)
+        var generator = SeededRandom(seed: fnv1a64(key, basis: 0xCBF2_9CE4_8422_2325 ^ seed))
         return generator.unit()
     }
+}
+
+/// FNV-1a, 64 bits: a stable hash of a string (Swift's Hasher is randomised per process).
+public func fnv1a64(_ text: String, basis: UInt64 = 0xCBF2_9CE4_8422_2325) -> UInt64 {
+    var hash = basis
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash &*= 0x0000_0100_0000_01B3
+    }
+    return hash
 }

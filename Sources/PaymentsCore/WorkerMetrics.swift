@@ -13,6 +13,8 @@ public final class WorkerMetrics: Sendable {
         public var fencedOff = 0
         public var reaped = 0
         public var inFlight = 0
+        /// The most jobs held at once since start.
+        public var peakInFlight = 0
         public var databaseErrors = 0
     }
 
@@ -47,7 +49,10 @@ public final class WorkerMetrics: Sendable {
 
     func setInFlight(_ n: Int) {
         inFlightGauge.record(n)
-        totals.withLock { $0.inFlight = n }
+        totals.withLock {
+            $0.inFlight = n
+            $0.peakInFlight = max($0.peakInFlight, n)
+        }
     }
 
     func recordCompleted(_ jobs: [CompletedJob], submitted: [Completion]) {

@@ -209,7 +209,7 @@ public final class WorkerPool: Service, Sendable {
 
     func resolveTransientFailure(_ job: ClaimedJob, reason: String) async -> Completion.Resolution {
         guard job.attempt >= job.maxAttempts else {
-            let delay = random.withLock { configuration.backoff.delay(afterAttempt: Int(job.attempt), using: &$0) }
+            let delay = retryDelay(after: job.attempt)
             logger.debug("transient gateway failure; will retry", metadata: [
                 "job_id": "\(job.id)", "attempt": "\(job.attempt)", "retry_in_ms": "\(Int(delay.seconds * 1000))", "error": "\(reason)",
             ])
@@ -223,13 +223,17 @@ public final class WorkerPool: Service, Sendable {
                 return .succeeded(chargeID: record.chargeID)
             }
         } catch {
-            let delay = random.withLock { configuration.backoff.delay(afterAttempt: Int(job.attempt), using: &$0) }
+            let delay = retryDelay(after: job.attempt)
             return .retry(error: "gateway lookup failed after \(job.attempt) attempts: \(error)", after: delay)
         }
         logger.warning("payment failed: transient failures used up its attempts", metadata: [
             "job_id": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(reason)",
         ])
         return .failed(error: "gave up after \(job.attempt) attempts: \(reason)")
+    }
+
+    func retryDelay(after attempt: Int32) -> Duration {
+        random.withLock { configuration.backoff.delay(afterAttempt: Int(attempt), using: &$0) }
     }
 
     // MARK: recording outcomes

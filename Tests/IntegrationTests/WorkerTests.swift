@@ -95,7 +95,8 @@ extension Integration {
             let deadline = ContinuousClock.now + .seconds(120)
             while try await Self.openJobs(prefix) > 0 && ContinuousClock.now < deadline {
                 if let worker = try? await HTTP.request("GET", "http://127.0.0.1:\(serve.port)/v1/stats").json?["worker"] as? [String: Any] {
-                    peakInFlight = max(peakInFlight, worker["in_flight"] as? Int ?? 0)
+                    // The server's own high-water mark: sampling from outside can miss the peak.
+                    peakInFlight = max(peakInFlight, worker["peak_in_flight"] as? Int ?? 0)
                 }
                 peakBackends = max(peakBackends, try await Self.primaryBackends())
                 peakRSS = max(peakRSS, serve.residentMB)

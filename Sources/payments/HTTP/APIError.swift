@@ -9,9 +9,9 @@ struct APIError: Error, HTTPResponseError {
     var message: String
     var headers: HTTPFields = [:]
 
-    func response(from request: Request, context: some RequestContext) throws -> Response {
-        Self.response(status: status, code: code, message: message, headers: headers)
-    }
+    func response(from request: Request, context: some RequestContext) throws -> Response { response }
+
+    var response: Response { Self.response(status: status, code: code, message: message, headers: headers) }
 
     static func response(status: HTTPResponse.Status, code: String, message: String, headers extra: HTTPFields = [:]) -> Response {
         struct Body: Encodable {
@@ -46,20 +46,16 @@ struct JSONErrorResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Conte
             guard response.status.code >= 400, response.headers[.contentType] != "application/json" else { return response }
             return Self.translate(status: response.status)
         } catch let error as APIError {
-            return APIError.response(status: error.status, code: error.code, message: error.message, headers: error.headers)
+            return error.response
         } catch let error as HTTPError {
             return Self.translate(status: error.status, message: error.body)
         } catch let error as ValidationError {
             return APIError.response(status: .badRequest, code: error.code, message: error.message)
         } catch where isTransientDatabaseError(error) {
             context.logger.warning("database unavailable", metadata: ["error": "\(describe(error))"])
-            let api = APIError.unavailable(error)
-            return APIError.response(status: api.status, code: api.code, message: api.message, headers: api.headers)
+            return APIError.unavailable(error).response
         } catch let error as PaymentsError {
-            if case .unreachable = error {
-                let api = APIError.unavailable(error)
-                return APIError.response(status: api.status, code: api.code, message: api.message, headers: api.headers)
-            }
+            if case .unreachable = error { return APIError.unavailable(error).response }
             context.logger.error("request failed", metadata: ["error": "\(describe(error))"])
             return APIError.response(status: .internalServerError, code: "internal_error", message: "internal error")
         } catch {

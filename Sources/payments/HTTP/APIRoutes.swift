@@ -101,11 +101,11 @@ struct APIRoutes: Sendable {
             var readsServedBy: [String: Int]
             var gateway: Gateway?
             struct Worker: Encodable {
-                var claimed, succeeded, retried, failed, released, leaseLost, reaped, inFlight, databaseErrors: Int
+                var claimed, succeeded, retried, failed, released, leaseLost, reaped, inFlight, peakInFlight, databaseErrors: Int
                 var latencySecondsP50, latencySecondsP95, latencySecondsP99: Double
                 enum CodingKeys: String, CodingKey {
                     case claimed, succeeded, retried, failed, released, reaped
-                    case leaseLost = "lease_lost", inFlight = "in_flight", databaseErrors = "database_errors"
+                    case leaseLost = "lease_lost", inFlight = "in_flight", peakInFlight = "peak_in_flight", databaseErrors = "database_errors"
                     case latencySecondsP50 = "latency_seconds_p50", latencySecondsP95 = "latency_seconds_p95", latencySecondsP99 = "latency_seconds_p99"
                 }
             }
@@ -122,7 +122,7 @@ struct APIRoutes: Sendable {
         let body = Body(
             queue: queue,
             worker: .init(claimed: t.claimed, succeeded: t.succeeded, retried: t.retried, failed: t.failed, released: t.released,
-                          leaseLost: t.fencedOff, reaped: t.reaped, inFlight: t.inFlight, databaseErrors: t.databaseErrors,
+                          leaseLost: t.fencedOff, reaped: t.reaped, inFlight: t.inFlight, peakInFlight: t.peakInFlight, databaseErrors: t.databaseErrors,
                           latencySecondsP50: p[0], latencySecondsP95: p[1], latencySecondsP99: p[2]),
             readsServedBy: service.readCounts.snapshot,
             gateway: g.map { .init(calls: $0.calls, accepted: $0.accepted, duplicates: $0.duplicates, declined: $0.declined, transientFailures: $0.transientFailures) })
