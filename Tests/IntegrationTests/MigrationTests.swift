@@ -37,7 +37,7 @@ extension Integration {
                 #expect(applied == migrations.map(\.version))
                 for try await (tables) in try await client.query(
                     "SELECT count(*)::int8 FROM pg_tables WHERE schemaname = \(schema)", logger: TestEnvironment.logger).decode(Int64.self) {
-                    #expect(tables == 4)  // currencies, payment_jobs, ledger_entries, schema_migrations
+                    #expect(tables == 5)  // currencies, payment_jobs, ledger_entries, payment_jobs_archive, schema_migrations
                 }
                 try await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"), logger: TestEnvironment.logger)
             }

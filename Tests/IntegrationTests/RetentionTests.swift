@@ -1,0 +1,40 @@
+import Foundation
+import PaymentsCore
+import PostgresNIO
+import Testing
+
+extension Integration {
+    @Suite struct RetentionTests {
+        @Test func pruneArchivesOldFailedAndCancelledJobsOnly() async throws {
+            try await TestEnvironment.migrate()
+            try await QueueReset.cancelLeftovers()
+            let prefix = TestEnvironment.uniquePrefix("retention")
+            let result = try await TestEnvironment.run(["enqueue", "--count", "4", "--key-prefix", prefix])
+            try #require(result.status == 0, "\(result.stderr)")
+            // Four jobs: an old failure, an old cancellation, a recent failure, one still queued.
+            try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+                try await client.query("""
+                    UPDATE payment_jobs SET state = CASE idempotency_key WHEN \(prefix + "-1") THEN 'cancelled' ELSE 'failed' END,
+                           finished_at = CASE WHEN idempotency_key = \(prefix + "-2") THEN now() ELSE now() - interval '40 days' END,
+                           last_error = 'test'
+                    WHERE idempotency_key IN (\(prefix + "-0"), \(prefix + "-1"), \(prefix + "-2"))
+                    """, logger: TestEnvironment.logger)
+            }
+            let dry = try await TestEnvironment.run(["prune", "--older-than-days", "30", "--dry-run"])
+            #expect(dry.status == 0)
+            #expect(dry.stdout.contains("would archive"), "\(dry.stdout)")
+            let pruned = try await TestEnvironment.run(["prune", "--older-than-days", "30"])
+            #expect(pruned.status == 0, "\(pruned.stderr)")
+            let remaining = try await TestEnvironment.scalar(TestEnvironment.writeURL,
+                "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(prefix + "-%")")
+            let archived = try await TestEnvironment.scalar(TestEnvironment.writeURL,
+                "SELECT count(*) FROM payment_jobs_archive WHERE idempotency_key LIKE \(prefix + "-%")")
+            #expect(remaining == 2, "the recent failure and the queued job stay")
+            #expect(archived == 2, "the two old terminal jobs are archived")
+            let bad = try await TestEnvironment.run(["prune", "--older-than-days=-3"])
+            #expect(bad.status != 0)
+            #expect(bad.stderr.contains("--older-than-days must be"))
+            try await QueueReset.cancelLeftovers()
+        }
+    }
+}
