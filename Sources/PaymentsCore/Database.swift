@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// The two connection pools of the contract: writes and claims through pgbouncer-write,
 /// status reads through pgbouncer-read. Both use only unnamed statements (`query`),
@@ -74,14 +75,38 @@ public struct TimeoutError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Runs `operation`, throwing `TimeoutError` if it does not finish within `duration`.
+/// The operation runs in its own task and is cancelled on timeout, but the caller does
+/// not wait for it to notice: a query stuck in a driver that ignores cancellation cannot
+/// hold the caller past the deadline (a task group would wait for it).
 public func withTimeout<T: Sendable>(_ duration: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: duration)
-            throw TimeoutError()
+    let race = TimeoutRace<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        race.continuation.withLock { $0 = continuation }
+        let timer = Task {
+            try? await Task.sleep(for: duration)
+            guard !Task.isCancelled else { return }
+            race.finish(.failure(TimeoutError()))
+            race.work.withLock { $0 }?.cancel()
         }
-        defer { group.cancelAll() }
-        return try await group.next()!
+        let work = Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await operation()) } catch { result = .failure(error) }
+            timer.cancel()
+            race.finish(result)
+        }
+        race.work.withLock { $0 = work }
+    }
+}
+
+/// Whichever of the operation and the timer ends first resumes the caller, once.
+final class TimeoutRace<T: Sendable>: Sendable {
+    let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    let work = Mutex<Task<Void, Never>?>(nil)
+
+    func finish(_ result: Result<T, any Error>) {
+        continuation.withLock { c in
+            defer { c = nil }
+            return c
+        }?.resume(with: result)
     }
 }

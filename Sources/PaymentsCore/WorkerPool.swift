@@ -23,6 +23,9 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var shutdownTimeout: Duration = .seconds(10)
     public var backoff = Backoff()
     public var statsInterval: Duration = .seconds(5)
+    /// Longest any one worker statement may take before it counts as failed and is
+    /// retried: a query stuck behind a restarting pooler must not wedge the pool.
+    public var statementTimeout: Duration = .seconds(15)
 
     public init(owner: String = WorkerConfiguration.defaultOwner()) {
         self.owner = owner
@@ -147,7 +150,9 @@ public final class WorkerPool: Service, Sendable {
                 let want = min(configuration.batchSize, free)
                 let claimed: [ClaimedJob]
                 do {
-                    claimed = try await store.claim(limit: want, owner: configuration.owner, lease: configuration.lease)
+                    claimed = try await withTimeout(configuration.statementTimeout) { [store, configuration] in
+                        try await store.claim(limit: want, owner: configuration.owner, lease: configuration.lease)
+                    }
                     dbBackoff = .milliseconds(50)
                 } catch {
                     metrics.recordDatabaseError()
@@ -254,7 +259,9 @@ public final class WorkerPool: Service, Sendable {
         var delay = Duration.milliseconds(50)
         while true {
             do {
-                let done = try await store.complete(batch, owner: configuration.owner)
+                let done = try await withTimeout(configuration.statementTimeout * 2) { [store, configuration] in
+                    try await store.complete(batch, owner: configuration.owner)
+                }
                 metrics.recordCompleted(done, submitted: batch)
                 if done.count < batch.count {
                     logger.warning("outcomes not recorded: lease lost (another worker owns these jobs now)", metadata: ["jobs": "\(batch.count - done.count)"])
@@ -294,7 +301,9 @@ public final class WorkerPool: Service, Sendable {
             let held = state.withLock { Array($0.held.keys) }
             guard !held.isEmpty else { continue }
             do {
-                let extended = try await store.extendLeases(ids: held, owner: configuration.owner, lease: configuration.lease)
+                let extended = try await withTimeout(configuration.statementTimeout) { [store, configuration] in
+                    try await store.extendLeases(ids: held, owner: configuration.owner, lease: configuration.lease)
+                }
                 if extended < held.count {
                     logger.debug("some leases were lost before they could be extended", metadata: ["held": "\(held.count)", "extended": "\(extended)"])
                 }
@@ -311,7 +320,7 @@ public final class WorkerPool: Service, Sendable {
             do {
                 var reaped = 0
                 repeat {
-                    reaped = try await store.reapExpiredLeases()
+                    reaped = try await withTimeout(configuration.statementTimeout) { [store] in try await store.reapExpiredLeases() }
                     metrics.recordReaped(reaped)
                     if reaped > 0 { logger.info("returned jobs with expired leases to the queue", metadata: ["jobs": "\(reaped)"]) }
                 } while reaped >= 1_000 && !Task.isCancelled

@@ -108,3 +108,32 @@ import Testing
         #expect(!isTransientDatabaseError(PaymentsError.invalidOption("x")))
     }
 }
+
+@Suite struct TimeoutTests {
+    @Test func returnsTheResultInTime() async throws {
+        #expect(try await withTimeout(.seconds(5)) { 42 } == 42)
+    }
+
+    /// An operation that ignores cancellation (as a driver waiting on a socket may) must
+    /// not hold the caller past the deadline.
+    @Test func doesNotWaitForAnOperationThatIgnoresCancellation() async {
+        let start = ContinuousClock.now
+        do {
+            _ = try await withTimeout(.milliseconds(100)) {
+                let until = ContinuousClock.now + .seconds(3)
+                while ContinuousClock.now < until { try? await Task.sleep(for: .milliseconds(10)) }
+                return 1
+            }
+            Issue.record("expected a timeout")
+        } catch {
+            #expect(error is TimeoutError)
+        }
+        #expect(ContinuousClock.now - start < .seconds(2))
+    }
+
+    @Test func passesErrorsThrough() async {
+        await #expect(throws: PaymentsError.self) {
+            try await withTimeout(.seconds(5)) { () async throws -> Int in throw PaymentsError.invalidOption("x") }
+        }
+    }
+}

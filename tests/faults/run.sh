@@ -255,7 +255,10 @@ printf '%-28s %-5s %-10s %s\n' SCENARIO RESULT RECOVERY NOTES
 printf '%s\n' "${RESULTS[@]}"
 passed=$(printf '%s\n' "${RESULTS[@]}" | awk '$0 ~ / PASS / {n++} END {print n+0}')
 failed=$(printf '%s\n' "${RESULTS[@]}" | awk '$0 ~ / FAIL / {n++} END {print n+0}')
-if [ "$failed" != 0 ]; then echo "serve log (last lines):"; tail -20 "$WORK/serve.log"; fi
+if [ "$failed" != 0 ]; then
+  echo "serve log (last lines; whole logs kept in $WORK):"; grep -v "read path failed" "$WORK/serve.log" | tail -40
+else
+  rm -rf "$WORK"
+fi
 echo "faults: $passed passed, $failed failed"
-rm -rf "$WORK"
 [ "$failed" = 0 ]
