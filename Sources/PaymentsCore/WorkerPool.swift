@@ -298,6 +298,9 @@ public final class WorkerPool: Service, Sendable {
         let interval = configuration.lease / 3
         while !Task.isCancelled {
             do { try await Task.sleep(for: interval) } catch { return }
+            // Also a periodic nudge for a claim loop waiting for room, so no lost or
+            // missing wake-up can park it for good.
+            wake.yield()
             let held = state.withLock { Array($0.held.keys) }
             guard !held.isEmpty else { continue }
             do {
@@ -337,6 +340,12 @@ public final class WorkerPool: Service, Sendable {
             do { try await Task.sleep(for: configuration.statsInterval) } catch { return }
             let now = metrics.snapshot
             let finished = (now.succeeded + now.failed) - (last.succeeded + last.failed)
+            if finished == 0 && now.inFlight > 0 && now.claimed == last.claimed {
+                logger.warning("no progress: holding jobs but none finished or claimed", metadata: [
+                    "in_flight": "\(now.inFlight)", "gateway_calls": "\(state.withLock { $0.gatewayCalls })",
+                    "pending_outcomes": "\(completions.count)", "database_errors": "\(now.databaseErrors)",
+                ])
+            }
             guard now != last else { continue }
             logger.info("progress", metadata: [
                 "in_flight": "\(now.inFlight)", "succeeded": "\(now.succeeded)", "failed": "\(now.failed)",

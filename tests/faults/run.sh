@@ -94,6 +94,7 @@ prove() { # prefix
 }
 record() { # name, verdict, recovery, notes
   RESULTS+=("$(printf '%-28s %-5s %-10s %s' "$1" "$2" "$3" "$4")")
+  if [ "$2" != PASS ]; then log "serve stats: $(curl -s --max-time 5 "$API/v1/stats" | head -c 1500)"; fi
 }
 wait_for() { # seconds, command... -> prints elapsed seconds, fails on timeout
   local t0; t0=$(now)
@@ -256,7 +257,8 @@ printf '%s\n' "${RESULTS[@]}"
 passed=$(printf '%s\n' "${RESULTS[@]}" | awk '$0 ~ / PASS / {n++} END {print n+0}')
 failed=$(printf '%s\n' "${RESULTS[@]}" | awk '$0 ~ / FAIL / {n++} END {print n+0}')
 if [ "$failed" != 0 ]; then
-  echo "serve log (last lines; whole logs kept in $WORK):"; grep -v "read path failed" "$WORK/serve.log" | tail -40
+  echo "pgbouncer-write pools:"; "${TOPO[@]}" psql admin-write -c "SHOW POOLS" 2>&1 | head -5
+  echo "serve log (last lines; whole logs kept in $WORK):"; grep -v "read path failed" "$WORK/serve.log" | tail -60
 else
   rm -rf "$WORK"
 fi
