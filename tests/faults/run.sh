@@ -158,7 +158,8 @@ scenario_primary_restart() {
 
 scenario_serve_sigkill() {
   local p="f-kill-$RANDOM"; begin "$p"
-  # A burst, so the kill lands while the server holds jobs.
+  # A slow gateway and a burst, so the kill surely lands while the server holds jobs.
+  stop_serve; start_serve --gateway-latency-ms 300
   "$BIN" enqueue --count 2000 --key-prefix "$p-burst" >/dev/null 2>&1
   holding() { [ "$(sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$p-%' AND state = 'running'")" -gt 0 ]; }
   wait_for 10 holding >/dev/null
