@@ -48,15 +48,7 @@ public struct Database: Sendable {
     public static func ping(_ url: DatabaseURL, role: String, timeout: Duration, logger: Logger) async throws {
         do {
             try await withTimeout(timeout) {
-                let tls: PostgresConnection.Configuration.TLS
-                switch url.sslMode {
-                case .disable: tls = .disable
-                case .prefer: tls = .prefer(try .init(configuration: .makeClientConfiguration()))
-                case .require: tls = .require(try .init(configuration: .makeClientConfiguration()))
-                }
-                var config = PostgresConnection.Configuration(
-                    host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: tls)
-                config.options.connectTimeout = .init(timeout)
+                let config = try url.connectionConfiguration(connectTimeout: timeout)
                 let connection = try await PostgresConnection.connect(configuration: config, id: 0, logger: logger)
                 defer { Task { try? await connection.close() } }
                 _ = try await connection.query("SELECT 1", logger: logger).collect()

@@ -116,6 +116,19 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         return String(raw[..<colon]) + ":***" + String(raw[at...])
     }
 
+    /// A single connection's configuration (for probes); `clientConfiguration` is the pooled one.
+    public func connectionConfiguration(connectTimeout: Duration) throws -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS
+        switch sslMode {
+        case .disable: tls = .disable
+        case .prefer: tls = .prefer(try .init(configuration: .makeClientConfiguration()))
+        case .require: tls = .require(try .init(configuration: .makeClientConfiguration()))
+        }
+        var config = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
+        config.options.connectTimeout = .init(connectTimeout)
+        return config
+    }
+
     public func clientConfiguration(maxConnections: Int, minConnections: Int = 0) -> PostgresClient.Configuration {
         let tls: PostgresClient.Configuration.TLS
         switch sslMode {

@@ -68,7 +68,7 @@ public struct Enqueuer: Sendable {
         let start = clock.now
         let batchSize = self.batchSize
         let logger = self.logger
-        let (new, conflicts) = try await client.withTransaction(logger: logger) { connection -> (Int, [LineError]) in
+        let new = try await client.withTransaction(logger: logger) { connection -> Int in
             var new = 0
             var conflicts: [LineError] = []
             for lower in stride(from: 0, to: payments.count, by: batchSize) {
@@ -78,10 +78,10 @@ public struct Enqueuer: Sendable {
                 conflicts += result.conflicts
                 progress(Progress(done: lower + batch.count, total: payments.count, inserted: new, elapsed: clock.now - start))
             }
+            // Throwing rolls the whole file back.
             if !conflicts.isEmpty { throw PaymentsError.invalidInput(lines: conflicts, total: payments.count) }
-            return (new, conflicts)
+            return new
         }
-        _ = conflicts
         let seconds = (clock.now - start).seconds
         return Summary(total: payments.count, inserted: new, duplicates: payments.count - new, seconds: seconds)
     }

@@ -13,7 +13,7 @@ LOG="$(mktemp /tmp/payments-api.XXXXXX.log)"
 "$BIN" serve --port "$PORT" --no-workers >"$LOG" 2>&1 &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; rm -f "$LOG"' EXIT
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+scripts/wait-http "http://127.0.0.1:$PORT/healthz" || { echo "serve did not start: $(tail -5 "$LOG")"; exit 1; }
 
 rc=0
 python3 tests/api/check_openapi.py "http://127.0.0.1:$PORT" Sources/payments/openapi.yaml || rc=1

@@ -30,7 +30,7 @@ succeeded() { sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE 
 start_serve() { # extra args...
   "$BIN" serve --port "$PORT" "${SERVE_ARGS[@]}" "$@" >>"$WORK/serve.log" 2>&1 &
   SERVE_PID=$!
-  for _ in $(seq 1 100); do curl -fs "$API/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  scripts/wait-http "$API/healthz" && return 0
   echo "serve did not start"; tail -5 "$WORK/serve.log"; return 1
 }
 stop_serve() {
@@ -223,7 +223,7 @@ scenario_haproxy_down() {
   local off_port=$((PORT + 1))
   "$BIN" serve --port "$off_port" --no-workers --no-read-fallback >>"$WORK/serve-nofallback.log" 2>&1 &
   local off_pid=$!
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$off_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  scripts/wait-http "http://127.0.0.1:$off_port/healthz"
   local body code; body=$(curl -s -w '\n%{http_code}' --max-time 30 "http://127.0.0.1:$off_port/v1/payments/$id"); code=$(echo "$body" | tail -1)
   kill -TERM "$off_pid"; wait "$off_pid" 2>/dev/null
   log "read with fallback off: $code $(echo "$body" | head -1 | cut -c1-120)"
