@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "payments", targets: ["payments"]),
         .library(name: "PaymentsCore", targets: ["PaymentsCore"]),
+        .library(name: "PaymentsHTTP", targets: ["PaymentsHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
@@ -18,7 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
-        // Domain and database logic: everything the CLI and HTTP layer call into.
+        // Domain and database logic: queue, intake, reads, gateway, schema.
         .target(
             name: "PaymentsCore",
             dependencies: [
@@ -27,30 +28,69 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            resources: [.copy("Migrations")]
+            // Compiles the top-level Migrations/*.sql into the binary.
+            plugins: ["EmbedFiles"]
         ),
-        // Thin CLI + HTTP layer.
+        // The HTTP API: buildRouter / buildApplication over PaymentsCore.
+        .target(
+            name: "PaymentsHTTP",
+            dependencies: [
+                "PaymentsCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            // openapi.yaml is compiled into the binary, not shipped as a bundle.
+            exclude: ["openapi.yaml"],
+            plugins: ["EmbedFiles"]
+        ),
+        // What the demo and the tests use to prove a run correct; not part of serving.
+        .target(
+            name: "PaymentsProof",
+            dependencies: [
+                "PaymentsCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Thin CLI: parses flags, builds, runs.
         .executableTarget(
             name: "payments",
             dependencies: [
                 "PaymentsCore",
+                "PaymentsHTTP",
+                "PaymentsProof",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-            ],
-            resources: [.copy("openapi.yaml")]
+            ]
+        ),
+        // Build tool: turns text files into Swift string constants.
+        .executableTarget(name: "EmbedFilesTool"),
+        .plugin(
+            name: "EmbedFiles",
+            capability: .buildTool(),
+            dependencies: ["EmbedFilesTool"]
         ),
         .testTarget(
             name: "PaymentsCoreTests",
             dependencies: ["PaymentsCore"]
         ),
         .testTarget(
+            name: "PaymentsHTTPTests",
+            dependencies: [
+                "PaymentsHTTP",
+                "PaymentsCore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "PaymentsCore",
+                "PaymentsProof",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),

@@ -67,7 +67,7 @@ struct EnqueueCommand: AsyncParsableCommand {
                 let currencies = try await Catalog.currencies(database.write, logger: logger)
                 let parsed = JSONLinesParser.parse(fileData ?? Data(), currencies: currencies, keyPrefix: keyPrefix)
                 guard parsed.errors.isEmpty else { throw PaymentsError.invalidInput(lines: parsed.errors, total: parsed.total) }
-                guard !parsed.payments.isEmpty else { throw PaymentsError.invalidOption("the input has no payments") }
+                guard !parsed.payments.isEmpty else { throw PaymentsError.emptyInput }
                 var summary = try await enqueuer.enqueueFile(parsed.payments, progress: report)
                 summary.total += parsed.repeatedInFile
                 summary.duplicates += parsed.repeatedInFile

@@ -16,7 +16,7 @@ struct MigrateCommand: AsyncParsableCommand {
         try await runReportingErrors {
             let logger = try db.makeLogger("payments.migrate")
             let database = try db.makeDatabase(logger: logger, writePool: 2, readPool: 1)
-            let migrations = try migrationsDir.map { try Migration.load(from: URL(fileURLWithPath: $0)) } ?? Migration.bundled()
+            let migrations = try migrationsDir.map { try Migration.load(from: URL(fileURLWithPath: $0)) } ?? Migration.embedded()
             try await database.checkReachable()
             let report = try await database.run {
                 try await Migrator(client: database.write, logger: logger).migrate(migrations)

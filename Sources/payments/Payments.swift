@@ -22,6 +22,14 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    /// A malformed DSN (flag or environment) or log level is a usage error: exit 64.
+    func validate() throws {
+        _ = try usageChecked { try urls() }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got '\(logLevel)'")
+        }
+    }
+
     func urls() throws -> (write: DatabaseURL, read: DatabaseURL) {
         let env = ProcessInfo.processInfo.environment
         return (
@@ -59,7 +67,9 @@ enum LoggingBootstrap {
     }
 }
 
-/// Runs a command body, turning any failure into one clear line on stderr and exit 1.
+/// Runs a command body, turning any failure into one clear line on stderr and an exit
+/// code: 64 (EX_USAGE) for a bad flag or DSN, as ArgumentParser's own checks give, and 1
+/// for everything that went wrong at run time.
 func runReportingErrors(_ body: () async throws -> Void) async throws {
     do {
         try await body()
@@ -69,7 +79,18 @@ func runReportingErrors(_ body: () async throws -> Void) async throws {
         throw error
     } catch {
         FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
+        if let error = rootCause(error) as? PaymentsError, error.isUsageError { throw ExitCode.validationFailure }
         throw ExitCode.failure
+    }
+}
+
+/// For `validate()`: a PaymentsError usage error becomes ArgumentParser's ValidationError
+/// (message, usage line, exit 64).
+func usageChecked<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as PaymentsError where error.isUsageError {
+        throw ValidationError(error.description)
     }
 }
 

@@ -1,12 +1,8 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
-import Logging
-import Metrics
 import PaymentsCore
-import Prometheus
-import ServiceLifecycle
-import Synchronization
+import PaymentsHTTP
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,75 +40,49 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("retry-cap-ms"), help: "Backoff cap.") var retryCapMs: Double = 60_000
     @Option(name: .customLong("stats-interval"), help: "Seconds between progress log lines.") var statsInterval: Double = 5
 
+    /// Every flag checked here, so any bad value is a usage error (exit 64) before anything starts.
     func validate() throws {
-        guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535, got \(port)") }
-        guard (1...64).contains(writePool), (1...64).contains(readPool) else { throw ValidationError("--write-pool and --read-pool must be from 1 to 64") }
         guard retryBaseMs > 0, retryCapMs >= retryBaseMs, retryCapMs <= 3_600_000 else {
             throw ValidationError("--retry-base-ms must be > 0 and <= --retry-cap-ms (at most 3,600,000)")
         }
-        guard statsInterval >= 0.1 else { throw ValidationError("--stats-interval must be at least 0.1") }
+        guard statsInterval >= 0.1, statsInterval <= 86_400 else { throw ValidationError("--stats-interval must be from 0.1 to 86,400") }
         guard lease.isFinite, shutdownTimeout.isFinite else { throw ValidationError("--lease and --shutdown-timeout must be numbers") }
+        _ = try usageChecked { try settings() }
+    }
+
+    func settings() throws -> ServerSettings {
+        let urls = try db.urls()
+        var settings = ServerSettings(writeURL: urls.write, readURL: urls.read)
+        settings.host = host
+        settings.port = port
+        settings.writePool = writePool
+        settings.readPool = readPool
+        settings.readFallback = readFallback
+        if noWorkers {
+            settings.workers = nil
+        } else {
+            var worker = WorkerConfiguration()
+            worker.concurrency = concurrency
+            worker.batchSize = batchSize
+            worker.lease = .seconds(fractional: lease)
+            worker.shutdownTimeout = .seconds(fractional: shutdownTimeout)
+            worker.backoff = Backoff(base: .seconds(fractional: retryBaseMs / 1000), cap: .seconds(fractional: retryCapMs / 1000))
+            worker.statsInterval = .seconds(fractional: statsInterval)
+            settings.workers = worker
+        }
+        settings.gateway = SimulatedGateway.Configuration(
+            latencyMillis: gatewayLatencyMs, jitterMillis: gatewayJitterMs ?? gatewayLatencyMs / 2,
+            transientFailureRate: gatewayTransientFailureRate, declineRate: gatewayDeclineRate,
+            seed: seed, journalPath: gatewayJournal)
+        return try settings.validated()
     }
 
     func run() async throws {
         try await runReportingErrors {
             let logger = try db.makeLogger("payments.serve")
-            let registry = PrometheusCollectorRegistry()
-            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-
-            var worker = WorkerConfiguration()
-            worker.concurrency = concurrency
-            worker.batchSize = batchSize
-            worker.lease = .milliseconds(Int64(lease * 1000))
-            worker.shutdownTimeout = .milliseconds(Int64(shutdownTimeout * 1000))
-            worker.backoff = Backoff(base: .milliseconds(Int64(retryBaseMs)), cap: .milliseconds(Int64(retryCapMs)))
-            worker.statsInterval = .milliseconds(Int64(statsInterval * 1000))
-            worker = try worker.validated()
-            let gateway = try SimulatedGateway(.init(
-                latencyMillis: gatewayLatencyMs, jitterMillis: gatewayJitterMs ?? gatewayLatencyMs / 2,
-                transientFailureRate: gatewayTransientFailureRate, declineRate: gatewayDeclineRate,
-                seed: seed, journalPath: gatewayJournal))
-
-            let database = try db.makeDatabase(logger: logger, writePool: writePool, readPool: readPool)
-            let metrics = WorkerMetrics()
-            let pool = try WorkerPool(store: JobStore(client: database.write, logger: logger), gateway: gateway,
-                                      configuration: worker, metrics: metrics, logger: logger)
-            let service = PaymentService(database: database, readFallback: readFallback, logger: logger)
-            let currencyCache = CurrencyCache(client: database.write, logger: logger)
-
-            let router = Router(context: BasicRequestContext.self)
-            APIRoutes(service: service, metrics: metrics, gateway: gateway, registry: registry,
-                      openAPI: try Self.openAPIDocument(), currencies: { try await currencyCache.get() }).register(on: router)
-            let app = Application(
-                responder: JSONErrorResponder(inner: router.buildResponder()),
-                configuration: .init(address: .hostname(host, port: port), serverName: "payments"),
-                onServerRunning: { _ in logger.info("HTTP API listening", metadata: ["address": "http://\(host):\(port)"]) },
-                logger: logger)
-
-            // Shutdown runs in reverse: the HTTP server stops first, then the worker pool
-            // finishes or releases its jobs, and the pools close last.
-            var services: [any Service] = [database.write, database.read]
-            if !noWorkers { services.append(pool) }
-            services.append(app)
-            let group = ServiceGroup(configuration: .init(
-                services: services.map { .init(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                cancellationSignals: [],
-                logger: logger))
-            logger.info("serve starting", metadata: [
-                "write": "\(database.writeURL)", "read": "\(database.readURL)", "workers": "\(!noWorkers)",
-                "concurrency": "\(concurrency)", "read_fallback": "\(readFallback)",
-            ])
-            try await group.run()
+            let app = try buildApplication(try settings(), logger: logger)
+            try await app.runService()
             logger.info("serve stopped cleanly")
         }
     }
-
-    static func openAPIDocument() throws -> Data {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml") else {
-            throw PaymentsError.invalidOption("openapi.yaml is missing from the payments bundle")
-        }
-        return try Data(contentsOf: url)
-    }
 }
-

@@ -10,7 +10,11 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var db: DatabaseOptions
 
-    @Option(help: "Status reads through pgbouncer-read to sample which replicas answer.") var reads: Int = 20
+    @Option(help: "Probes through pgbouncer-read (0 to 1,000) to sample which nodes answer reads.") var reads: Int = 20
+
+    func validate() throws {
+        guard (0...1_000).contains(reads) else { throw ValidationError("--reads must be from 0 to 1,000, got \(reads)") }
+    }
 
     func run() async throws {
         try await runReportingErrors {
@@ -18,10 +22,11 @@ struct StatusCommand: AsyncParsableCommand {
             let database = try db.makeDatabase(logger: logger, writePool: 2, readPool: 4)
             try await database.checkReachable(write: true, read: true)
             try await database.run {
-                let stats = try await QueueStats.collect(database, logger: logger)
-                print("jobs by state:")
-                for state in ["queued", "running", "succeeded", "failed", "cancelled"] {
-                    print("  \(state.padding(toLength: 10, withPad: " ", startingAt: 0)) \(stats.countsByState[state, default: 0].grouped)")
+                let router = ReadRouter(database: database, fallback: true, logger: logger)
+                let stats = try await QueueStats.collect(router, logger: logger)
+                print("jobs by state (read on \(stats.countsServedBy)):")
+                for state in JobState.allCases {
+                    print("  \(state.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) \(stats.count(state).grouped)")
                 }
                 print("finished in the last minute: \(stats.finishedLastMinute.grouped) (\(String(format: "%.1f", stats.jobsPerSecondLastMinute)) jobs/s)")
                 print("replicas (from the primary):")
@@ -29,15 +34,16 @@ struct StatusCommand: AsyncParsableCommand {
                 for r in stats.replicas {
                     print("  \(r.name): \(r.state), replay lag \(r.replayLagBytes ?? 0) bytes, \(String(format: "%.3f", r.replayLagSeconds ?? 0)) s")
                 }
-                // Which nodes answer reads through pgbouncer-read right now.
-                let service = PaymentService(database: database, readFallback: false, logger: logger)
+                guard reads > 0 else { return }
+                // Which nodes answer reads through pgbouncer-read right now: each probe asks
+                // the answering node who it is (concurrently, so the pooler spreads them).
+                let probes = ReadCounters()
+                let probe = ReadRouter(database: database, fallback: false, counts: probes, logger: logger)
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    for _ in 0..<min(max(reads, 0), 1_000) {
-                        group.addTask { _ = try await service.job(id: 1, freshnessToken: nil) }
-                    }
+                    for _ in 0..<reads { group.addTask { _ = try await probe.identifyReadNode() } }
                     try await group.waitForAll()
                 }
-                let served = service.readCounts.snapshot.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                let served = probes.snapshot.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
                 print("reads through pgbouncer-read answered by: \(served.joined(separator: ", "))")
             }
         }

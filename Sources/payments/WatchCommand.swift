@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PaymentsCore
+import PaymentsProof
 
 /// The demo's live view and proof: progress until every job of a run is terminal, status
 /// reads through pgbouncer-read meanwhile, then the money invariants and the figures,
@@ -24,6 +25,8 @@ struct WatchCommand: AsyncParsableCommand {
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count must be positive") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        guard (0...1_000).contains(readsPerTick) else { throw ValidationError("--reads-per-tick must be from 0 to 1,000") }
+        guard expectReplicas >= 0 else { throw ValidationError("--expect-replicas must not be negative") }
     }
 
     func run() async throws {
@@ -36,7 +39,7 @@ struct WatchCommand: AsyncParsableCommand {
     }
 
     func watch(_ database: Database, logger: Logger) async throws -> Bool {
-        let service = PaymentService(database: database, readFallback: true, logger: logger)
+        let reads = PaymentReads(router: ReadRouter(database: database, fallback: true, logger: logger))
         let display = ProgressDisplay(label: "processed")
         let clock = ContinuousClock()
         let start = clock.now
@@ -54,8 +57,9 @@ struct WatchCommand: AsyncParsableCommand {
             maxLagBytes = max(maxLagBytes, progress.maxReplicaLagBytes)
             maxLagSeconds = max(maxLagSeconds, progress.maxReplicaLagSeconds)
             if ids.isEmpty { ids = try await sampleJobIDs(database, keyPrefix: keyPrefix, limit: 1_000, logger: logger) }
-            for _ in 0..<readsPerTick where !ids.isEmpty {
-                do { _ = try await service.job(id: ids.randomElement()!, freshnessToken: String?.none) } catch { readErrors += 1 }
+            for _ in 0..<readsPerTick {
+                guard let id = ids.randomElement() else { break }
+                do { _ = try await reads.job(id: id, freshnessToken: nil) } catch { readErrors += 1 }
             }
             let elapsed = clock.now - start
             display.update(done: progress.terminal, total: count, elapsed: elapsed)
@@ -71,7 +75,7 @@ struct WatchCommand: AsyncParsableCommand {
 
         let report = try await Invariants.check(database.write, keyPrefix: keyPrefix, journals: gatewayJournal, logger: logger)
         let figures = try await RunFigures.measure(database, keyPrefix: keyPrefix, logger: logger)
-        let served = service.readCounts.snapshot
+        let served = reads.router.counts.snapshot
         let replicasServing = served.filter { $0.key.contains("replica") && $0.value > 0 }.count
         var lines: [(Bool, String)] = report.checks.map { check in (check.passed, "\(check.name): \(check.detail)") }
         lines.append((progress.total == count, "all \(count) jobs enqueued: \(progress.total) found"))

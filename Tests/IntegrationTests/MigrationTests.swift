@@ -11,14 +11,14 @@ extension Integration {
             #expect(second.status == 0)
             #expect(second.stdout.contains("schema up to date"), "\(second.stdout)")
             let versions = try await TestEnvironment.scalar(TestEnvironment.writeURL, "SELECT count(*) FROM schema_migrations")
-            #expect(versions == (try Migration.bundled()).count)
+            #expect(versions == (try Migration.embedded()).count)
         }
 
         /// Two migrators at the same moment on an empty schema: one applies each file, the
         /// other waits on the advisory lock and finds it applied.
         @Test func concurrentMigrationsLeaveOneCorrectSchema() async throws {
             let schema = "mtest_\(UInt32.random(in: 0 ... .max))"
-            let migrations = try Migration.bundled()
+            let migrations = try Migration.embedded()
             try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 4) { client in
                 try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"), logger: TestEnvironment.logger)
                 defer { Task { try? await TestEnvironment.withClient(TestEnvironment.writeURL) { c in

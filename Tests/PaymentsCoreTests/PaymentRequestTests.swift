@@ -5,9 +5,9 @@ import Testing
 @Suite struct PaymentRequestTests {
     let currencies: Set<String> = ["EUR", "USD", "JPY"]
 
-    func validate(_ json: String) -> Result<PaymentRequest, ValidationError> {
+    func validate(_ json: String) -> Result<PaymentRequest, PaymentValidationError> {
         guard let value = try? JSONValue.parse(Data(json.utf8)) else {
-            return .failure(ValidationError(code: "invalid_json", field: nil, message: "malformed JSON"))
+            return .failure(PaymentValidationError(code: "invalid_json", field: nil, message: "malformed JSON"))
         }
         return PaymentRequest.validate(value, currencies: currencies)
     }
@@ -104,10 +104,10 @@ import Testing
             let job = a.make(index: i)
             #expect(job == b.make(index: i))
             #expect(job.idempotencyKey == "p-\(i)")
-            #expect(job.request.amountMinor > 0)
-            #expect(currencies.contains(job.request.currency))
-            #expect(job.request.debtor != job.request.creditor)
-            #expect(PaymentRequest.isValidAccount(job.request.debtor))
+            #expect(job.request.payment.amountMinor > 0)
+            #expect(currencies.contains(job.request.payment.currency))
+            #expect(job.request.payment.debtor != job.request.payment.creditor)
+            #expect(PaymentRequest.isValidAccount(job.request.payment.debtor))
         }
     }
 

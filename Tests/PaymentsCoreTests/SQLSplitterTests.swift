@@ -31,7 +31,7 @@ import Testing
     }
 
     @Test func splitsTheShippedMigrations() throws {
-        let migrations = try Migration.bundled()
+        let migrations = try Migration.embedded()
         #expect(migrations.map(\.version) == migrations.map(\.version).sorted())
         for migration in migrations {
             #expect(!SQLSplitter.split(migration.sql).isEmpty)

@@ -24,7 +24,7 @@ import Testing
 
 @Suite struct SimulatedGatewayTests {
     func request(_ key: String, id: Int64 = 1) -> ChargeRequest {
-        ChargeRequest(idempotencyKey: key, amountMinor: 100, currency: "EUR", debtor: "a", creditor: "b", jobID: id, attempt: 1)
+        ChargeRequest(idempotencyKey: key, payment: Payment(amountMinor: 100, currency: "EUR", debtor: "a", creditor: "b"), jobID: id, attempt: 1)
     }
 
     @Test func deduplicatesByIdempotencyKey() async throws {

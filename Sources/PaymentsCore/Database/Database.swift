@@ -1,0 +1,61 @@
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The two connection pools of the contract: writes and claims through pgbouncer-write,
+/// status reads through pgbouncer-read. Both use only unnamed statements (`query`),
+/// never `PostgresPreparedStatement`, and no session state: see the README's "Transaction pooling" notes.
+public struct Database: Sendable {
+    public let write: PostgresClient
+    public let read: PostgresClient
+    public let writeURL: DatabaseURL
+    public let readURL: DatabaseURL
+    public let logger: Logger
+
+    public init(writeURL: DatabaseURL, readURL: DatabaseURL, writePoolSize: Int = 8, readPoolSize: Int = 8, logger: Logger) {
+        self.writeURL = writeURL
+        self.readURL = readURL
+        self.logger = logger
+        var background = logger
+        background[metadataKey: "pool"] = "write"
+        self.write = PostgresClient(configuration: writeURL.clientConfiguration(maxConnections: writePoolSize), backgroundLogger: background)
+        background[metadataKey: "pool"] = "read"
+        self.read = PostgresClient(configuration: readURL.clientConfiguration(maxConnections: readPoolSize), backgroundLogger: background)
+    }
+
+    /// Runs both pools for the duration of `body` (for one-shot commands; `serve` runs
+    /// them as services in its ServiceGroup instead).
+    public func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self, returning: T.self) { group in
+            group.addTask { await self.write.run() }
+            group.addTask { await self.read.run() }
+            defer { group.cancelAll() }
+            // Let the run() tasks start before the first lease (PostgresNIO warns otherwise).
+            try await Task.sleep(for: .milliseconds(20))
+            return try await body()
+        }
+    }
+
+    /// Fails fast, with the pooler's name and the reason, when a pooler does not answer.
+    public func checkReachable(write checkWrite: Bool = true, read checkRead: Bool = false, timeout: Duration = .seconds(5)) async throws {
+        if checkWrite { try await Self.ping(writeURL, role: "pgbouncer-write", timeout: timeout, logger: logger) }
+        if checkRead { try await Self.ping(readURL, role: "pgbouncer-read", timeout: timeout, logger: logger) }
+    }
+
+    /// One dedicated connection and `SELECT 1`: unlike a pooled query, it surfaces the
+    /// real cause (refused, authentication failed, unknown database) at once.
+    public static func ping(_ url: DatabaseURL, role: String, timeout: Duration, logger: Logger) async throws {
+        do {
+            try await withTimeout(timeout) {
+                let config = try url.connectionConfiguration(connectTimeout: timeout)
+                let connection = try await PostgresConnection.connect(configuration: config, id: 0, logger: logger)
+                defer { Task { try? await connection.close() } }
+                _ = try await connection.query("SELECT 1", logger: logger).collect()
+            }
+        } catch is TimeoutError {
+            throw PaymentsError.unreachable(role: role, endpoint: url.endpoint, reason: "no answer within \(timeout)")
+        } catch {
+            throw PaymentsError.unreachable(role: role, endpoint: url.endpoint, reason: describe(error))
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+import Synchronization
+
+/// The shipped gateway: configurable latency, transient-failure and decline rates, a
+/// seed, and deduplication by idempotency key. Accepted charges can be journalled to a
+/// file (one JSON line each) that every `serve` sharing it loads at start, so a charge
+/// accepted by a process killed with SIGKILL is still known to its successor, as it
+/// would be to a real gateway.
+public final class SimulatedGateway: PaymentGateway {
+    public struct Configuration: Sendable, Equatable {
+        public var latencyMillis: Double = 20
+        public var jitterMillis: Double = 10
+        public var transientFailureRate: Double = 0.0
+        public var declineRate: Double = 0.0
+        public var seed: UInt64 = 1
+        public var journalPath: String?
+
+        public init(latencyMillis: Double = 20, jitterMillis: Double = 10, transientFailureRate: Double = 0, declineRate: Double = 0,
+                    seed: UInt64 = 1, journalPath: String? = nil) {
+            self.latencyMillis = latencyMillis
+            self.jitterMillis = jitterMillis
+            self.transientFailureRate = transientFailureRate
+            self.declineRate = declineRate
+            self.seed = seed
+            self.journalPath = journalPath
+        }
+
+        public func validated() throws(PaymentsError) -> Self {
+            guard latencyMillis >= 0, latencyMillis <= 60_000 else { throw .invalidOption("--gateway-latency-ms must be from 0 to 60000") }
+            guard jitterMillis >= 0, jitterMillis <= 60_000 else { throw .invalidOption("--gateway-jitter-ms must be from 0 to 60000") }
+            guard (0...1).contains(transientFailureRate) else { throw .invalidOption("--gateway-transient-failure-rate must be from 0 to 1") }
+            guard (0...1).contains(declineRate) else { throw .invalidOption("--gateway-decline-rate must be from 0 to 1") }
+            guard transientFailureRate + declineRate <= 1 else { throw .invalidOption("transient-failure rate + decline rate must not exceed 1") }
+            return self
+        }
+    }
+
+    public struct Counts: Sendable, Equatable {
+        public var calls = 0
+        public var accepted = 0
+        public var duplicates = 0
+        public var declined = 0
+        public var transientFailures = 0
+    }
+
+    struct State {
+        var charges: [String: ChargeRecord] = [:]
+        var random: SeededRandom
+        var counts = Counts()
+        var nextCharge = 0
+    }
+
+    public let configuration: Configuration
+    private let state: Mutex<State>
+    private let journal: FileHandle?
+    private let instance = UInt32.random(in: 0 ... .max)
+
+    public init(_ configuration: Configuration) throws {
+        self.configuration = try configuration.validated()
+        var charges: [String: ChargeRecord] = [:]
+        if let path = configuration.journalPath {
+            // O_APPEND: several processes may share the journal; each line lands whole at the end.
+            let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+            guard fd >= 0 else {
+                throw PaymentsError.invalidOption("cannot open gateway journal \(path): \(String(cString: strerror(errno)))")
+            }
+            for record in try Self.readJournal(path) { charges[record.key] = record }
+            self.journal = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        } else {
+            self.journal = nil
+        }
+        self.state = Mutex(State(charges: charges, random: SeededRandom(seed: configuration.seed ^ UInt64(instance))))
+    }
+
+    public var counts: Counts { state.withLock { $0.counts } }
+
+    public func charge(_ request: ChargeRequest) async -> ChargeOutcome {
+        let latency = state.withLock { s -> Double in
+            s.counts.calls += 1
+            return max(0, configuration.latencyMillis + (s.random.unit() * 2 - 1) * configuration.jitterMillis)
+        }
+        if latency > 0 {
+            do { try await Task.sleep(for: .microseconds(Int64(latency * 1000))) } catch { return .abandoned }
+        }
+        // A card is declined every time it is tried: the verdict is a stable draw per key.
+        let declined = SeededRandom.unit(for: request.idempotencyKey, seed: configuration.seed) < configuration.declineRate
+        var newRecord: ChargeRecord?
+        let outcome = state.withLock { s -> ChargeOutcome in
+            if let existing = s.charges[request.idempotencyKey] {
+                s.counts.duplicates += 1
+                return .accepted(chargeID: existing.chargeID)
+            }
+            let draw = s.random.unit()
+            // Half the transient failures happen before the charge, half after it (the
+            // response is lost): the retry must then be answered from the dedup record.
+            let transient = draw < configuration.transientFailureRate
+            let failsBeforeCharge = transient && draw < configuration.transientFailureRate / 2
+            if failsBeforeCharge {
+                s.counts.transientFailures += 1
+                return .transientFailure(reason: "gateway timeout (simulated, before charge)")
+            }
+            if declined {
+                s.counts.declined += 1
+                return .declined(reason: "card declined (simulated)")
+            }
+            s.nextCharge += 1
+            let record = ChargeRecord(key: request.idempotencyKey, chargeID: "ch_\(String(instance, radix: 36))_\(s.nextCharge)",
+                                      jobID: request.jobID, amountMinor: request.payment.amountMinor, currency: request.payment.currency)
+            s.charges[request.idempotencyKey] = record
+            s.counts.accepted += 1
+            newRecord = record
+            if transient {
+                s.counts.transientFailures += 1
+                return .transientFailure(reason: "gateway timeout (simulated, after charge)")
+            }
+            return .accepted(chargeID: record.chargeID)
+        }
+        if let newRecord, let journal { Self.append(newRecord, to: journal) }
+        return outcome
+    }
+
+    public func lookup(idempotencyKey: String) async throws -> ChargeRecord? {
+        state.withLock { $0.charges[idempotencyKey] }
+    }
+
+    private static func append(_ record: ChargeRecord, to handle: FileHandle) {
+        // One write(2) per line on an O_APPEND descriptor: lines from several processes
+        // never interleave, and a SIGKILL loses nothing already written.
+        guard var line = try? JSONEncoder().encode(record) else { return }
+        line.append(UInt8(ascii: "\n"))
+        handle.write(line)
+    }
+
+    public static func readJournal(_ path: String) throws -> [ChargeRecord] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        let decoder = JSONDecoder()
+        return data.split(separator: UInt8(ascii: "\n")).compactMap { try? decoder.decode(ChargeRecord.self, from: Data($0)) }
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import PostgresNIO
+
+/// The one mapping between a `payment_jobs` row and `Job`: every statement that returns
+/// jobs selects `Job.columns` (with the jobs table aliased `j`) and decodes them here.
+extension Job {
+    /// Timestamps leave the database already formatted: ISO 8601, UTC, microseconds.
+    static func iso8601(_ column: String) -> String {
+        "to_char(\(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    }
+
+    static let columns = """
+        j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.priority, j.max_attempts,
+        j.state, j.attempt, j.last_error, j.charge_id,
+        \(iso8601("j.created_at")), \(iso8601("j.updated_at")), \(iso8601("j.finished_at"))
+        """
+    static let columnCount = 15
+
+    /// The job's ledger postings as one JSON array, debit first (nil when none).
+    static let postingsColumn = """
+        (SELECT json_agg(json_build_object('side', l.side, 'account', l.account, 'amount_minor', l.amount_minor,
+             'currency', l.currency, 'posted_at', \(iso8601("l.posted_at"))) ORDER BY l.side DESC)::text
+         FROM ledger_entries l WHERE l.job_id = j.id)
+        """
+
+    /// Decodes the job whose `columns` start at `offset`; nil when the row holds no job
+    /// (a LEFT JOIN that matched nothing).
+    static func decode(_ row: PostgresRandomAccessRow, at offset: Int) throws -> Job? {
+        guard let id = try row[offset].decode(Int64?.self) else { return nil }
+        return Job(
+            id: id,
+            idempotencyKey: try row[offset + 1].decode(String.self),
+            payment: Payment(
+                amountMinor: try row[offset + 2].decode(Int64.self),
+                currency: try row[offset + 3].decode(String.self),
+                debtor: try row[offset + 4].decode(String.self),
+                creditor: try row[offset + 5].decode(String.self)),
+            priority: try row[offset + 6].decode(Int16.self),
+            maxAttempts: try row[offset + 7].decode(Int32.self),
+            state: try row[offset + 8].decode(JobState.self),
+            attempt: try row[offset + 9].decode(Int32.self),
+            lastError: try row[offset + 10].decode(String?.self),
+            chargeID: try row[offset + 11].decode(String?.self),
+            createdAt: try row[offset + 12].decode(String.self),
+            updatedAt: try row[offset + 13].decode(String.self),
+            finishedAt: try row[offset + 14].decode(String?.self))
+    }
+
+    /// Decodes `postingsColumn` at `index`.
+    static func decodePostings(_ row: PostgresRandomAccessRow, at index: Int) throws -> [Posting] {
+        guard let json = try row[index].decode(String?.self) else { return [] }
+        return try JSONDecoder().decode([Posting].self, from: Data(json.utf8))
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+
+/// How one `serve` process works its queue; validated before the pool starts.
+public struct WorkerConfiguration: Sendable, Equatable {
+    /// Written into `lease_owner`: host, pid and a random tag, unique per process.
+    public var owner: String
+    /// Jobs in flight at once (claimed and not yet recorded).
+    public var concurrency: Int = 1_000
+    /// Most jobs one claim statement takes.
+    public var batchSize: Int = 500
+    public var lease: Duration = .seconds(30)
+    /// Idle polling starts here after work was found and backs off to `idlePollMax`.
+    public var idlePollMin: Duration = .milliseconds(5)
+    public var idlePollMax: Duration = .milliseconds(40)
+    public var reapInterval: Duration = .seconds(1)
+    /// Most outcomes one completion statement records.
+    public var completionBatch: Int = 2_000
+    public var completers: Int = 2
+    /// After SIGTERM: how long in-flight gateway calls may take before they are abandoned
+    /// (their jobs are released back to the queue).
+    public var shutdownTimeout: Duration = .seconds(10)
+    public var backoff = Backoff()
+    public var statsInterval: Duration = .seconds(5)
+    /// Longest any one worker statement may take before it counts as failed and is
+    /// retried: a query stuck behind a restarting pooler must not wedge the pool.
+    public var statementTimeout: Duration = .seconds(15)
+
+    public init(owner: String = WorkerConfiguration.defaultOwner()) {
+        self.owner = owner
+    }
+
+    public static func defaultOwner() -> String {
+        "\(ProcessInfo.processInfo.hostName)/\(ProcessInfo.processInfo.processIdentifier)/\(String(UInt32.random(in: 0 ... .max), radix: 36))"
+    }
+
+    public func validated() throws(PaymentsError) -> Self {
+        guard (1...100_000).contains(concurrency) else { throw .invalidOption("--concurrency must be from 1 to 100,000, got \(concurrency)") }
+        guard (1...10_000).contains(batchSize) else { throw .invalidOption("--batch-size must be from 1 to 10,000, got \(batchSize)") }
+        guard lease >= .seconds(1), lease <= .seconds(3600) else { throw .invalidOption("--lease must be from 1 to 3600 seconds") }
+        guard shutdownTimeout >= .zero, shutdownTimeout <= .seconds(600) else { throw .invalidOption("--shutdown-timeout must be from 0 to 600 seconds") }
+        return self
+    }
+}

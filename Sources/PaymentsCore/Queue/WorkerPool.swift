@@ -1,0 +1,316 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The worker pool: claims batches with FOR UPDATE SKIP LOCKED,
+/// calls the gateway with no connection held, records outcomes in fenced batches,
+/// heartbeats its leases, reaps expired ones, and on graceful shutdown stops claiming,
+/// finishes or releases what it holds, and returns.
+public final class WorkerPool: Service, Sendable {
+    public let store: JobStore
+    public let gateway: any PaymentGateway
+    public let configuration: WorkerConfiguration
+    public let metrics: WorkerMetrics
+    let logger: Logger
+
+    private struct State {
+        /// Claimed and not yet recorded: id -> attempt. Their leases are heartbeated.
+        var held: [Int64: Int32] = [:]
+        var gatewayCalls = 0
+        var stopRequestedAt: ContinuousClock.Instant?
+    }
+    private let state = Mutex(State())
+    private let completions = BatchQueue<Completion>()
+    private let wakeStream: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+    private let random = Mutex(SeededRandom(seed: UInt64.random(in: 0 ... .max)))
+
+    public init(store: JobStore, gateway: any PaymentGateway, configuration: WorkerConfiguration,
+                metrics: WorkerMetrics = WorkerMetrics(), logger: Logger) throws {
+        self.store = store
+        self.gateway = gateway
+        self.configuration = try configuration.validated()
+        self.metrics = metrics
+        var logger = logger
+        logger[metadataKey: "worker"] = "\(configuration.owner)"
+        self.logger = logger
+        (self.wakeStream, self.wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await self.runLoops()
+        } onGracefulShutdown: {
+            self.requestStop()
+        }
+    }
+
+    /// Stop claiming; in-flight jobs finish (or are released after the shutdown timeout).
+    public func requestStop() {
+        let first = state.withLock { s -> Bool in
+            guard s.stopRequestedAt == nil else { return false }
+            s.stopRequestedAt = .now
+            return true
+        }
+        if first { logger.info("stopping: no new claims; finishing in-flight jobs", metadata: ["in_flight": "\(heldCount)"]) }
+        wake.yield()
+    }
+
+    var isStopping: Bool { state.withLock { $0.stopRequestedAt != nil } }
+    var heldCount: Int { state.withLock { $0.held.count } }
+
+    /// Past the point where a completion that cannot be written is given up (its lease will
+    /// expire and the job re-run; the gateway deduplicates the charge).
+    var pastGiveUpDeadline: Bool {
+        state.withLock { s in
+            guard let at = s.stopRequestedAt else { return false }
+            return ContinuousClock.now - at > configuration.shutdownTimeout + .seconds(5)
+        }
+    }
+
+    func runLoops() async {
+        logger.info("worker pool started", metadata: [
+            "concurrency": "\(configuration.concurrency)", "batch_size": "\(configuration.batchSize)", "lease_s": "\(configuration.lease.seconds)",
+        ])
+        await withTaskGroup(of: Void.self) { background in
+            background.addTask { await self.heartbeatLoop() }
+            background.addTask { await self.reapLoop() }
+            background.addTask { await self.statsLoop() }
+            await withTaskGroup(of: Void.self) { work in
+                for _ in 0..<configuration.completers { work.addTask { await self.completeLoop() } }
+                await self.claimLoop()
+                completions.close()
+            }
+            background.cancelAll()
+        }
+        let totals = metrics.snapshot
+        logger.info("worker pool stopped", metadata: [
+            "succeeded": "\(totals.succeeded)", "failed": "\(totals.failed)", "retried": "\(totals.retried)",
+            "released": "\(totals.released)", "still_held": "\(heldCount)",
+        ])
+    }
+
+    // MARK: claiming
+
+    func claimLoop() async {
+        var poll = configuration.idlePollMin
+        var dbBackoff = Duration.milliseconds(50)
+        var wakeups = wakeStream.makeAsyncIterator()
+        let minimumClaim = max(1, min(configuration.batchSize, configuration.concurrency) / 4)
+        await withDiscardingTaskGroup { jobs in
+            while !isStopping {
+                let free = configuration.concurrency - heldCount
+                // Wait for room rather than claiming a handful at a time.
+                if free < minimumClaim {
+                    _ = await wakeups.next()
+                    continue
+                }
+                let want = min(configuration.batchSize, free)
+                let claimed: [ClaimedJob]
+                do {
+                    claimed = try await withTimeout(configuration.statementTimeout) { [store, configuration] in
+                        try await store.claim(limit: want, owner: configuration.owner, lease: configuration.lease)
+                    }
+                    dbBackoff = .milliseconds(50)
+                } catch {
+                    metrics.recordDatabaseError()
+                    logger.warning("claim failed; retrying", metadata: ["error": "\(describe(error))", "retry_in_ms": "\(Int(dbBackoff.seconds * 1000))"])
+                    try? await Task.sleep(for: dbBackoff)
+                    dbBackoff = min(dbBackoff * 2, .seconds(2))
+                    continue
+                }
+                metrics.recordClaim(claimed.count)
+                if !claimed.isEmpty {
+                    let inFlight = state.withLock { s -> Int in
+                        for job in claimed { s.held[job.id] = job.attempt }
+                        s.gatewayCalls += claimed.count
+                        return s.held.count
+                    }
+                    metrics.setInFlight(inFlight)
+                    for job in claimed { jobs.addTask { await self.process(job) } }
+                }
+                if claimed.count < want {
+                    // The queue is (nearly) empty: poll again soon, backing off while idle.
+                    try? await Task.sleep(for: poll)
+                    poll = min(poll * 2, configuration.idlePollMax)
+                } else {
+                    poll = configuration.idlePollMin
+                }
+            }
+            // Stopping: give in-flight gateway calls the shutdown timeout, then abandon them.
+            let deadline = ContinuousClock.now + configuration.shutdownTimeout
+            while state.withLock({ $0.gatewayCalls }) > 0 && ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+            let abandoned = state.withLock { $0.gatewayCalls }
+            if abandoned > 0 {
+                logger.warning("shutdown timeout: abandoning in-flight gateway calls; their jobs are released", metadata: ["jobs": "\(abandoned)"])
+                jobs.cancelAll()
+            }
+        }
+    }
+
+    // MARK: processing one job
+
+    func process(_ job: ClaimedJob) async {
+        let outcome = await gateway.charge(job.chargeRequest)
+        let resolution: Completion.Resolution
+        switch outcome {
+        case let .accepted(chargeID):
+            resolution = .succeeded(chargeID: chargeID)
+        case let .declined(reason):
+            resolution = .failed(error: "declined: \(reason)")
+            logger.info("payment declined", metadata: ["job_id": "\(job.id)", "attempt": "\(job.attempt)", "reason": "\(reason)"])
+        case let .transientFailure(reason):
+            resolution = await resolveTransientFailure(job, reason: reason)
+        case .abandoned:
+            resolution = .release(reason: "released at shutdown before the gateway answered")
+        }
+        state.withLock { $0.gatewayCalls -= 1 }
+        completions.append(Completion(jobID: job.id, attempt: job.attempt, resolution: resolution))
+    }
+
+    func resolveTransientFailure(_ job: ClaimedJob, reason: String) async -> Completion.Resolution {
+        guard job.attempt >= job.maxAttempts else {
+            let delay = retryDelay(after: job.attempt)
+            logger.debug("transient gateway failure; will retry", metadata: [
+                "job_id": "\(job.id)", "attempt": "\(job.attempt)", "retry_in_ms": "\(Int(delay.seconds * 1000))", "error": "\(reason)",
+            ])
+            return .retry(error: reason, after: delay)
+        }
+        // Out of attempts. The charge may still have gone through with its answer lost:
+        // settle it with the gateway's record before declaring the payment failed.
+        do {
+            if let record = try await gateway.lookup(idempotencyKey: job.idempotencyKey) {
+                logger.info("attempts used up but the gateway holds the charge: succeeded", metadata: ["job_id": "\(job.id)", "attempt": "\(job.attempt)"])
+                return .succeeded(chargeID: record.chargeID)
+            }
+        } catch {
+            let delay = retryDelay(after: job.attempt)
+            return .retry(error: "gateway lookup failed after \(job.attempt) attempts: \(error)", after: delay)
+        }
+        logger.warning("payment failed: transient failures used up its attempts", metadata: [
+            "job_id": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(reason)",
+        ])
+        return .failed(error: "gave up after \(job.attempt) attempts: \(reason)")
+    }
+
+    func retryDelay(after attempt: Int32) -> Duration {
+        random.withLock { configuration.backoff.delay(afterAttempt: Int(attempt), using: &$0) }
+    }
+
+    // MARK: recording outcomes
+
+    func completeLoop() async {
+        while let batch = await completions.take(max: configuration.completionBatch) {
+            await record(batch)
+            let inFlight = state.withLock { s -> Int in
+                for c in batch { s.held[c.jobID] = nil }
+                return s.held.count
+            }
+            metrics.setInFlight(inFlight)
+            wake.yield()
+        }
+    }
+
+    func record(_ batch: [Completion]) async {
+        var delay = Duration.milliseconds(50)
+        while true {
+            do {
+                let done = try await withTimeout(configuration.statementTimeout * 2) { [store, configuration] in
+                    try await store.complete(batch, owner: configuration.owner)
+                }
+                metrics.recordCompleted(done, submitted: batch.count)
+                if done.count < batch.count {
+                    logger.warning("outcomes not recorded: lease lost (another worker owns these jobs now)", metadata: ["jobs": "\(batch.count - done.count)"])
+                }
+                return
+            } catch where isTransientDatabaseError(error) {
+                metrics.recordDatabaseError()
+                if pastGiveUpDeadline {
+                    logger.error("giving up recording outcomes at shutdown; leases will expire and the jobs re-run (the gateway deduplicates)",
+                                 metadata: ["jobs": "\(batch.count)", "error": "\(describe(error))"])
+                    return
+                }
+                logger.warning("recording outcomes failed; retrying", metadata: ["jobs": "\(batch.count)", "error": "\(describe(error))"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+            } catch {
+                // Not transient: record one by one so that one bad row cannot hold back the rest.
+                metrics.recordDatabaseError()
+                guard batch.count > 1 else {
+                    logger.error("cannot record outcome; the lease will expire and the job re-run", metadata: [
+                        "job_id": "\(batch[0].jobID)", "attempt": "\(batch[0].attempt)", "error": "\(describe(error))",
+                    ])
+                    return
+                }
+                for completion in batch { await record([completion]) }
+                return
+            }
+        }
+    }
+
+    // MARK: leases
+
+    func heartbeatLoop() async {
+        let interval = configuration.lease / 3
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { return }
+            // Also a periodic nudge for a claim loop waiting for room, so no lost or
+            // missing wake-up can park it for good.
+            wake.yield()
+            let held = state.withLock { Array($0.held.keys) }
+            guard !held.isEmpty else { continue }
+            do {
+                let extended = try await withTimeout(configuration.statementTimeout) { [store, configuration] in
+                    try await store.extendLeases(ids: held, owner: configuration.owner, lease: configuration.lease)
+                }
+                if extended < held.count {
+                    logger.debug("some leases were lost before they could be extended", metadata: ["held": "\(held.count)", "extended": "\(extended)"])
+                }
+            } catch {
+                metrics.recordDatabaseError()
+                logger.warning("lease heartbeat failed", metadata: ["error": "\(describe(error))"])
+            }
+        }
+    }
+
+    func reapLoop() async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: configuration.reapInterval) } catch { return }
+            do {
+                var reaped = 0
+                repeat {
+                    reaped = try await withTimeout(configuration.statementTimeout) { [store] in try await store.reapExpiredLeases() }
+                    metrics.recordReaped(reaped)
+                    if reaped > 0 { logger.info("returned jobs with expired leases to the queue", metadata: ["jobs": "\(reaped)"]) }
+                } while reaped >= 1_000 && !Task.isCancelled
+            } catch {
+                metrics.recordDatabaseError()
+                logger.debug("reaper failed", metadata: ["error": "\(describe(error))"])
+            }
+        }
+    }
+
+    func statsLoop() async {
+        var last = metrics.snapshot
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: configuration.statsInterval) } catch { return }
+            let now = metrics.snapshot
+            let finished = (now.succeeded + now.failed) - (last.succeeded + last.failed)
+            if finished == 0 && now.inFlight > 0 && now.claimed == last.claimed {
+                logger.warning("no progress: holding jobs but none finished or claimed", metadata: [
+                    "in_flight": "\(now.inFlight)", "gateway_calls": "\(state.withLock { $0.gatewayCalls })",
+                    "pending_outcomes": "\(completions.count)", "database_errors": "\(now.databaseErrors)",
+                ])
+            }
+            guard now != last else { continue }
+            logger.info("progress", metadata: [
+                "in_flight": "\(now.inFlight)", "succeeded": "\(now.succeeded)", "failed": "\(now.failed)",
+                "retried": "\(now.retried)", "jobs_per_s": "\(Int(Double(finished) / configuration.statsInterval.seconds))",
+            ])
+            last = now
+        }
+    }
+}

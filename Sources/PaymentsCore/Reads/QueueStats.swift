@@ -1,0 +1,62 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A summary of the queue and the topology, for `GET /v1/stats` and `payments status`.
+public struct QueueStats: Sendable, Codable, Equatable {
+    public struct Replica: Sendable, Codable, Equatable {
+        public var name: String
+        public var state: String
+        public var replayLagBytes: Int64?
+        public var replayLagSeconds: Double?
+        enum CodingKeys: String, CodingKey {
+            case name, state
+            case replayLagBytes = "replay_lag_bytes", replayLagSeconds = "replay_lag_seconds"
+        }
+    }
+
+    public var countsByState: [String: Int]
+    public var finishedLastMinute: Int
+    public var jobsPerSecondLastMinute: Double
+    public var replicas: [Replica]
+    public var countsServedBy: String
+
+    public init(countsByState: [String: Int], finishedLastMinute: Int, jobsPerSecondLastMinute: Double,
+                replicas: [Replica], countsServedBy: String) {
+        self.countsByState = countsByState
+        self.finishedLastMinute = finishedLastMinute
+        self.jobsPerSecondLastMinute = jobsPerSecondLastMinute
+        self.replicas = replicas
+        self.countsServedBy = countsServedBy
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case countsByState = "counts_by_state", finishedLastMinute = "finished_last_minute"
+        case jobsPerSecondLastMinute = "jobs_per_second_last_minute", replicas, countsServedBy = "counts_served_by"
+    }
+
+    public func count(_ state: JobState) -> Int { countsByState[state.rawValue, default: 0] }
+
+    /// Counts through the read router (a replica, or the primary if the read path fails
+    /// and fallback is on); replication state from the primary's pg_stat_replication.
+    public static func collect(_ router: ReadRouter, logger: Logger) async throws -> QueueStats {
+        let counts = try await router.read(ReadStatements.queueCounts()) { rows in
+            var byState: [String: Int] = [:]
+            var finished = 0
+            for row in rows {
+                let state = try row[ReadNode.columnCount].decode(JobState.self)
+                byState[state.rawValue] = Int(try row[ReadNode.columnCount + 1].decode(Int64.self))
+                finished = Int(try row[ReadNode.columnCount + 2].decode(Int64.self))
+            }
+            return (byState, finished)
+        }
+        var replicas: [Replica] = []
+        let rows = try await router.database.write.query(ReadStatements.replication, logger: logger)
+        for try await (name, state, bytes, seconds) in rows.decode((String, String, Int64?, Double?).self) {
+            replicas.append(Replica(name: name, state: state, replayLagBytes: bytes, replayLagSeconds: seconds ?? 0))
+        }
+        let (byState, finished) = counts.value
+        return QueueStats(countsByState: byState, finishedLastMinute: finished, jobsPerSecondLastMinute: Double(finished) / 60,
+                          replicas: replicas, countsServedBy: counts.source.node)
+    }
+}

@@ -1,0 +1,93 @@
+import Logging
+import PostgresNIO
+
+/// The one path every status read takes (`GET /v1/payments/{id}`, `/v1/stats`,
+/// `payments status`): pgbouncer-read first, bounded by a timeout; the primary through
+/// pgbouncer-write when the replica's answer cannot be used (not fresh enough, or the
+/// caller says so) or, if `fallback` is on, when the read path fails. Every answer is
+/// counted per node.
+public struct ReadRouter: Sendable {
+    public let database: Database
+    /// Read from the primary when the read path fails (else the read fails with `unreachable`).
+    public let fallback: Bool
+    /// A read path that does not answer within this counts as down.
+    public let timeout: Duration
+    public let counts: ReadCounters
+    let logger: Logger
+
+    public init(database: Database, fallback: Bool = true, timeout: Duration = .seconds(3),
+                counts: ReadCounters = ReadCounters(), logger: Logger) {
+        self.database = database
+        self.fallback = fallback
+        self.timeout = timeout
+        self.counts = counts
+        self.logger = logger
+    }
+
+    /// Runs a routed statement (one that starts with `\(readNode:)`) and decodes the
+    /// columns after the node's from every row.
+    /// - Parameter unusable: why a replica's answer must be read again from the primary
+    ///   (for example "not found on payments-replica-1"), or nil to use it.
+    func read<Value: Sendable>(
+        _ statement: PostgresQuery,
+        decode: @escaping @Sendable ([PostgresRandomAccessRow]) throws -> Value,
+        unusable: @escaping @Sendable (Value, ReadSource) -> String? = { _, _ in nil }
+    ) async throws -> Routed<Value> {
+        var reason: String
+        do {
+            let (answer, fresh) = try await withTimeout(timeout) {
+                try await self.run(statement, on: self.database.read, decode: decode)
+            }
+            counts.record(answer.source.node)
+            if !fresh {
+                reason = "\(answer.source.node) has not replayed the token yet"
+            } else if let why = unusable(answer.value, answer.source) {
+                reason = why
+            } else {
+                return answer
+            }
+        } catch where isTransientDatabaseError(error) {
+            guard fallback else {
+                throw PaymentsError.unreachable(role: "pgbouncer-read", endpoint: database.readURL.endpoint, reason: describe(error))
+            }
+            logger.warning("read path failed; reading from the primary", metadata: ["error": "\(describe(error))"])
+            reason = "read path unavailable: \(describe(error))"
+        }
+        var (answer, _) = try await withTimeout(timeout) {
+            try await self.run(statement, on: self.database.write, decode: decode)
+        }
+        counts.record(answer.source.node)
+        answer.source.viaWritePath = true
+        answer.source.reason = reason
+        return answer
+    }
+
+    /// Asks the read path which node answers, never falling back: a probe of the path itself.
+    public func identifyReadNode() async throws -> ReadSource {
+        do {
+            let (answer, _) = try await withTimeout(timeout) {
+                try await self.run(ReadStatements.nodeIdentity(), on: self.database.read, decode: { _ in () })
+            }
+            counts.record(answer.source.node)
+            return answer.source
+        } catch where isTransientDatabaseError(error) {
+            throw PaymentsError.unreachable(role: "pgbouncer-read", endpoint: database.readURL.endpoint, reason: describe(error))
+        }
+    }
+
+    private func run<Value: Sendable>(
+        _ statement: PostgresQuery, on client: PostgresClient,
+        decode: @Sendable ([PostgresRandomAccessRow]) throws -> Value
+    ) async throws -> (Routed<Value>, fresh: Bool) {
+        var rows: [PostgresRandomAccessRow] = []
+        for try await row in try await client.query(statement, logger: logger) { rows.append(row.makeRandomAccess()) }
+        guard let first = rows.first else { throw PaymentsError.database("a routed read returned no row") }
+        let replica = try first[0].decode(Bool.self)
+        let name = try first[1].decode(String.self)
+        let source = ReadSource(kind: replica ? .replica : .primary,
+                                node: name.isEmpty ? (replica ? "replica" : "payments-primary") : name,
+                                lagSeconds: try first[2].decode(Double.self))
+        let fresh = try first[3].decode(Bool.self)
+        return (Routed(value: try decode(rows), source: source), fresh)
+    }
+}

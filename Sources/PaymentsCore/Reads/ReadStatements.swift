@@ -1,0 +1,61 @@
+import PostgresNIO
+
+/// Every status read, together. Each routed statement starts its select list with
+/// `\(readNode: token)`, the answering node's identity, lag and freshness, so they are
+/// evaluated in the same statement as the read and describe the node that answered it.
+enum ReadStatements {
+    /// One job with its postings; a row even when the job does not exist (its columns NULL).
+    static func job(id: Int64, freshAs token: String?) -> PostgresQuery {
+        """
+        SELECT \(readNode: token), \(unescaped: Job.columns), \(unescaped: Job.postingsColumn)
+        FROM (SELECT 1) AS one LEFT JOIN payment_jobs j ON j.id = \(id)
+        """
+    }
+
+    /// One row per state, with the jobs finished in the last minute on every row.
+    static func queueCounts() -> PostgresQuery {
+        """
+        SELECT \(readNode: nil), s.state, COALESCE(c.n, 0)::int8,
+               (SELECT count(*) FROM payment_jobs WHERE finished_at > now() - interval '60 seconds')::int8
+        FROM unnest(\(JobState.allCases)::text[]) WITH ORDINALITY AS s(state, position)
+        LEFT JOIN (SELECT state, count(*) AS n FROM payment_jobs GROUP BY state) c ON c.state = s.state
+        ORDER BY s.position
+        """
+    }
+
+    /// Only the node's identity: what `payments status` asks to see which nodes serve.
+    static func nodeIdentity() -> PostgresQuery {
+        "SELECT \(readNode: nil)"
+    }
+
+    /// The primary's view of its replicas (through pgbouncer-write, never routed).
+    static let replication: PostgresQuery = """
+        SELECT application_name, state, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::int8,
+               EXTRACT(EPOCH FROM replay_lag)::float8
+        FROM pg_stat_replication ORDER BY application_name
+        """
+}
+
+/// The columns `ReadRouter` reads first from every routed statement.
+enum ReadNode {
+    static let columnCount = 4
+}
+
+extension PostgresQuery.StringInterpolation {
+    /// Is the node a replica, its cluster_name, its replay lag in seconds (0 when it has
+    /// replayed all it received), and whether it has replayed `token` (a WAL position a
+    /// write returned; always true on the primary or without a token).
+    mutating func appendInterpolation(readNode token: String?) {
+        appendLiteral("""
+            pg_is_in_recovery(), current_setting('cluster_name'),
+            CASE WHEN NOT pg_is_in_recovery() THEN 0::float8
+                 WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8
+                 ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8, 0) END,
+            CASE WHEN 
+            """)
+        appendInterpolation(token)
+        appendLiteral("::text IS NULL OR NOT pg_is_in_recovery() THEN true ELSE pg_last_wal_replay_lsn() >= ")
+        appendInterpolation(token)
+        appendLiteral("::pg_lsn END")
+    }
+}

@@ -1,0 +1,55 @@
+import Logging
+import PostgresNIO
+
+/// `payments prune`: moves failed and cancelled jobs finished more than a retention
+/// period ago into payment_jobs_archive, in batches of one statement each (a moved row
+/// is deleted and archived atomically). Succeeded jobs are never moved: the ledger
+/// references them. Once archived, an idempotency key can be used for a new payment.
+public struct Retention: Sendable {
+    public let client: PostgresClient
+    public let logger: Logger
+
+    /// Terminal states without ledger entries: safe to move out of the queue table.
+    static let prunable: [JobState] = [.failed, .cancelled]
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Returns how many jobs were archived.
+    public func prune(olderThan age: Duration, batchSize: Int = 5_000, dryRun: Bool = false) async throws -> Int {
+        let seconds = age.seconds
+        if dryRun {
+            let query: PostgresQuery = """
+                SELECT count(*)::int8 FROM payment_jobs
+                WHERE state = ANY(\(Self.prunable)::text[]) AND finished_at < now() - make_interval(secs => \(seconds))
+                """
+            for try await (n) in try await client.query(query, logger: logger).decode(Int64.self) { return Int(n) }
+            return 0
+        }
+        var total = 0
+        while true {
+            let query: PostgresQuery = """
+                WITH victims AS (
+                    SELECT id FROM payment_jobs
+                    WHERE state = ANY(\(Self.prunable)::text[]) AND finished_at < now() - make_interval(secs => \(seconds))
+                    ORDER BY finished_at
+                    LIMIT \(Int64(batchSize))
+                    FOR UPDATE SKIP LOCKED),
+                moved AS (
+                    DELETE FROM payment_jobs j USING victims v WHERE j.id = v.id
+                      AND NOT EXISTS (SELECT 1 FROM ledger_entries l WHERE l.job_id = j.id)
+                    RETURNING j.*),
+                archived AS (
+                    INSERT INTO payment_jobs_archive SELECT * FROM moved RETURNING 1)
+                SELECT count(*)::int8 FROM archived
+                """
+            var moved = 0
+            for try await (n) in try await client.query(query, logger: logger).decode(Int64.self) { moved = Int(n) }
+            total += moved
+            if moved > 0 { logger.info("archived terminal jobs", metadata: ["jobs": "\(moved)", "total": "\(total)"]) }
+            if moved < batchSize { return total }
+        }
+    }
+}

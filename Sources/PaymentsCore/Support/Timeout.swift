@@ -1,0 +1,43 @@
+import Synchronization
+
+public struct TimeoutError: Error, Sendable, CustomStringConvertible {
+    public init() {}
+    public var description: String { "timed out" }
+}
+
+/// Runs `operation`, throwing `TimeoutError` if it does not finish within `duration`.
+/// The operation runs in its own task and is cancelled on timeout, but the caller does
+/// not wait for it to notice: a query stuck in a driver that ignores cancellation cannot
+/// hold the caller past the deadline (a task group would wait for it).
+public func withTimeout<T: Sendable>(_ duration: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    let race = TimeoutRace<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        race.continuation.withLock { $0 = continuation }
+        let timer = Task {
+            try? await Task.sleep(for: duration)
+            guard !Task.isCancelled else { return }
+            race.finish(.failure(TimeoutError()))
+            race.work.withLock { $0 }?.cancel()
+        }
+        let work = Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await operation()) } catch { result = .failure(error) }
+            timer.cancel()
+            race.finish(result)
+        }
+        race.work.withLock { $0 = work }
+    }
+}
+
+/// Whichever of the operation and the timer ends first resumes the caller, once.
+final class TimeoutRace<T: Sendable>: Sendable {
+    let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    let work = Mutex<Task<Void, Never>?>(nil)
+
+    func finish(_ result: Result<T, any Error>) {
+        continuation.withLock { c in
+            defer { c = nil }
+            return c
+        }?.resume(with: result)
+    }
+}

@@ -1,0 +1,46 @@
+import Hummingbird
+import Logging
+import Metrics
+import PaymentsCore
+import Prometheus
+import ServiceLifecycle
+
+/// The whole server: both pools, the worker pool (unless `--no-workers`) and the HTTP
+/// API, as one Hummingbird application. Its services shut down in reverse order: the
+/// HTTP server first, then the worker pool finishes or releases its jobs, and the pools
+/// close last.
+public func buildApplication(_ settings: ServerSettings, logger: Logger) throws -> some ApplicationProtocol {
+    let settings = try settings.validated()
+    let registry = PrometheusBootstrap.registry
+    let gateway = try SimulatedGateway(settings.gateway)
+    let database = Database(writeURL: settings.writeURL, readURL: settings.readURL,
+                            writePoolSize: settings.writePool, readPoolSize: settings.readPool, logger: logger)
+    let metrics = WorkerMetrics()
+    let api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: gateway, logger: logger)
+
+    var services: [any Service] = [database.write, database.read]
+    if let workers = settings.workers {
+        services.append(try WorkerPool(store: JobStore(client: database.write, logger: logger), gateway: gateway,
+                                       configuration: workers, metrics: metrics, logger: logger))
+    }
+    logger.info("serve starting", metadata: [
+        "write": "\(database.writeURL)", "read": "\(database.readURL)", "workers": "\(settings.workers != nil)",
+        "concurrency": "\(settings.workers?.concurrency ?? 0)", "read_fallback": "\(settings.readFallback)",
+    ])
+    let (host, port) = (settings.host, settings.port)
+    return Application(
+        router: buildRouter(api: api, registry: registry),
+        configuration: .init(address: .hostname(host, port: port), serverName: "payments"),
+        services: services,
+        onServerRunning: { _ in logger.info("HTTP API listening", metadata: ["address": "http://\(host):\(port)"]) },
+        logger: logger)
+}
+
+/// swift-metrics takes one bootstrap per process: the first server built makes it.
+enum PrometheusBootstrap {
+    static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
+}

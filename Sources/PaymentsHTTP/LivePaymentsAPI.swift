@@ -1,0 +1,57 @@
+import Logging
+import PaymentsCore
+import PostgresNIO
+
+/// The real service behind the routes: intake and the queue through pgbouncer-write,
+/// status reads through the read router, figures from the worker pool and the gateway.
+public struct LivePaymentsAPI: PaymentsAPI {
+    public let database: Database
+    public let intake: PaymentIntake
+    public let reads: PaymentReads
+    public let router: ReadRouter
+    public let metrics: WorkerMetrics
+    public let gateway: SimulatedGateway?
+    let currencyCache: CurrencyCache
+    let logger: Logger
+
+    public init(database: Database, readFallback: Bool, metrics: WorkerMetrics, gateway: SimulatedGateway?, logger: Logger) {
+        self.database = database
+        self.intake = PaymentIntake(client: database.write, logger: logger)
+        self.router = ReadRouter(database: database, fallback: readFallback, logger: logger)
+        self.reads = PaymentReads(router: router)
+        self.metrics = metrics
+        self.gateway = gateway
+        self.currencyCache = CurrencyCache(client: database.write, logger: logger)
+        self.logger = logger
+    }
+
+    public func currencies() async throws -> Set<String> { try await currencyCache.get() }
+
+    public func create(_ request: PaymentRequest, idempotencyKey: String) async throws -> CreateResult {
+        try await intake.create(request, idempotencyKey: idempotencyKey)
+    }
+
+    public func payment(id: Int64, freshnessToken: String?) async throws -> Routed<Job?> {
+        try await reads.job(id: id, freshnessToken: freshnessToken)
+    }
+
+    public func stats() async throws -> ServerStats {
+        ServerStats(
+            queue: try await QueueStats.collect(router, logger: logger),
+            worker: .init(metrics.snapshot, latencyPercentiles: metrics.latencyPercentiles([50, 95, 99])),
+            readsServedBy: router.counts.snapshot,
+            gateway: gateway.map { ServerStats.Gateway($0.counts) })
+    }
+
+    public func readinessProblems() async -> [String] {
+        var problems: [String] = []
+        for (name, client) in [("pgbouncer-write", database.write), ("pgbouncer-read", database.read)] {
+            do {
+                try await withTimeout(.seconds(2)) { [logger] in _ = try await client.query("SELECT 1", logger: logger).collect() }
+            } catch {
+                problems.append("\(name): \(describe(error))")
+            }
+        }
+        return problems
+    }
+}

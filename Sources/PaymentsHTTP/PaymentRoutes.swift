@@ -1,0 +1,78 @@
+import Foundation
+import Hummingbird
+import PaymentsCore
+
+/// `POST /v1/payments` and `GET /v1/payments/{id}`: input checks and HTTP shape only; the
+/// work is the `PaymentsAPI`'s.
+/// Largest `POST /v1/payments` body accepted.
+let maxPaymentBodyBytes = 16 * 1024
+
+struct PaymentRoutes<API: PaymentsAPI>: Sendable {
+    let api: API
+
+    func register<Context: RequestContext>(on router: Router<Context>) {
+        router.post("/v1/payments") { request, context in try await self.create(request, context: context) }
+        router.get("/v1/payments/:id") { request, context in try await self.show(request, context: context) }
+    }
+
+    func create(_ request: Request, context: some RequestContext) async throws -> Response {
+        guard let key = request.headers[.idempotencyKey] else {
+            throw APIError.badRequest("missing_idempotency_key", "the Idempotency-Key header is required")
+        }
+        guard PaymentRequest.isValidIdempotencyKey(key) else {
+            throw APIError.badRequest("invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters without spaces")
+        }
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            throw APIError(status: .unsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json")
+        }
+        var request = request
+        let body = try await request.collectBody(upTo: maxPaymentBodyBytes)
+        let json: JSONValue
+        do { json = try JSONValue.parse(Data(buffer: body)) } catch {
+            throw APIError.badRequest("invalid_json", "the body is not valid JSON")
+        }
+        let payment = try PaymentRequest.validate(json, currencies: try await api.currencies()).get()
+        switch try await api.create(payment, idempotencyKey: key) {
+        case let .created(job, token):
+            context.logger.info("payment accepted", metadata: ["job_id": "\(job.id)"])
+            return try JSONResponse.make(job, status: .created, headers: [.freshnessToken: token, .location: "/v1/payments/\(job.id)"])
+        case let .existing(job, token):
+            return try JSONResponse.make(job, status: .ok, headers: [.freshnessToken: token, .location: "/v1/payments/\(job.id)"])
+        case let .keyReusedWithDifferentBody(existingID):
+            throw APIError(status: .conflict, code: "idempotency_key_reused",
+                           message: "Idempotency-Key '\(key)' was already used for a different payment (job \(existingID))")
+        }
+    }
+
+    func show(_ request: Request, context: some RequestContext) async throws -> Response {
+        let raw = context.parameters.get("id") ?? ""
+        guard let id = Int64(raw), id > 0 else {
+            throw APIError.badRequest("invalid_id", "payment id must be a positive integer, got '\(raw.prefix(40))'")
+        }
+        let token = request.headers[.freshnessToken]
+        if let token, !Self.isWALPosition(token) {
+            throw APIError.badRequest("invalid_freshness_token", "X-Freshness-Token must be a WAL position such as 0/16B3748, as returned by POST")
+        }
+        let result = try await api.payment(id: id, freshnessToken: token)
+        var headers: HTTPFields = [
+            .servedBy: result.source.node,
+            .readSource: result.source.kind.rawValue,
+            .replicaLag: String(format: "%.3f", result.source.lagSeconds ?? 0),
+        ]
+        if result.source.viaWritePath { headers[.readFallback] = result.source.reason ?? "primary" }
+        guard let job = result.value else {
+            throw APIError(status: .notFound, code: "payment_not_found", message: "no payment with id \(id)", headers: headers)
+        }
+        return try JSONResponse.make(job, status: .ok, headers: headers)
+    }
+
+    /// `XXXXXXXX/XXXXXXXX`: how PostgreSQL prints a pg_lsn.
+    static func isWALPosition(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts.allSatisfy { part in
+            (1...8).contains(part.utf8.count) && part.utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66)  // 0-9 A-F a-f
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+import PaymentsCore
+
+/// What the HTTP layer needs from the rest of the server. `LivePaymentsAPI` is the real
+/// one (the database, the worker's figures, the gateway); tests of the HTTP contract put
+/// a fake behind it.
+public protocol PaymentsAPI: Sendable {
+    /// The ISO 4217 codes a payment may use.
+    func currencies() async throws -> Set<String>
+    func create(_ request: PaymentRequest, idempotencyKey: String) async throws -> CreateResult
+    func payment(id: Int64, freshnessToken: String?) async throws -> Routed<Job?>
+    func stats() async throws -> ServerStats
+    /// What keeps the server from serving, one line each; empty when ready.
+    func readinessProblems() async -> [String]
+}

@@ -1,0 +1,12 @@
+import Hummingbird
+import PaymentsCore
+import Prometheus
+
+/// Every route of the API over `api`, with JSON errors everywhere (unknown routes too).
+public func buildRouter<API: PaymentsAPI>(api: API, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: JSONErrorMiddleware())
+    PaymentRoutes(api: api).register(on: router)
+    OperationsRoutes(api: api, registry: registry).register(on: router)
+    return router
+}

@@ -1,0 +1,57 @@
+import PaymentsCore
+
+/// The body of `GET /v1/stats`.
+public struct ServerStats: Sendable, Encodable, Equatable {
+    public struct Worker: Sendable, Encodable, Equatable {
+        public var claimed, succeeded, retried, failed, released, leaseLost, reaped, inFlight, peakInFlight, databaseErrors: Int
+        public var latencySecondsP50, latencySecondsP95, latencySecondsP99: Double
+        enum CodingKeys: String, CodingKey {
+            case claimed, succeeded, retried, failed, released, reaped
+            case leaseLost = "lease_lost", inFlight = "in_flight", peakInFlight = "peak_in_flight", databaseErrors = "database_errors"
+            case latencySecondsP50 = "latency_seconds_p50", latencySecondsP95 = "latency_seconds_p95", latencySecondsP99 = "latency_seconds_p99"
+        }
+
+        public init(_ totals: WorkerMetrics.Totals, latencyPercentiles p: [Double]) {
+            claimed = totals.claimed
+            succeeded = totals.succeeded
+            retried = totals.retried
+            failed = totals.failed
+            released = totals.released
+            leaseLost = totals.fencedOff
+            reaped = totals.reaped
+            inFlight = totals.inFlight
+            peakInFlight = totals.peakInFlight
+            databaseErrors = totals.databaseErrors
+            latencySecondsP50 = p.count > 0 ? p[0] : 0
+            latencySecondsP95 = p.count > 1 ? p[1] : 0
+            latencySecondsP99 = p.count > 2 ? p[2] : 0
+        }
+    }
+
+    public struct Gateway: Sendable, Encodable, Equatable {
+        public var calls, accepted, duplicates, declined, transientFailures: Int
+        enum CodingKeys: String, CodingKey { case calls, accepted, duplicates, declined, transientFailures = "transient_failures" }
+
+        public init(_ counts: SimulatedGateway.Counts) {
+            calls = counts.calls
+            accepted = counts.accepted
+            duplicates = counts.duplicates
+            declined = counts.declined
+            transientFailures = counts.transientFailures
+        }
+    }
+
+    public var queue: QueueStats
+    public var worker: Worker
+    public var readsServedBy: [String: Int]
+    public var gateway: Gateway?
+
+    public init(queue: QueueStats, worker: Worker, readsServedBy: [String: Int], gateway: Gateway?) {
+        self.queue = queue
+        self.worker = worker
+        self.readsServedBy = readsServedBy
+        self.gateway = gateway
+    }
+
+    enum CodingKeys: String, CodingKey { case queue, worker, gateway, readsServedBy = "reads_served_by" }
+}

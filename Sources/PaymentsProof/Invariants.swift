@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import PaymentsCore
+import PostgresNIO
+
+/// The money invariants, checked on the primary after a run: what the tests, the demo
+/// and the fault suite assert.
+public struct InvariantReport: Sendable {
+    public struct Check: Sendable {
+        public var name: String
+        public var passed: Bool
+        public var detail: String
+    }
+    public var checks: [Check]
+    public var passed: Bool { checks.allSatisfy(\.passed) }
+
+    public var text: String {
+        checks.map { "\($0.passed ? "PASS" : "FAIL")  \($0.name): \($0.detail)" }.joined(separator: "\n")
+    }
+}
+
+public enum Invariants {
+    /// - Parameters:
+    ///   - keyPrefix: only jobs whose idempotency key starts with `<prefix>-` (nil: all jobs)
+    ///   - journals: simulated-gateway journals of every `serve` that ran
+    public static func check(_ client: PostgresClient, keyPrefix: String?, journals: [String], logger: Logger) async throws -> InvariantReport {
+        let pattern = keyPrefix.map { $0 + "-%" } ?? "%"
+        var checks: [InvariantReport.Check] = []
+
+        func scalar(_ query: PostgresQuery) async throws -> Int {
+            for try await (value) in try await client.query(query, logger: logger).decode(Int64.self) { return Int(value) }
+            return 0
+        }
+
+        let total = try await scalar("SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern)")
+        let open = try await scalar("SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern) AND state = ANY(\(JobState.open)::text[])")
+        checks.append(.init(name: "every job terminal", passed: open == 0, detail: "\(total - open) of \(total) terminal, \(open) queued or running"))
+
+        let succeeded = try await scalar("SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern) AND state = \(JobState.succeeded)")
+        let badPostings = try await scalar("""
+            SELECT count(*) FROM payment_jobs j
+            WHERE j.idempotency_key LIKE \(pattern) AND j.state = \(JobState.succeeded)
+              AND (SELECT count(*) FILTER (WHERE l.side = 'debit' AND l.amount_minor = -j.amount_minor AND l.account = j.debtor) = 1
+                      AND count(*) FILTER (WHERE l.side = 'credit' AND l.amount_minor = j.amount_minor AND l.account = j.creditor) = 1
+                      AND count(*) = 2
+                   FROM ledger_entries l WHERE l.job_id = j.id) IS NOT TRUE
+            """)
+        checks.append(.init(name: "succeeded jobs posted exactly once", passed: badPostings == 0,
+                            detail: "\(succeeded - badPostings) of \(succeeded) with one debit and one credit of the right amount"))
+
+        var unbalanced: [String] = []
+        let sums: PostgresQuery = """
+            SELECT l.currency::text, sum(l.amount_minor)::int8 FROM ledger_entries l JOIN payment_jobs j ON j.id = l.job_id
+            WHERE j.idempotency_key LIKE \(pattern) GROUP BY l.currency ORDER BY 1
+            """
+        var currencies = 0
+        for try await (currency, sum) in try await client.query(sums, logger: logger).decode((String, Int64).self) {
+            currencies += 1
+            if sum != 0 { unbalanced.append("\(currency) \(sum)") }
+        }
+        checks.append(.init(name: "ledger balanced per currency", passed: unbalanced.isEmpty,
+                            detail: unbalanced.isEmpty ? "\(currencies) currencies sum to 0" : "unbalanced: \(unbalanced.joined(separator: ", "))"))
+
+        let postedButNotSucceeded = try await scalar("""
+            SELECT count(DISTINCT j.id) FROM payment_jobs j JOIN ledger_entries l ON l.job_id = j.id
+            WHERE j.idempotency_key LIKE \(pattern) AND j.state <> \(JobState.succeeded)
+            """)
+        checks.append(.init(name: "no job both failed and posted", passed: postedButNotSucceeded == 0,
+                            detail: "\(postedButNotSucceeded) jobs not succeeded with ledger entries"))
+
+        if !journals.isEmpty {
+            var perKey: [String: [ChargeRecord]] = [:]
+            for path in journals {
+                for record in try SimulatedGateway.readJournal(path) { perKey[record.key, default: []].append(record) }
+            }
+            let scoped = perKey.filter { keyPrefix == nil || $0.key.hasPrefix(keyPrefix! + "-") }
+            let doubles = scoped.filter { $0.value.count > 1 }
+            checks.append(.init(name: "gateway charged each idempotency key at most once", passed: doubles.isEmpty,
+                                detail: doubles.isEmpty ? "\(scoped.count) keys charged once each"
+                                    : "\(doubles.count) keys charged more than once, e.g. \(doubles.keys.sorted().prefix(3).joined(separator: ", "))"))
+            // Money that moved at the gateway must be in the ledger once the job is terminal.
+            let keys = Array(scoped.keys)
+            var charged = 0
+            if !keys.isEmpty {
+                charged = try await scalar("""
+                    SELECT count(*) FROM payment_jobs WHERE idempotency_key = ANY(\(keys)::text[]) AND state = ANY(\([JobState.failed, .cancelled])::text[])
+                    """)
+            }
+            checks.append(.init(name: "every gateway charge is posted", passed: charged == 0,
+                                detail: charged == 0 ? "no charged job ended failed or cancelled" : "\(charged) charged jobs ended failed or cancelled"))
+        }
+        return InvariantReport(checks: checks)
+    }
+}

@@ -1,0 +1,86 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/ and suites/: source it after setting PORT_OFFSET.
+#   . "$REPO/scripts/lib.sh"
+# Defines REPO, TOPO (the topology command for this offset) and the functions below.
+
+REPO="${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+PORT_OFFSET="${PORT_OFFSET:-0}"
+TOPO=("$REPO/scripts/topology" --port-offset "$PORT_OFFSET")
+
+# One statement through pgbouncer-write, unaligned output.
+sql() { "${TOPO[@]}" psql pgbouncer-write -tA -c "$1" 2>/dev/null; }
+
+# wait_http URL [SECONDS]: until URL answers 2xx (default 10 s).
+wait_http() {
+  local tries=$(( ${2:-10} * 10 ))
+  for _ in $(seq 1 "$tries"); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+
+# serve_start BIN PORT LOG [ARGS...]: starts `payments serve` in the background, sets
+# SERVE_PID, waits for /healthz; on failure prints the log's tail and returns 1.
+serve_start() {
+  local bin="$1" port="$2" log="$3"; shift 3
+  mkdir -p "$(dirname "$log")"
+  "$bin" serve --port "$port" "$@" >>"$log" 2>&1 &
+  SERVE_PID=$!
+  wait_http "http://127.0.0.1:$port/healthz" 20 && return 0
+  echo "serve did not start on port $port:" >&2; tail -20 "$log" >&2
+  return 1
+}
+
+# serve_stop [PID]: SIGTERM (graceful: in-flight jobs finish or are released), then
+# SIGKILL after 30 s. Returns serve's exit status. Default PID: $SERVE_PID.
+serve_stop() {
+  local pid="${1:-${SERVE_PID:-}}"
+  [ -n "$pid" ] || return 0
+  [ "$pid" = "${SERVE_PID:-}" ] && SERVE_PID=""
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return $?; }
+  kill -TERM "$pid" 2>/dev/null
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then echo "serve $pid ignored SIGTERM for 30 s: SIGKILL" >&2; kill -KILL "$pid"; fi
+  local rc=0; wait "$pid" 2>/dev/null || rc=$?
+  return $rc
+}
+
+# open_jobs PREFIX: how many of a run's jobs are still queued or running.
+open_jobs() { sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$1-%' AND state IN ('queued', 'running')"; }
+
+# wait_drained PREFIX [SECONDS]: until every job of a run is terminal (default 600 s).
+wait_drained() {
+  local deadline=$((SECONDS + ${2:-600}))
+  until [ "$(open_jobs "$1")" = 0 ]; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.2; done
+}
+
+# cancel_open_jobs: cancels every queued or running job (benchmarks start from an idle queue).
+cancel_open_jobs() {
+  sql "UPDATE payment_jobs SET state = 'cancelled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+       last_error = 'cancelled by $(basename "$0")' WHERE state IN ('queued', 'running')" >/dev/null
+}
+
+# build_payments CONFIG: `swift build -c CONFIG`, showing the compiler's progress: the
+# first build of this package takes several minutes on 2 cores. Prints the binary's path
+# on stdout; everything else goes to stderr.
+build_payments() {
+  local config="$1" log
+  log="$(mktemp /tmp/payments-build.XXXXXX.log)"
+  if [ ! -x "$REPO/.build/$config/payments" ]; then
+    echo "first $config build of payments: this takes several minutes on 2 cores (progress below)" >&2
+  fi
+  # SwiftPM prints "[n/total] Compiling …" lines: show them as one updating line on a
+  # terminal, one line every ~10% otherwise.
+  (cd "$REPO" && swift build -c "$config" 2>&1) | tee "$log" | awk -v tty="$([ -t 2 ] && echo 1 || echo 0)" '
+    /^\[[0-9]+\/[0-9]+\]/ {
+      split(substr($1, 2, length($1) - 2), n, "/"); pct = int(100 * n[1] / n[2])
+      if (tty) { printf "\r  building: %3d%% (%s/%s) %-50.50s", pct, n[1], n[2], $3 " " $4 > "/dev/stderr" }
+      else if (pct >= last + 10) { printf "  building: %d%% (%s/%s)\n", pct, n[1], n[2] > "/dev/stderr"; last = pct }
+      next }
+    /error:|Build complete|Compiling plugin/ { if (tty) printf "\n" > "/dev/stderr"; print "  " $0 > "/dev/stderr" }'
+  local rc="${PIPESTATUS[0]}"
+  if [ "$rc" != 0 ] || [ ! -x "$REPO/.build/$config/payments" ]; then
+    echo "build failed; the compiler said:" >&2; grep -E "error" "$log" | head -20 >&2
+    rm -f "$log"; return 1
+  fi
+  rm -f "$log"
+  echo "$REPO/.build/$config/payments"
+}
