@@ -20,7 +20,7 @@ build:
 	swift build
 
 release:
-	swift build -c release
+	swift build -c release --product payments
 
 bench:
 	scripts/bench all

@@ -46,7 +46,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--retry-base-ms must be > 0 and <= --retry-cap-ms (at most 3,600,000)")
         }
         guard statsInterval >= 0.1, statsInterval <= 86_400 else { throw ValidationError("--stats-interval must be from 0.1 to 86,400") }
-        guard lease.isFinite, shutdownTimeout.isFinite else { throw ValidationError("--lease and --shutdown-timeout must be numbers") }
+        guard lease.isFinite, (1...3600).contains(lease) else { throw ValidationError("--lease must be from 1 to 3600 seconds") }
+        guard shutdownTimeout.isFinite, (0...600).contains(shutdownTimeout) else {
+            throw ValidationError("--shutdown-timeout must be from 0 to 600 seconds")
+        }
         _ = try usageChecked { try settings() }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import PaymentsCore
+import PaymentsCore
 
 @Suite struct JobModelTests {
     static let job = Job(

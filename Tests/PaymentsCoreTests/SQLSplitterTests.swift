@@ -1,5 +1,5 @@
 import Testing
-@testable import PaymentsCore
+import PaymentsCore
 
 @Suite struct SQLSplitterTests {
     @Test func splitsAtTopLevelSemicolons() {

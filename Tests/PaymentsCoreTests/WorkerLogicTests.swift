@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import PaymentsCore
+import PaymentsCore
 
 @Suite struct BackoffTests {
     @Test func ceilingDoublesUpToTheCap() {
@@ -101,6 +101,14 @@ import Testing
         config = WorkerConfiguration(owner: "test")
         config.concurrency = 10_000
         #expect((try? config.validated()) != nil)
+    }
+
+    /// Flags give seconds as Double: no value may trap on the way to a Duration.
+    @Test func durationsFromFlagsNeverOverflow() {
+        #expect(Duration.seconds(fractional: 1.5) == .milliseconds(1500))
+        #expect(Duration.seconds(fractional: 1e300) > .seconds(3600))
+        #expect(Duration.seconds(fractional: -1e300) < .zero)
+        #expect(Duration.seconds(fractional: .nan) == .zero)
     }
 
     @Test func transientErrorClassification() {

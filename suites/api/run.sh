@@ -6,7 +6,7 @@ PORT_OFFSET="${PORT_OFFSET:-0}"
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 cd "$REPO"
 eval "$("${TOPO[@]}" env)"
-BIN="${BIN:-$REPO/.build/debug/payments}"
+BIN="${BIN:-$REPO/.build/release/payments}"
 PORT=$((8080 + PORT_OFFSET + 70))
 LOG="$(mktemp /tmp/payments-api.XXXXXX.log)"
 "$BIN" migrate >/dev/null || exit 1

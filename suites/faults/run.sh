@@ -3,14 +3,14 @@
 # processes a steady stream of payments and clients read status. After each scenario the
 # money invariants are checked (payments watch). Ends with a table of scenarios.
 #   suites/faults/run.sh [--port-offset N] [SCENARIO...]
-# Needs a running topology (make test starts one) and a built binary (BIN, default debug).
+# Needs a running topology (make test starts one) and a built binary (BIN, default release).
 set -uo pipefail
 PORT_OFFSET="${PORT_OFFSET:-0}"
 if [ "${1:-}" = "--port-offset" ]; then PORT_OFFSET="$2"; shift 2; fi
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 cd "$REPO"
 eval "$("${TOPO[@]}" env)"
-BIN="${BIN:-$REPO/.build/debug/payments}"
+BIN="${BIN:-$REPO/.build/release/payments}"
 PORT=$((8080 + PORT_OFFSET + 60))
 API="http://127.0.0.1:$PORT"
 WORK="$(mktemp -d /tmp/payments-faults.XXXXXX)"

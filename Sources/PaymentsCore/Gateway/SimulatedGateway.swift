@@ -62,7 +62,7 @@ public final class SimulatedGateway: PaymentGateway {
             // O_APPEND: several processes may share the journal; each line lands whole at the end.
             let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
             guard fd >= 0 else {
-                throw PaymentsError.invalidOption("cannot open gateway journal \(path): \(String(cString: strerror(errno)))")
+                throw PaymentsError.inputUnreadable(path: path, reason: "cannot open the gateway journal: \(String(cString: strerror(errno)))")
             }
             for record in try Self.readJournal(path) { charges[record.key] = record }
             self.journal = FileHandle(fileDescriptor: fd, closeOnDealloc: true)

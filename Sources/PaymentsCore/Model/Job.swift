@@ -7,6 +7,15 @@ public struct Job: Sendable, Equatable {
         public var amountMinor: Int64
         public var currency: String
         public var postedAt: String
+
+        public init(side: String, account: String, amountMinor: Int64, currency: String, postedAt: String) {
+            self.side = side
+            self.account = account
+            self.amountMinor = amountMinor
+            self.currency = currency
+            self.postedAt = postedAt
+        }
+
         enum CodingKeys: String, CodingKey {
             case side, account, currency
             case amountMinor = "amount_minor", postedAt = "posted_at"

@@ -2,7 +2,7 @@ import Synchronization
 
 /// A multi-producer queue drained in batches by a few consumers: job tasks append their
 /// completions, completers take everything pending in one go (one statement per batch).
-final class BatchQueue<Element: Sendable>: Sendable {
+public final class BatchQueue<Element: Sendable>: Sendable {
     private struct State {
         var items: [Element] = []
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -10,7 +10,9 @@ final class BatchQueue<Element: Sendable>: Sendable {
     }
     private let state = Mutex(State())
 
-    func append(_ element: Element) {
+    public init() {}
+
+    public func append(_ element: Element) {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             s.items.append(element)
             return s.waiters.isEmpty ? nil : s.waiters.removeFirst()
@@ -19,7 +21,7 @@ final class BatchQueue<Element: Sendable>: Sendable {
     }
 
     /// No more appends; consumers drain what is left, then get nil.
-    func close() {
+    public func close() {
         let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             s.closed = true
             defer { s.waiters.removeAll() }
@@ -28,10 +30,10 @@ final class BatchQueue<Element: Sendable>: Sendable {
         waiters.forEach { $0.resume() }
     }
 
-    var count: Int { state.withLock { $0.items.count } }
+    public var count: Int { state.withLock { $0.items.count } }
 
     /// Up to `max` items, waiting while there are none; nil once closed and empty.
-    func take(max: Int) async -> [Element]? {
+    public func take(max: Int) async -> [Element]? {
         while true {
             let batch = state.withLock { s -> [Element]?? in
                 if !s.items.isEmpty {

@@ -37,7 +37,7 @@ extension Completion.Resolution {
     }
 
     /// The state the job moves to.
-    var nextState: JobState {
+    public var nextState: JobState {
         switch self {
         case .succeeded: .succeeded
         case .failed: .failed
@@ -45,13 +45,13 @@ extension Completion.Resolution {
         }
     }
 
-    var chargeID: String? {
+    public var chargeID: String? {
         if case let .succeeded(chargeID) = self { return chargeID }
         return nil
     }
 
     /// Kept as the job's last_error (nil keeps the previous one).
-    var error: String? {
+    public var error: String? {
         switch self {
         case .succeeded: nil
         case let .retry(error, _), let .failed(error): error
@@ -60,13 +60,13 @@ extension Completion.Resolution {
     }
 
     /// From now until the job may run again (queued outcomes only).
-    var delay: Duration {
+    public var delay: Duration {
         if case let .retry(_, after) = self { return after }
         return .zero
     }
 
     /// A released attempt does not count: the gateway never answered it.
-    var refundsAttempt: Bool {
+    public var refundsAttempt: Bool {
         if case .release = self { return true }
         return false
     }

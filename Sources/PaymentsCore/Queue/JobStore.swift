@@ -62,7 +62,7 @@ public struct JobStore: Sendable {
             attempts.append(c.attempt)
             outcomes.append(r.outcome)
             states.append(r.nextState)
-            // Arrays cannot bind NULL elements here: '' stands for none.
+            // Arrays cannot bind NULL elements; the outcome says which of the two applies.
             chargeIDs.append(r.chargeID ?? "")
             errors.append(r.error ?? "")
             delays.append(r.delay.seconds)
@@ -79,8 +79,8 @@ public struct JobStore: Sendable {
                     finished_at = CASE WHEN i.next_state = ANY(\(JobState.terminal)::text[]) THEN now() END,
                     run_at = CASE WHEN i.next_state = \(JobState.queued) THEN now() + make_interval(secs => i.delay_s) ELSE j.run_at END,
                     attempt = j.attempt - i.refund,
-                    charge_id = NULLIF(i.charge_id, ''),
-                    last_error = COALESCE(NULLIF(i.error, ''), j.last_error),
+                    charge_id = CASE WHEN i.outcome = \(Completion.Outcome.succeeded) THEN i.charge_id END,
+                    last_error = CASE WHEN i.outcome = \(Completion.Outcome.succeeded) THEN j.last_error ELSE i.error END,
                     lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
                 FROM input i
                 WHERE j.id = i.id AND j.state = \(JobState.running) AND j.lease_owner = \(owner) AND j.attempt = i.attempt

@@ -40,7 +40,8 @@ public struct QueueStats: Sendable, Codable, Equatable {
     /// Counts through the read router (a replica, or the primary if the read path fails
     /// and fallback is on); replication state from the primary's pg_stat_replication.
     public static func collect(_ router: ReadRouter, logger: Logger) async throws -> QueueStats {
-        let counts = try await router.read(ReadStatements.queueCounts()) { rows in
+        // Counting every job scans the table: give it longer than a single-row read.
+        let counts = try await router.read(ReadStatements.queueCounts(), timeout: router.timeout * 5) { rows in
             var byState: [String: Int] = [:]
             var finished = 0
             for row in rows {

@@ -30,9 +30,11 @@ public struct ReadRouter: Sendable {
     ///   (for example "not found on payments-replica-1"), or nil to use it.
     func read<Value: Sendable>(
         _ statement: PostgresQuery,
+        timeout: Duration? = nil,
         decode: @escaping @Sendable ([PostgresRandomAccessRow]) throws -> Value,
         unusable: @escaping @Sendable (Value, ReadSource) -> String? = { _, _ in nil }
     ) async throws -> Routed<Value> {
+        let timeout = timeout ?? self.timeout
         var reason: String
         do {
             let (answer, fresh) = try await withTimeout(timeout) {
