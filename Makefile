@@ -1,8 +1,12 @@
 # The two commands: `make demo` and `make test`. Everything else is a helper.
-.PHONY: test demo up down status build release bench
+.PHONY: test test-release demo up down status build release bench
 
 test:
 	scripts/run-tests
+
+# Every suite on the release binary (the one the Dockerfile builds): about 20 minutes from nothing.
+test-release:
+	BUILD=release scripts/run-tests
 
 demo:
 	scripts/demo

@@ -74,19 +74,29 @@ build_payments() {
     echo "first $config build of payments: this takes several minutes on 2 cores (progress below)" >&2
   fi
   # SwiftPM prints "[n/total] Compiling …" lines: show them as one updating line on a
-  # terminal, one line every ~10% otherwise.
+  # terminal, one line every 10% otherwise (a bash loop: awk would buffer its input).
   local command=(swift build -c debug --product payments)
   [ "$config" = release ] && command=("${RELEASE_BUILD[@]}")
-  (cd "$REPO" && "${command[@]}" 2>&1) | tee "$log" | awk -v tty="$([ -t 2 ] && echo 1 || echo 0)" '
-    BEGIN { last = -10 }
-    /^\[[0-9]+\/[0-9]+\]/ {
-      split(substr($1, 2, length($1) - 2), n, "/"); pct = int(100 * n[1] / n[2])
-      if (n[2] < 20) next                   # the plugin tools plan: a handful of steps
-      if (pct + 20 < last) last = -10       # a new plan starts counting again
-      if (tty) { printf "\r  building: %3d%% (%s/%s) %-50.50s", pct, n[1], n[2], $3 " " $4 > "/dev/stderr" }
-      else if (pct >= last + 10) { printf "  building: %d%% (%s/%s)\n", pct, n[1], n[2] > "/dev/stderr"; last = pct }
-      next }
-    /error:|Build complete|Compiling plugin/ { if (tty) printf "\n" > "/dev/stderr"; print "  " $0 > "/dev/stderr" }'
+  local tty=0; [ -t 2 ] && tty=1
+  (cd "$REPO" && "${command[@]}" 2>&1) | tee "$log" | {
+    local line n total pct last=-10
+    while IFS= read -r line; do
+      if [[ "$line" =~ ^\[([0-9]+)/([0-9]+)\]\ (.*)$ ]]; then
+        n="${BASH_REMATCH[1]}" total="${BASH_REMATCH[2]}"
+        [ "$total" -ge 20 ] || continue              # the plugin tools plan: a handful of steps
+        pct=$((100 * n / total))
+        [ $((pct + 20)) -lt "$last" ] && last=-10    # a new plan starts counting again
+        if [ "$tty" = 1 ]; then
+          printf '\r  building: %3d%% (%s/%s) %-60.60s' "$pct" "$n" "$total" "${BASH_REMATCH[3]}" >&2
+        elif [ "$pct" -ge $((last + 10)) ]; then
+          printf '  building: %d%% (%s/%s)\n' "$pct" "$n" "$total" >&2; last="$pct"
+        fi
+      elif [[ "$line" == *"error:"* || "$line" == *"Build of product"* || "$line" == *"Build complete"* ]]; then
+        [ "$tty" = 1 ] && printf '\n' >&2
+        printf '  %s\n' "$line" >&2
+      fi
+    done
+  }
   local rc="${PIPESTATUS[0]}"
   if [ "$rc" != 0 ] || [ ! -x "$REPO/.build/$config/payments" ]; then
     echo "build failed; the compiler said:" >&2; grep -E "error" "$log" | head -20 >&2

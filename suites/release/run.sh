@@ -5,7 +5,9 @@
 # serves its OpenAPI document. Also checks that the Dockerfile builds with the same
 # command as make test and make demo. Prints "N passed, N failed" last. Needs root (for
 # the mount namespace), as make test runs.
-#   suites/release/run.sh [--port-offset N]     (BIN: the release binary)
+#   suites/release/run.sh [--port-offset N]
+# BIN: the binary to copy: the release build by default and in `make test-release`; the
+# debug build in `make test` (CI), whose embedding is the same build plugin.
 set -uo pipefail
 PORT_OFFSET="${PORT_OFFSET:-0}"
 if [ "${1:-}" = "--port-offset" ]; then PORT_OFFSET="$2"; shift 2; fi
@@ -34,8 +36,8 @@ echo "--- the Dockerfile builds with RELEASE_BUILD (${RELEASE_BUILD[*]})"
 dockerfile_build() { grep -qxF "RUN ${RELEASE_BUILD[*]}" Dockerfile; }
 check "Dockerfile: RUN ${RELEASE_BUILD[*]}" dockerfile_build
 
-echo "--- a copy of the release binary, away from the build folder"
-[ -x "$BIN" ] || { echo "no release binary at $BIN"; exit 1; }
+echo "--- a copy of $BIN, away from the build folder"
+[ -x "$BIN" ] || { echo "no binary at $BIN"; exit 1; }
 mkdir "$WORK/bin"
 cp "$BIN" "$WORK/bin/payments"
 not_linked_to_build() { ! ldd "$WORK/bin/payments" 2>/dev/null | grep -q "\.build"; }
