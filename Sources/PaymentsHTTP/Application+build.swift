@@ -1,6 +1,8 @@
 import Hummingbird
 import Logging
 import Metrics
+import Foundation
+import NIOCore
 import PaymentsCore
 import Prometheus
 import ServiceLifecycle
@@ -34,6 +36,12 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
         services: services,
         onServerRunning: { _ in logger.info("HTTP API listening", metadata: ["address": "http://\(host):\(port)"]) },
         logger: logger)
+}
+
+/// Whether the server could not bind its address because another process holds it.
+public func isAddressInUse(_ error: any Error) -> Bool {
+    if let error = error as? IOError { return error.errnoCode == EADDRINUSE }
+    return "\(error)".contains("Address already in use")
 }
 
 /// swift-metrics takes one bootstrap per process: the first server built makes it.

@@ -17,6 +17,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Jobs in flight at once.") var concurrency: Int = 1_000
     @Option(name: .customLong("batch-size"), help: "Most jobs per claim statement.") var batchSize: Int = 500
     @Option(help: "Lease length in seconds (heartbeat every third of it).") var lease: Double = 30
+    @Option(name: .customLong("gateway-timeout"), help: "Seconds one gateway call may take before its outcome counts as unknown and the job is retried with the same key (default: half the lease; must be below it).")
+    var gatewayTimeout: Double?
     @Option(name: .customLong("shutdown-timeout"), help: "Seconds in-flight jobs get to finish after SIGTERM before they are released.")
     var shutdownTimeout: Double = 10
     @Option(name: .customLong("write-pool"), help: "Connections to pgbouncer-write.") var writePool: Int = 8
@@ -47,6 +49,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard statsInterval >= 0.1, statsInterval <= 86_400 else { throw ValidationError("--stats-interval must be from 0.1 to 86,400") }
         guard lease.isFinite, (1...3600).contains(lease) else { throw ValidationError("--lease must be from 1 to 3600 seconds") }
+        if let gatewayTimeout {
+            guard gatewayTimeout.isFinite, gatewayTimeout > 0 else { throw ValidationError("--gateway-timeout must be a positive number of seconds") }
+        }
         guard shutdownTimeout.isFinite, (0...600).contains(shutdownTimeout) else {
             throw ValidationError("--shutdown-timeout must be from 0 to 600 seconds")
         }
@@ -69,6 +74,7 @@ struct ServeCommand: AsyncParsableCommand {
             worker.batchSize = batchSize
             worker.lease = .seconds(fractional: lease)
             worker.shutdownTimeout = .seconds(fractional: shutdownTimeout)
+            worker.gatewayTimeout = gatewayTimeout.map { .seconds(fractional: $0) }
             worker.backoff = Backoff(base: .seconds(fractional: retryBaseMs / 1000), cap: .seconds(fractional: retryCapMs / 1000))
             worker.statsInterval = .seconds(fractional: statsInterval)
             settings.workers = worker
@@ -83,8 +89,13 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReportingErrors {
             let logger = try db.makeLogger("payments.serve")
-            let app = try buildApplication(try settings(), logger: logger)
-            try await app.runService()
+            let settings = try settings()
+            let app = try buildApplication(settings, logger: logger)
+            do {
+                try await app.runService()
+            } catch where isAddressInUse(error) {
+                throw PaymentsError.portInUse(host: settings.host, port: settings.port)
+            }
             logger.info("serve stopped cleanly")
         }
     }

@@ -103,6 +103,22 @@ import PaymentsCore
         #expect((try? config.validated()) != nil)
     }
 
+    /// Timing is safe by construction: the gateway deadline is below the lease, and two
+    /// heartbeats (each with its own timeout) fit in every lease.
+    @Test func timingIsValidatedTogether() throws {
+        var config = WorkerConfiguration(owner: "test")
+        config.lease = .seconds(30)
+        #expect(config.effectiveGatewayTimeout == .seconds(15))
+        #expect((config.heartbeatInterval + config.heartbeatTimeout) * 2 < config.lease)
+        config.gatewayTimeout = .seconds(30)
+        #expect(throws: PaymentsError.self) { try config.validated() }
+        config.gatewayTimeout = .seconds(29)
+        #expect((try? config.validated()) != nil)
+        config.lease = .seconds(5)
+        config.gatewayTimeout = nil
+        #expect(config.effectiveGatewayTimeout == .milliseconds(2500))
+    }
+
     /// Flags give seconds as Double: no value may trap on the way to a Duration.
     @Test func durationsFromFlagsNeverOverflow() {
         #expect(Duration.seconds(fractional: 1.5) == .milliseconds(1500))
@@ -137,6 +153,18 @@ import PaymentsCore
             #expect(error is TimeoutError)
         }
         #expect(ContinuousClock.now - start < .seconds(2))
+    }
+
+    /// A cancelled caller (a service group ending) is not held until the deadline.
+    @Test func endsAtOnceWhenTheCallerIsCancelled() async {
+        let task = Task { try await withTimeout(.seconds(30)) { try await Task.sleep(for: .seconds(30)); return 1 } }
+        try? await Task.sleep(for: .milliseconds(50))
+        let start = ContinuousClock.now
+        task.cancel()
+        let result = await task.result
+        #expect(ContinuousClock.now - start < .seconds(1))
+        guard case let .failure(error) = result else { Issue.record("expected cancellation"); return }
+        #expect(error is CancellationError)
     }
 
     @Test func passesErrorsThrough() async {

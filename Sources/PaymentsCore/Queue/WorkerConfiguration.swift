@@ -21,9 +21,19 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var shutdownTimeout: Duration = .seconds(10)
     public var backoff = Backoff()
     public var statsInterval: Duration = .seconds(5)
-    /// Longest any one worker statement may take before it counts as failed and is
+    /// Longest a claim or completion statement may take before it counts as failed and is
     /// retried: a query stuck behind a restarting pooler must not wedge the pool.
     public var statementTimeout: Duration = .seconds(15)
+    /// Longest one gateway call may take; then its outcome is unknown and the job is
+    /// retried with the same key (the gateway deduplicates). Default: half the lease.
+    public var gatewayTimeout: Duration?
+
+    /// Leases are extended this often, and each extension may take this long: two
+    /// chances to extend fit in every lease, so one stalled heartbeat cannot let the
+    /// leases of the whole process expire.
+    public var heartbeatInterval: Duration { lease / 6 }
+    public var heartbeatTimeout: Duration { lease / 6 }
+    public var effectiveGatewayTimeout: Duration { gatewayTimeout ?? lease / 2 }
 
     public init(owner: String = WorkerConfiguration.defaultOwner()) {
         self.owner = owner
@@ -38,6 +48,15 @@ public struct WorkerConfiguration: Sendable, Equatable {
         guard (1...10_000).contains(batchSize) else { throw .invalidOption("--batch-size must be from 1 to 10,000, got \(batchSize)") }
         guard lease >= .seconds(1), lease <= .seconds(3600) else { throw .invalidOption("--lease must be from 1 to 3600 seconds") }
         guard shutdownTimeout >= .zero, shutdownTimeout <= .seconds(600) else { throw .invalidOption("--shutdown-timeout must be from 0 to 600 seconds") }
+        guard statementTimeout >= .milliseconds(100), statementTimeout <= .seconds(600) else {
+            throw .invalidOption("the statement timeout must be from 0.1 to 600 seconds")
+        }
+        let gateway = effectiveGatewayTimeout
+        guard gateway >= .milliseconds(10) else { throw .invalidOption("--gateway-timeout must be at least 0.01 seconds") }
+        // A charge must end (answered or abandoned) before its job's lease could run out.
+        guard gateway < lease else {
+            throw .invalidOption("--gateway-timeout (\(gateway.seconds) s) must be below --lease (\(lease.seconds) s): a gateway call must end before its job's lease can expire and another worker take the job")
+        }
         return self
     }
 }

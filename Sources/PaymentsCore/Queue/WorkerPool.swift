@@ -16,7 +16,7 @@ public final class WorkerPool: Service, Sendable {
 
     private struct State {
         /// Claimed and not yet recorded: id -> attempt. Their leases are heartbeated.
-        var held: [Int64: Int32] = [:]
+        var held = HeldJobs()
         var gatewayCalls = 0
         var stopRequestedAt: ContinuousClock.Instant?
     }
@@ -25,6 +25,8 @@ public final class WorkerPool: Service, Sendable {
     private let wakeStream: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
     private let random = Mutex(SeededRandom(seed: UInt64.random(in: 0 ... .max)))
+    /// Retry loops during an outage log their warning once per interval, with a count.
+    private let throttle = LogThrottle()
 
     public init(store: JobStore, gateway: any PaymentGateway, configuration: WorkerConfiguration,
                 metrics: WorkerMetrics = WorkerMetrics(), logger: Logger) throws {
@@ -99,7 +101,9 @@ public final class WorkerPool: Service, Sendable {
         var wakeups = wakeStream.makeAsyncIterator()
         let minimumClaim = max(1, min(configuration.batchSize, configuration.concurrency) / 4)
         await withDiscardingTaskGroup { jobs in
-            while !isStopping {
+            // Graceful stop ends claiming and lets in-flight jobs finish; cancellation (the
+            // service group ending because another service failed) ends everything now.
+            while !isStopping && !Task.isCancelled {
                 let free = configuration.concurrency - heldCount
                 // Wait for room rather than claiming a handful at a time.
                 if free < minimumClaim {
@@ -114,8 +118,10 @@ public final class WorkerPool: Service, Sendable {
                     }
                     dbBackoff = .milliseconds(50)
                 } catch {
+                    if Task.isCancelled { break }
                     metrics.recordDatabaseError()
-                    logger.warning("claim failed; retrying", metadata: ["error": "\(describe(error))", "retry_in_ms": "\(Int(dbBackoff.seconds * 1000))"])
+                    throttle.log(logger, .warning, "claim failed; retrying",
+                                 metadata: ["error": "\(describe(error))", "retry_in_ms": "\(Int(dbBackoff.seconds * 1000))"])
                     try? await Task.sleep(for: dbBackoff)
                     dbBackoff = min(dbBackoff * 2, .seconds(2))
                     continue
@@ -123,7 +129,7 @@ public final class WorkerPool: Service, Sendable {
                 metrics.recordClaim(claimed.count)
                 if !claimed.isEmpty {
                     let inFlight = state.withLock { s -> Int in
-                        for job in claimed { s.held[job.id] = job.attempt }
+                        for job in claimed { s.held.hold(job.id, attempt: job.attempt) }
                         s.gatewayCalls += claimed.count
                         return s.held.count
                     }
@@ -138,9 +144,10 @@ public final class WorkerPool: Service, Sendable {
                     poll = configuration.idlePollMin
                 }
             }
-            // Stopping: give in-flight gateway calls the shutdown timeout, then abandon them.
-            let deadline = ContinuousClock.now + configuration.shutdownTimeout
-            while state.withLock({ $0.gatewayCalls }) > 0 && ContinuousClock.now < deadline {
+            // Stopping: give in-flight gateway calls the shutdown timeout, then abandon them
+            // (at once when cancelled).
+            let deadline = Task.isCancelled ? ContinuousClock.now : ContinuousClock.now + configuration.shutdownTimeout
+            while state.withLock({ $0.gatewayCalls }) > 0 && ContinuousClock.now < deadline && !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(10))
             }
             let abandoned = state.withLock { $0.gatewayCalls }
@@ -154,7 +161,16 @@ public final class WorkerPool: Service, Sendable {
     // MARK: processing one job
 
     func process(_ job: ClaimedJob) async {
-        let outcome = await gateway.charge(job.chargeRequest)
+        let outcome: ChargeOutcome
+        let deadline = configuration.effectiveGatewayTimeout
+        do {
+            outcome = try await withTimeout(deadline) { [gateway] in await gateway.charge(job.chargeRequest) }
+        } catch is TimeoutError {
+            // The charge may or may not have happened: as a lost answer, retried with the same key.
+            outcome = .transientFailure(reason: "no answer from the gateway within \(deadline.seconds) s; outcome unknown")
+        } catch {
+            outcome = .abandoned
+        }
         let resolution: Completion.Resolution
         switch outcome {
         case let .accepted(chargeID):
@@ -206,7 +222,7 @@ public final class WorkerPool: Service, Sendable {
         while let batch = await completions.take(max: configuration.completionBatch) {
             await record(batch)
             let inFlight = state.withLock { s -> Int in
-                for c in batch { s.held[c.jobID] = nil }
+                for c in batch { s.held.release(c.jobID, attempt: c.attempt) }
                 return s.held.count
             }
             metrics.setInFlight(inFlight)
@@ -226,6 +242,10 @@ public final class WorkerPool: Service, Sendable {
                     logger.warning("outcomes not recorded: lease lost (another worker owns these jobs now)", metadata: ["jobs": "\(batch.count - done.count)"])
                 }
                 return
+            } catch where Task.isCancelled {
+                logger.error("cancelled: outcomes not recorded; leases will expire and the jobs re-run (the gateway deduplicates)",
+                             metadata: ["jobs": "\(batch.count)"])
+                return
             } catch where isTransientDatabaseError(error) {
                 metrics.recordDatabaseError()
                 if pastGiveUpDeadline {
@@ -233,7 +253,7 @@ public final class WorkerPool: Service, Sendable {
                                  metadata: ["jobs": "\(batch.count)", "error": "\(describe(error))"])
                     return
                 }
-                logger.warning("recording outcomes failed; retrying", metadata: ["jobs": "\(batch.count)", "error": "\(describe(error))"])
+                throttle.log(logger, .warning, "recording outcomes failed; retrying", metadata: ["jobs": "\(batch.count)", "error": "\(describe(error))"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(2))
             } catch {
@@ -254,16 +274,16 @@ public final class WorkerPool: Service, Sendable {
     // MARK: leases
 
     func heartbeatLoop() async {
-        let interval = configuration.lease / 3
+        let interval = configuration.heartbeatInterval
         while !Task.isCancelled {
             do { try await Task.sleep(for: interval) } catch { return }
             // Also a periodic nudge for a claim loop waiting for room, so no lost or
             // missing wake-up can park it for good.
             wake.yield()
-            let held = state.withLock { Array($0.held.keys) }
+            let held = state.withLock { $0.held.ids }
             guard !held.isEmpty else { continue }
             do {
-                let extended = try await withTimeout(configuration.statementTimeout) { [store, configuration] in
+                let extended = try await withTimeout(configuration.heartbeatTimeout) { [store, configuration] in
                     try await store.extendLeases(ids: held, owner: configuration.owner, lease: configuration.lease)
                 }
                 if extended < held.count {
@@ -271,7 +291,7 @@ public final class WorkerPool: Service, Sendable {
                 }
             } catch {
                 metrics.recordDatabaseError()
-                logger.warning("lease heartbeat failed", metadata: ["error": "\(describe(error))"])
+                throttle.log(logger, .warning, "lease heartbeat failed", metadata: ["error": "\(describe(error))"])
             }
         }
     }

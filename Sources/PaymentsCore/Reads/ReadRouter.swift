@@ -14,6 +14,7 @@ public struct ReadRouter: Sendable {
     public let timeout: Duration
     public let counts: ReadCounters
     let logger: Logger
+    private let throttle = LogThrottle()
 
     public init(database: Database, fallback: Bool = true, timeout: Duration = .seconds(3),
                 counts: ReadCounters = ReadCounters(), logger: Logger) {
@@ -52,7 +53,7 @@ public struct ReadRouter: Sendable {
             guard fallback else {
                 throw PaymentsError.unreachable(role: "pgbouncer-read", endpoint: database.readURL.endpoint, reason: describe(error))
             }
-            logger.warning("read path failed; reading from the primary", metadata: ["error": "\(describe(error))"])
+            throttle.log(logger, .warning, "read path failed; reading from the primary", metadata: ["error": "\(describe(error))"])
             reason = "read path unavailable: \(describe(error))"
         }
         var (answer, _) = try await withTimeout(timeout) {

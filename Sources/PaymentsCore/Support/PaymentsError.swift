@@ -12,6 +12,8 @@ public enum PaymentsError: Error, CustomStringConvertible, Sendable, Equatable {
     case invalidInput(lines: [LineError], total: Int)
     case emptyInput
     case database(String)
+    /// The HTTP port is taken: `serve` ends at once rather than run without its API.
+    case portInUse(host: String, port: Int)
 
     /// Whether the person got the command line wrong (sysexits' EX_USAGE), as opposed to
     /// the command failing at run time.
@@ -46,6 +48,8 @@ public enum PaymentsError: Error, CustomStringConvertible, Sendable, Equatable {
             return "the input has no payments"
         case let .database(message):
             return "database error: \(message)"
+        case let .portInUse(host, port):
+            return "port \(port) is in use on \(host): another process listens there; stop it or choose another --port"
         }
     }
 }

@@ -5,13 +5,36 @@ public struct TimeoutError: Error, Sendable, CustomStringConvertible {
     public var description: String { "timed out" }
 }
 
-/// Runs `operation`, throwing `TimeoutError` if it does not finish within `duration`.
-/// The operation runs in its own task and is cancelled on timeout, but the caller does
-/// not wait for it to notice: a query stuck in a driver that ignores cancellation cannot
-/// hold the caller past the deadline (a task group would wait for it).
+/// Runs `operation`, throwing `TimeoutError` if it does not finish within `duration`
+/// (`CancellationError` if the caller is cancelled first). The operation runs in its own
+/// task and is cancelled on timeout, but the caller does not wait for it to notice: a
+/// query stuck in a driver that ignores cancellation cannot hold the caller past the
+/// deadline (a task group would wait for it).
 public func withTimeout<T: Sendable>(_ duration: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     let race = TimeoutRace<T>()
-    return try await withCheckedThrowingContinuation { continuation in
+    return try await withTaskCancellationHandler {
+        try await race.run(duration, operation)
+    } onCancel: {
+        race.cancel()
+    }
+}
+
+/// Whichever of the operation, the timer and the caller's cancellation ends first
+/// resumes the caller, once.
+final class TimeoutRace<T: Sendable>: Sendable {
+    let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    let work = Mutex<Task<Void, Never>?>(nil)
+    let cancelled = Mutex(false)
+
+    func run(_ duration: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            self.start(continuation, duration, operation)
+        }
+    }
+
+    private func start(_ continuation: CheckedContinuation<T, any Error>, _ duration: Duration,
+                       _ operation: @escaping @Sendable () async throws -> T) {
+        let race = self
         race.continuation.withLock { $0 = continuation }
         let timer = Task {
             try? await Task.sleep(for: duration)
@@ -26,13 +49,15 @@ public func withTimeout<T: Sendable>(_ duration: Duration, _ operation: @escapin
             race.finish(result)
         }
         race.work.withLock { $0 = work }
+        // Cancelled before the work was registered: cancel it now.
+        if cancelled.withLock({ $0 }) { cancel() }
     }
-}
 
-/// Whichever of the operation and the timer ends first resumes the caller, once.
-final class TimeoutRace<T: Sendable>: Sendable {
-    let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
-    let work = Mutex<Task<Void, Never>?>(nil)
+    func cancel() {
+        cancelled.withLock { $0 = true }
+        finish(.failure(CancellationError()))
+        work.withLock { $0 }?.cancel()
+    }
 
     func finish(_ result: Result<T, any Error>) {
         continuation.withLock { c in

@@ -1,0 +1,57 @@
+import Foundation
+import PaymentsCore
+import Testing
+
+extension Integration {
+    /// A part of `serve` that ends on its own ends the whole process, at once and clearly.
+    @Suite struct ServeLifecycleTests {
+        static let port = 18_095 + TestEnvironment.portOffset
+
+        /// Defect: with the HTTP port taken, the worker pool kept retrying its claim loop on
+        /// a cancelled pool forever (150% CPU, SIGTERM ignored, gigabytes of log).
+        @Test func aPortInUseEndsServeWithinTwoSecondsWithOneClearLine() async throws {
+            try await TestEnvironment.migrate()
+            let holder = try await APITests.startServer()  // holds APITests.port
+            let clash = try ServeProcess(arguments: ["--gateway-latency-ms", "1"], port: APITests.port, journal: ServeProcess.journalPath())
+            let start = ContinuousClock.now
+            let status = try await clash.waitForExit(timeout: .seconds(10))
+            let took = ContinuousClock.now - start
+            print("serve on a taken port: exit \(status) after \(took)")
+            #expect(status != 0)
+            #expect(took < .seconds(2), "it took \(took)")
+            #expect(clash.log.contains("port \(APITests.port) is in use"), "log:\n\(clash.log.suffix(2000))")
+            let retries = clash.log.components(separatedBy: "claim failed").count - 1
+            #expect(retries < 5, "\(retries) claim retries after the group was cancelled")
+            try await APITests.stop(holder)
+        }
+
+        /// Defect: a gateway call that never returned kept its job `running` forever (the
+        /// heartbeat renewed the lease with no age limit). Each call now has a deadline
+        /// below the lease; an unanswered call is an unknown outcome, retried with the key.
+        @Test func aGatewayThatNeverAnswersDoesNotHoldJobsForever() async throws {
+            try await TestEnvironment.migrate()
+            try await QueueReset.cancelLeftovers()
+            let prefix = TestEnvironment.uniquePrefix("hang")
+            let journal = ServeProcess.journalPath()
+            try await Integration.WorkerTests.enqueue(20, prefix: prefix)
+            let serve = try ServeProcess(arguments: [
+                // No --gateway-timeout: the default (half the lease, 1.5 s) must apply.
+                "--gateway-latency-ms", "60000", "--gateway-jitter-ms", "0", "--lease", "3",
+                "--retry-base-ms", "10", "--retry-cap-ms", "50",
+            ], port: Self.port + 1, journal: journal)
+            try await serve.waitUntilHealthy()
+            try await Integration.WorkerTests.waitUntilDrained(prefix, timeout: .seconds(30))
+            let states = try await Integration.WorkerTests.states(prefix)
+            #expect(states == ["failed": 20], "\(states)")
+            serve.signal(SIGTERM)
+            #expect(try await serve.waitForExit(timeout: .seconds(30)) == 0)
+            try await Integration.WorkerTests.assertInvariants(prefix, journals: [journal])
+        }
+
+        @Test func aGatewayDeadlineNotBelowTheLeaseIsAUsageError() async throws {
+            let result = try await TestEnvironment.run(["serve", "--lease", "5", "--gateway-timeout", "5"])
+            #expect(result.status == 64)
+            #expect(result.stderr.contains("must be below --lease"), "\(result.stderr)")
+        }
+    }
+}
