@@ -6,7 +6,7 @@ struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
         abstract: "Move failed and cancelled jobs older than the retention period to payment_jobs_archive.",
-        discussion: "Succeeded jobs stay: the ledger references them. An archived job's idempotency key can be used again.")
+        discussion: "Succeeded jobs stay: the ledger references them. An archived payment keeps its idempotency key: it is answered, never created again.")
 
     @OptionGroup var db: DatabaseOptions
 

@@ -61,8 +61,9 @@ public struct Enqueuer: Sendable {
         return Summary(total: count, inserted: new, duplicates: count - new, seconds: seconds)
     }
 
-    /// Inserts the payments of one file atomically: if any key already exists with a
-    /// different payment, nothing is inserted and the conflicting lines are reported.
+    /// Inserts the payments of one file atomically: if any key belongs to a different
+    /// payment (live or archived, including one another writer commits meanwhile),
+    /// nothing is inserted and the conflicting lines are reported.
     public func enqueueFile(_ payments: [NewPayment], progress: @escaping @Sendable (Progress) -> Void) async throws -> Summary {
         let clock = ContinuousClock()
         let start = clock.now
@@ -71,13 +72,18 @@ public struct Enqueuer: Sendable {
         let new = try await client.withTransaction(logger: logger) { connection -> Int in
             var new = 0
             var conflicts: [LineError] = []
-            for lower in stride(from: 0, to: payments.count, by: batchSize) {
-                let batch = Array(payments[lower..<min(lower + batchSize, payments.count)])
-                let result = try await Self.insertBatchCheckingConflicts(batch, on: connection, logger: logger)
-                new += result.inserted
-                conflicts += result.conflicts
-                progress(Progress(done: lower + batch.count, total: payments.count, inserted: new, elapsed: clock.now - start))
+            let batches = stride(from: 0, to: payments.count, by: batchSize).map {
+                Array(payments[$0..<min($0 + batchSize, payments.count)])
             }
+            var done = 0
+            for batch in batches {
+                new += try await Self.insertBatch(batch, on: connection, logger: logger)
+                done += batch.count
+                progress(Progress(done: done, total: payments.count, inserted: new, elapsed: clock.now - start))
+            }
+            // Checked after every insert has finished waiting on other writers, each in a
+            // newer snapshot than the inserts: see IntakeSQL.conflicts.
+            for batch in batches { conflicts += try await Self.conflicts(in: batch, on: connection, logger: logger) }
             // Throwing rolls the whole file back.
             if !conflicts.isEmpty { throw PaymentsError.invalidInput(lines: conflicts, total: payments.count) }
             return new
@@ -112,17 +118,22 @@ public struct Enqueuer: Sendable {
         return 0
     }
 
-    /// Like `insertBatch`, and also reports keys that already exist for a different payment.
-    static func insertBatchCheckingConflicts(_ jobs: [NewPayment], on connection: PostgresConnection,
-                                             logger: Logger) async throws -> (inserted: Int, conflicts: [LineError]) {
-        let query = IntakeSQL.insertCheckingConflicts(PaymentRows(jobs))
+    static func insertBatch(_ jobs: [NewPayment], on connection: PostgresConnection, logger: Logger) async throws -> Int {
+        let query = IntakeSQL.insertCountingNew(PaymentRows(jobs))
+        for try await (count) in try await connection.query(query, logger: logger).decode(Int64.self) { return Int(count) }
+        return 0
+    }
+
+    /// The lines of a batch whose keys belong to another payment (see IntakeSQL.conflicts).
+    static func conflicts(in jobs: [NewPayment], on connection: PostgresConnection, logger: Logger) async throws -> [LineError] {
         let lineOf = Dictionary(jobs.map { ($0.idempotencyKey, $0.line) }, uniquingKeysWith: { a, _ in a })
-        for try await (count, conflicting) in try await connection.query(query, logger: logger).decode((Int64, [String]).self) {
-            let conflicts = conflicting.map {
-                LineError(line: lineOf[$0] ?? 0, reason: "idempotency_key '\($0)' already exists for a different payment")
-            }.sorted { $0.line < $1.line }
-            return (Int(count), conflicts)
+        var errors: [LineError] = []
+        for try await (key, twice) in try await connection.query(IntakeSQL.conflicts(PaymentRows(jobs)), logger: logger).decode((String, Bool).self) {
+            let reason = twice
+                ? "idempotency_key '\(key)' belongs to a payment payments prune archived while this file was inserted; nothing was inserted, run the file again"
+                : "idempotency_key '\(key)' already exists for a different payment"
+            errors.append(LineError(line: lineOf[key] ?? 0, reason: reason))
         }
-        return (0, [])
+        return errors.sorted { $0.line < $1.line }
     }
 }

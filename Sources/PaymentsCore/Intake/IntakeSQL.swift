@@ -40,16 +40,26 @@ struct PaymentRows {
     }
 }
 
-/// Every statement that takes payments in. Each wraps `PaymentRows.relation` (whose
-/// binds it keeps) and adds no binds of its own, except `lookup`.
+/// Every statement that takes payments in. A key names one payment for ever: the queue's
+/// unique index covers live jobs, and every insert also skips keys whose payment
+/// `payments prune` moved to the archive. The inserts wrap `PaymentRows.relation` (whose
+/// binds they keep) and add no binds of their own.
 enum IntakeSQL {
-    /// Inserts new keys, skips existing ones; returns how many rows were new.
+    /// The rows whose keys are not archived.
+    private static func unarchived(_ relation: String) -> String {
+        """
+        SELECT * FROM (\(relation)) r
+        WHERE NOT EXISTS (SELECT 1 FROM payment_jobs_archive a WHERE a.idempotency_key = r.idempotency_key)
+        """
+    }
+
+    /// Inserts new keys, skips existing (live or archived) ones; returns how many rows were new.
     static func insertCountingNew(_ rows: PaymentRows) -> PostgresQuery {
         wrapping(rows.relation) { relation in
             """
             WITH ins AS (
                 INSERT INTO payment_jobs (\(PaymentRows.insertColumns))
-                \(relation)
+                \(unarchived(relation))
                 ON CONFLICT (idempotency_key) DO NOTHING
                 RETURNING 1)
             SELECT count(*)::int8 FROM ins
@@ -57,21 +67,25 @@ enum IntakeSQL {
         }
     }
 
-    /// Like `insertCountingNew`, and also returns the keys that already exist for a
-    /// different payment (the join sees the rows as they were before this statement).
-    static func insertCheckingConflicts(_ rows: PaymentRows) -> PostgresQuery {
+    /// After inserting a file's rows, in the same transaction and so in a newer snapshot
+    /// than the insert (READ COMMITTED): its keys that now belong to another payment,
+    /// live or archived, including rows other writers committed while the insert waited
+    /// on them; and its keys present both live and archived (prune moved the old payment
+    /// while this insert waited for it). Either refuses the whole file.
+    static func conflicts(_ rows: PaymentRows) -> PostgresQuery {
         wrapping(rows.relation) { relation in
             """
-            WITH input AS (\(relation)),
-            ins AS (
-                INSERT INTO payment_jobs (\(PaymentRows.insertColumns))
-                SELECT * FROM input
-                ON CONFLICT (idempotency_key) DO NOTHING
-                RETURNING 1)
-            SELECT (SELECT count(*) FROM ins)::int8,
-                   COALESCE((SELECT array_agg(i.idempotency_key) FROM input i
-                             JOIN payment_jobs p USING (idempotency_key)
-                             WHERE p.request_fingerprint <> i.request_fingerprint), '{}')::text[]
+            WITH input AS (\(relation))
+            SELECT i.idempotency_key,
+                   EXISTS (SELECT 1 FROM payment_jobs p WHERE p.idempotency_key = i.idempotency_key)
+                   AND EXISTS (SELECT 1 FROM payment_jobs_archive a WHERE a.idempotency_key = i.idempotency_key) AS twice
+            FROM input i
+            WHERE EXISTS (SELECT 1 FROM payment_jobs p
+                          WHERE p.idempotency_key = i.idempotency_key AND p.request_fingerprint <> i.request_fingerprint)
+               OR EXISTS (SELECT 1 FROM payment_jobs_archive a
+                          WHERE a.idempotency_key = i.idempotency_key AND a.request_fingerprint <> i.request_fingerprint)
+               OR (EXISTS (SELECT 1 FROM payment_jobs p WHERE p.idempotency_key = i.idempotency_key)
+                   AND EXISTS (SELECT 1 FROM payment_jobs_archive a WHERE a.idempotency_key = i.idempotency_key))
             """
         }
     }
@@ -81,16 +95,30 @@ enum IntakeSQL {
         wrapping(rows.relation) { relation in
             """
             INSERT INTO payment_jobs AS j (\(PaymentRows.insertColumns))
-            \(relation)
+            \(unarchived(relation))
             ON CONFLICT (idempotency_key) DO NOTHING
             RETURNING \(Job.columns)
             """
         }
     }
 
-    /// The job holding a key, with the fingerprint of the request that created it.
+    /// Whether the archive holds a key (after an insert, in its transaction).
+    static func archived(idempotencyKey: String) -> PostgresQuery {
+        "SELECT EXISTS (SELECT 1 FROM payment_jobs_archive WHERE idempotency_key = \(idempotencyKey))"
+    }
+
+    /// The job holding a key, live or archived, with the fingerprint of the request that
+    /// created it.
     static func lookup(idempotencyKey: String) -> PostgresQuery {
-        "SELECT j.request_fingerprint, \(unescaped: Job.columns) FROM payment_jobs j WHERE j.idempotency_key = \(idempotencyKey)"
+        """
+        SELECT j.request_fingerprint, \(unescaped: Job.columns)
+        FROM (SELECT 0 AS source, request_fingerprint, \(unescaped: Job.storedColumns) FROM payment_jobs
+              WHERE idempotency_key = \(idempotencyKey)
+              UNION ALL
+              SELECT 1, request_fingerprint, \(unescaped: Job.storedColumns) FROM payment_jobs_archive
+              WHERE idempotency_key = \(idempotencyKey)
+              ORDER BY source LIMIT 1) j
+        """
     }
 
     /// The primary's WAL position: after a commit, a replica that has replayed past it has the commit.

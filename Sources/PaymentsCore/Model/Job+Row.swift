@@ -9,6 +9,13 @@ extension Job {
         "to_char(\(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
     }
 
+    /// The stored columns a job view needs, present in both payment_jobs and
+    /// payment_jobs_archive, so a derived table `j` can union the two.
+    static let storedColumns = """
+        id, idempotency_key, amount_minor, currency, debtor, creditor, priority, max_attempts,
+        state, attempt, last_error, charge_id, created_at, updated_at, finished_at
+        """
+
     static let columns = """
         j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.priority, j.max_attempts,
         j.state, j.attempt, j.last_error, j.charge_id,

@@ -4,11 +4,17 @@ import PostgresNIO
 /// `\(readNode: token)`, the answering node's identity, lag and freshness, so they are
 /// evaluated in the same statement as the read and describe the node that answered it.
 enum ReadStatements {
-    /// One job with its postings; a row even when the job does not exist (its columns NULL).
+    /// One job with its postings, from the queue or (once pruned) the archive; a row even
+    /// when the job does not exist (its columns NULL).
     static func job(id: Int64, freshAs token: String?) -> PostgresQuery {
         """
         SELECT \(readNode: token), \(unescaped: Job.columns), \(unescaped: Job.postingsColumn)
-        FROM (SELECT 1) AS one LEFT JOIN payment_jobs j ON j.id = \(id)
+        FROM (SELECT 1) AS one
+        LEFT JOIN LATERAL (
+            SELECT \(unescaped: Job.storedColumns) FROM payment_jobs WHERE id = \(id)
+            UNION ALL
+            SELECT \(unescaped: Job.storedColumns) FROM payment_jobs_archive WHERE id = \(id)
+            LIMIT 1) j ON true
         """
     }
 

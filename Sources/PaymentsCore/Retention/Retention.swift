@@ -4,7 +4,7 @@ import PostgresNIO
 /// `payments prune`: moves failed and cancelled jobs finished more than a retention
 /// period ago into payment_jobs_archive, in batches of one statement each (a moved row
 /// is deleted and archived atomically). Succeeded jobs are never moved: the ledger
-/// references them. Once archived, an idempotency key can be used for a new payment.
+/// references them. An archived payment keeps its key (intake checks the archive).
 public struct Retention: Sendable {
     public let client: PostgresClient
     public let logger: Logger
