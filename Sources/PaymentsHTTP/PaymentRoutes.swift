@@ -29,7 +29,10 @@ struct PaymentRoutes<API: PaymentsAPI>: Sendable {
         let body = try await request.collectBody(upTo: maxPaymentBodyBytes)
         let json: JSONValue
         do { json = try JSONValue.parse(Data(buffer: body)) } catch {
-            throw APIError.badRequest("invalid_json", "the body is not valid JSON")
+            switch error {
+            case .malformed: throw APIError.badRequest("invalid_json", "the body is not valid JSON")
+            case .duplicateField: throw APIError.badRequest("duplicate_field", error.description)
+            }
         }
         let payment = try PaymentRequest.validate(json, currencies: try await api.currencies()).get()
         switch try await api.create(payment, idempotencyKey: key) {

@@ -127,3 +127,34 @@ import PaymentsCore
         #expect(Migration(fileName: "0002_payment_jobs.txt", sql: "x") == nil)
     }
 }
+
+@Suite struct JSONDuplicateFieldTests {
+    /// Defect: `{"amount_minor":100,"amount_minor":200}` was accepted with one of the
+    /// values; a proxy in front may read the other. Such a body is refused.
+    @Test(arguments: [
+        #"{"amount_minor": 100, "amount_minor": 200}"#,
+        #"{"a": 1, "b": {"c": 1, "c": 2}}"#,
+        #"{"a\u0062": 1, "ab": 2}"#,
+        #"[{"x": 1}, {"y": [1, {"z": 1, "z": 1}]}]"#,
+    ])
+    func duplicateFieldsAreRefused(_ json: String) {
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Data(json.utf8)) }
+    }
+
+    @Test(arguments: [
+        #"{"a": 1, "b": {"a": 1}}"#,
+        #"[{"a": 1}, {"a": 2}]"#,
+        #"{"a": "\"a\": 1, \"a\": 2", "b": "{\"b\": 1}"}"#,
+        #"{"é": 1, "e": 2, "x\\": 3, "x": 4}"#,
+    ])
+    func sameNamesInDifferentObjectsOrStringsAreFine(_ json: String) throws {
+        _ = try JSONValue.parse(Data(json.utf8))
+    }
+
+    @Test func aJSONLinesLineWithADuplicateFieldIsReported() {
+        let line = #"{"idempotency_key": "k", "amount_minor": 1, "amount_minor": 2, "currency": "EUR", "debtor": "a", "creditor": "b"}"#
+        let parsed = JSONLinesParser.parse(Data(line.utf8), currencies: ["EUR"])
+        #expect(parsed.payments.isEmpty)
+        #expect(parsed.errors.first?.reason.contains("field 'amount_minor' appears twice") == true, "\(parsed.errors)")
+    }
+}

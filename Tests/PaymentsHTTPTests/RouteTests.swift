@@ -70,6 +70,8 @@ import Testing
         (#"{"amount_minor": 12, "currency": "EUR", "debtor": "a", "creditor": "b", "x": 1}"#, "unknown_field"),
         (#"[1, 2]"#, "invalid_body"),
         (#"{"amount_minor": 12,"#, "invalid_json"),
+        (#"{"amount_minor": 100, "amount_minor": 200, "currency": "EUR", "debtor": "a", "creditor": "b"}"#, "duplicate_field"),
+        (#"{"amount_minor": 100, "amount\u005fminor": 200, "currency": "EUR", "debtor": "a", "creditor": "b"}"#, "duplicate_field"),
         ("", "invalid_json"),
     ])
     func badBodiesAre400WithTheirCodeAndChangeNothing(_ body: String, _ code: String) async throws {

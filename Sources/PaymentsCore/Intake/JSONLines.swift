@@ -35,7 +35,7 @@ public enum JSONLinesParser {
             do {
                 json = try JSONValue.parse(Data(line))
             } catch {
-                errors.append(.init(line: lineNumber, reason: "malformed JSON"))
+                errors.append(.init(line: lineNumber, reason: error.description))
                 continue
             }
             let request: PaymentRequest

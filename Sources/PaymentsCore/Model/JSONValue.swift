@@ -22,17 +22,30 @@ public enum JSONValue: Sendable, Equatable, Decodable {
         self = .object(try container.decode([String: JSONValue].self))
     }
 
-    /// The text is not JSON at all (as opposed to JSON of the wrong shape).
-    public struct MalformedJSON: Error, Sendable, CustomStringConvertible {
-        public var description: String { "malformed JSON" }
+    public enum ParseError: Error, Sendable, Equatable, CustomStringConvertible {
+        /// The text is not JSON at all (as opposed to JSON of the wrong shape).
+        case malformed
+        /// An object names a field twice: parsers disagree on which value wins (a proxy
+        /// may act on the other one), so such a body is refused.
+        case duplicateField(String)
+
+        public var description: String {
+            switch self {
+            case .malformed: "malformed JSON"
+            case let .duplicateField(name): "field '\(name.prefix(64))' appears twice; send each field once"
+            }
+        }
     }
 
-    public static func parse(_ data: Data) throws(MalformedJSON) -> JSONValue {
+    public static func parse(_ data: Data) throws(ParseError) -> JSONValue {
+        let value: JSONValue
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
+            value = try JSONDecoder().decode(JSONValue.self, from: data)
         } catch {
-            throw MalformedJSON()
+            throw .malformed
         }
+        if let name = JSONDuplicateKeys.first(in: data) { throw .duplicateField(name) }
+        return value
     }
 
     var typeName: String {
