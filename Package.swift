@@ -78,6 +78,10 @@ let package = Package(
             dependencies: ["PaymentsCore"]
         ),
         .testTarget(
+            name: "PaymentsProofTests",
+            dependencies: ["PaymentsProof", "PaymentsCore"]
+        ),
+        .testTarget(
             name: "PaymentsHTTPTests",
             dependencies: [
                 "PaymentsHTTP",

@@ -31,6 +31,14 @@ public struct ChargeRecord: Sendable, Equatable, Codable {
     public var amountMinor: Int64
     public var currency: String
 
+    public init(key: String, chargeID: String, jobID: Int64, amountMinor: Int64, currency: String) {
+        self.key = key
+        self.chargeID = chargeID
+        self.jobID = jobID
+        self.amountMinor = amountMinor
+        self.currency = currency
+    }
+
     enum CodingKeys: String, CodingKey {
         case key, chargeID = "charge_id", jobID = "job_id", amountMinor = "amount_minor", currency
     }
