@@ -55,7 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard shutdownTimeout.isFinite, (0...600).contains(shutdownTimeout) else {
             throw ValidationError("--shutdown-timeout must be from 0 to 600 seconds")
         }
-        _ = try usageChecked { try settings() }
+        _ = try usageChecked { try settings().validated() }
     }
 
     func settings() throws -> ServerSettings {
@@ -83,7 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
             latencyMillis: gatewayLatencyMs, jitterMillis: gatewayJitterMs ?? gatewayLatencyMs / 2,
             transientFailureRate: gatewayTransientFailureRate, declineRate: gatewayDeclineRate,
             seed: seed, journalPath: gatewayJournal)
-        return try settings.validated()
+        return settings  // validated by validate() (usage errors) and by buildApplication
     }
 
     func run() async throws {

@@ -111,13 +111,12 @@ public struct Enqueuer: Sendable {
         var inserted: Int { state.withLock { $0.inserted } }
     }
 
-    /// One statement per batch; returns how many rows were new.
+    /// One statement per batch on a pooled connection; returns how many rows were new.
     static func insertBatch(_ jobs: [NewPayment], on client: PostgresClient, logger: Logger) async throws -> Int {
-        let query = IntakeSQL.insertCountingNew(PaymentRows(jobs))
-        for try await (count) in try await client.query(query, logger: logger).decode(Int64.self) { return Int(count) }
-        return 0
+        try await client.withConnection { connection in try await insertBatch(jobs, on: connection, logger: logger) }
     }
 
+    /// One statement per batch (inside the file's transaction); returns how many rows were new.
     static func insertBatch(_ jobs: [NewPayment], on connection: PostgresConnection, logger: Logger) async throws -> Int {
         let query = IntakeSQL.insertCountingNew(PaymentRows(jobs))
         for try await (count) in try await connection.query(query, logger: logger).decode(Int64.self) { return Int(count) }

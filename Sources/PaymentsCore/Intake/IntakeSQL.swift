@@ -76,16 +76,16 @@ enum IntakeSQL {
         wrapping(rows.relation) { relation in
             """
             WITH input AS (\(relation))
-            SELECT i.idempotency_key,
-                   EXISTS (SELECT 1 FROM payment_jobs p WHERE p.idempotency_key = i.idempotency_key)
-                   AND EXISTS (SELECT 1 FROM payment_jobs_archive a WHERE a.idempotency_key = i.idempotency_key) AS twice
-            FROM input i
-            WHERE EXISTS (SELECT 1 FROM payment_jobs p
-                          WHERE p.idempotency_key = i.idempotency_key AND p.request_fingerprint <> i.request_fingerprint)
-               OR EXISTS (SELECT 1 FROM payment_jobs_archive a
-                          WHERE a.idempotency_key = i.idempotency_key AND a.request_fingerprint <> i.request_fingerprint)
-               OR (EXISTS (SELECT 1 FROM payment_jobs p WHERE p.idempotency_key = i.idempotency_key)
-                   AND EXISTS (SELECT 1 FROM payment_jobs_archive a WHERE a.idempotency_key = i.idempotency_key))
+            SELECT i.idempotency_key, f.live AND f.archived AS twice
+            FROM input i CROSS JOIN LATERAL (
+                SELECT EXISTS (SELECT 1 FROM payment_jobs p WHERE p.idempotency_key = i.idempotency_key) AS live,
+                       EXISTS (SELECT 1 FROM payment_jobs_archive a WHERE a.idempotency_key = i.idempotency_key) AS archived,
+                       EXISTS (SELECT 1 FROM payment_jobs p
+                               WHERE p.idempotency_key = i.idempotency_key AND p.request_fingerprint <> i.request_fingerprint)
+                       OR EXISTS (SELECT 1 FROM payment_jobs_archive a
+                                  WHERE a.idempotency_key = i.idempotency_key AND a.request_fingerprint <> i.request_fingerprint)
+                          AS other_payment) f
+            WHERE f.other_payment OR (f.live AND f.archived)
             """
         }
     }

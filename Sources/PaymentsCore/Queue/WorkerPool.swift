@@ -15,7 +15,7 @@ public final class WorkerPool: Service, Sendable {
     let logger: Logger
 
     private struct State {
-        /// Claimed and not yet recorded: id -> attempt. Their leases are heartbeated.
+        /// Claimed and not yet recorded, by (job, attempt). Their leases are heartbeated.
         var held = HeldJobs()
         var gatewayCalls = 0
         var stopRequestedAt: ContinuousClock.Instant?

@@ -29,9 +29,11 @@ public struct ReadRouter: Sendable {
     /// columns after the node's from every row.
     /// - Parameter unusable: why a replica's answer must be read again from the primary
     ///   (for example "not found on payments-replica-1"), or nil to use it.
+    /// - Parameter fallback: overrides the router's fallback for this read.
     func read<Value: Sendable>(
         _ statement: PostgresQuery,
         timeout: Duration? = nil,
+        fallback: Bool? = nil,
         decode: @escaping @Sendable ([PostgresRandomAccessRow]) throws -> Value,
         unusable: @escaping @Sendable (Value, ReadSource) -> String? = { _, _ in nil }
     ) async throws -> Routed<Value> {
@@ -50,7 +52,7 @@ public struct ReadRouter: Sendable {
                 return answer
             }
         } catch where isTransientDatabaseError(error) {
-            guard fallback else {
+            guard fallback ?? self.fallback else {
                 throw PaymentsError.unreachable(role: "pgbouncer-read", endpoint: database.readURL.endpoint, reason: describe(error))
             }
             throttle.log(logger, .warning, "read path failed; reading from the primary", metadata: ["error": "\(describe(error))"])
@@ -67,15 +69,7 @@ public struct ReadRouter: Sendable {
 
     /// Asks the read path which node answers, never falling back: a probe of the path itself.
     public func identifyReadNode() async throws -> ReadSource {
-        do {
-            let (answer, _) = try await withTimeout(timeout) {
-                try await self.run(ReadStatements.nodeIdentity(), on: self.database.read, decode: { _ in () })
-            }
-            counts.record(answer.source.node)
-            return answer.source
-        } catch where isTransientDatabaseError(error) {
-            throw PaymentsError.unreachable(role: "pgbouncer-read", endpoint: database.readURL.endpoint, reason: describe(error))
-        }
+        try await read(ReadStatements.nodeIdentity(), fallback: false, decode: { _ in () }).source
     }
 
     private func run<Value: Sendable>(
