@@ -16,7 +16,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Jobs in flight at once.") var concurrency: Int = 1_000
     @Option(name: .customLong("batch-size"), help: "Most jobs per claim statement.") var batchSize: Int = 500
-    @Option(help: "Lease length in seconds (heartbeat every third of it).") var lease: Double = 30
+    @Option(help: "Lease length in seconds (heartbeat every sixth of it).") var lease: Double = 30
     @Option(name: .customLong("gateway-timeout"), help: "Seconds one gateway call may take before its outcome counts as unknown and the job is retried with the same key (default: half the lease; must be below it).")
     var gatewayTimeout: Double?
     @Option(name: .customLong("shutdown-timeout"), help: "Seconds in-flight jobs get to finish after SIGTERM before they are released.")

@@ -198,13 +198,17 @@ public final class WorkerPool: Service, Sendable {
         // Out of attempts. The charge may still have gone through with its answer lost:
         // settle it with the gateway's record before declaring the payment failed.
         do {
-            if let record = try await gateway.lookup(idempotencyKey: job.idempotencyKey) {
+            // Bounded like the charge: a lookup that hangs must not keep the job held.
+            let record = try await withTimeout(configuration.effectiveGatewayTimeout) { [gateway] in
+                try await gateway.lookup(idempotencyKey: job.idempotencyKey)
+            }
+            if let record {
                 logger.info("attempts used up but the gateway holds the charge: succeeded", metadata: ["job_id": "\(job.id)", "attempt": "\(job.attempt)"])
                 return .succeeded(chargeID: record.chargeID)
             }
         } catch {
             let delay = retryDelay(after: job.attempt)
-            return .retry(error: "gateway lookup failed after \(job.attempt) attempts: \(error)", after: delay)
+            return .retry(error: "gateway lookup failed after \(job.attempt) attempts: \(describe(error))", after: delay)
         }
         logger.warning("payment failed: transient failures used up its attempts", metadata: [
             "job_id": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(reason)",

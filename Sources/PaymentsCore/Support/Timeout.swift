@@ -24,6 +24,7 @@ public func withTimeout<T: Sendable>(_ duration: Duration, _ operation: @escapin
 final class TimeoutRace<T: Sendable>: Sendable {
     let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
     let work = Mutex<Task<Void, Never>?>(nil)
+    let timer = Mutex<Task<Void, Never>?>(nil)
     let cancelled = Mutex(false)
 
     func run(_ duration: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
@@ -36,20 +37,25 @@ final class TimeoutRace<T: Sendable>: Sendable {
                        _ operation: @escaping @Sendable () async throws -> T) {
         let race = self
         race.continuation.withLock { $0 = continuation }
+        // The work is registered before the timer starts, so a timer that fires always
+        // finds it to cancel.
+        let work = Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await operation()) } catch { result = .failure(error) }
+            race.timer.withLock { $0 }?.cancel()
+            race.finish(result)
+        }
+        race.work.withLock { $0 = work }
         let timer = Task {
             try? await Task.sleep(for: duration)
             guard !Task.isCancelled else { return }
             race.finish(.failure(TimeoutError()))
             race.work.withLock { $0 }?.cancel()
         }
-        let work = Task {
-            let result: Result<T, any Error>
-            do { result = .success(try await operation()) } catch { result = .failure(error) }
-            timer.cancel()
-            race.finish(result)
-        }
-        race.work.withLock { $0 = work }
-        // Cancelled before the work was registered: cancel it now.
+        race.timer.withLock { $0 = timer }
+        // Finished before the timer was registered: stop the timer now.
+        if race.continuation.withLock({ $0 == nil }) { timer.cancel() }
+        // Cancelled before the tasks were registered: cancel them now.
         if cancelled.withLock({ $0 }) { cancel() }
     }
 
@@ -57,6 +63,7 @@ final class TimeoutRace<T: Sendable>: Sendable {
         cancelled.withLock { $0 = true }
         finish(.failure(CancellationError()))
         work.withLock { $0 }?.cancel()
+        timer.withLock { $0 }?.cancel()
     }
 
     func finish(_ result: Result<T, any Error>) {
