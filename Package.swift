@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Domain and database logic: queue, intake, reads, gateway, schema.
@@ -31,12 +32,14 @@ let package = Package(
             // Compiles the top-level Migrations/*.sql into the binary.
             plugins: ["EmbedFiles"]
         ),
-        // The HTTP API: buildRouter / buildApplication over PaymentsCore.
+        // The HTTP API: buildRouter / buildApplication over PaymentsCore; the simulated
+        // payment provider's server (buildGatewayApplication) and its client (HTTPGateway).
         .target(
             name: "PaymentsHTTP",
             dependencies: [
                 "PaymentsCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

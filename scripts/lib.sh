@@ -49,8 +49,8 @@ serve_stop() {
   return $rc
 }
 
-# open_jobs PREFIX: how many of a run's jobs are still queued or running.
-open_jobs() { sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$1-%' AND state IN ('queued', 'running')"; }
+# open_jobs PREFIX: how many of a run's jobs are not terminal yet (queued, running, reconciling).
+open_jobs() { sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$1-%' AND state IN ('queued', 'running', 'reconciling')"; }
 
 # wait_drained PREFIX [SECONDS]: until every job of a run is terminal (default 600 s).
 wait_drained() {
@@ -58,7 +58,8 @@ wait_drained() {
   until [ "$(open_jobs "$1")" = 0 ]; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.2; done
 }
 
-# cancel_open_jobs: cancels every queued or running job (benchmarks start from an idle queue).
+# cancel_open_jobs: cancels every queued or running job (benchmarks start from an idle queue);
+# reconciling jobs are left to the reconciler: their charge may have happened.
 cancel_open_jobs() {
   sql "UPDATE payment_jobs SET state = 'cancelled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
        last_error = 'cancelled by $(basename "$0")' WHERE state IN ('queued', 'running')" >/dev/null

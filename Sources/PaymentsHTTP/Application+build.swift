@@ -14,13 +14,24 @@ import ServiceLifecycle
 public func buildApplication(_ settings: ServerSettings, logger: Logger) throws -> some ApplicationProtocol {
     let settings = try settings.validated()
     let registry = PrometheusBootstrap.registry
-    let gateway = try SimulatedGateway(settings.gateway)
     let database = Database(writeURL: settings.writeURL, readURL: settings.readURL,
                             writePoolSize: settings.writePool, readPoolSize: settings.readPool, logger: logger)
-    let metrics = WorkerMetrics()
-    let api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: gateway, logger: logger)
-
     var services: [any Service] = [database.write, database.read]
+    let gateway: any PaymentGateway
+    let simulated: SimulatedGateway?
+    if let url = settings.gatewayURL {
+        let client = HTTPGateway(baseURL: url, timeout: settings.workers?.effectiveGatewayTimeout ?? .seconds(15),
+                                 connections: settings.gatewayConnections, logger: logger)
+        // Listed before the worker pool: it shuts down after the pool's last call.
+        services.append(client)
+        (gateway, simulated) = (client, nil)
+    } else {
+        let local = try SimulatedGateway(settings.gateway)
+        (gateway, simulated) = (local, local)
+    }
+    let metrics = WorkerMetrics()
+    let api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: simulated, logger: logger)
+
     if let workers = settings.workers {
         services.append(try WorkerPool(store: JobStore(client: database.write, logger: logger), gateway: gateway,
                                        configuration: workers, metrics: metrics, logger: logger))
@@ -28,6 +39,7 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
     logger.info("serve starting", metadata: [
         "write": "\(database.writeURL)", "read": "\(database.readURL)", "workers": "\(settings.workers != nil)",
         "concurrency": "\(settings.workers?.concurrency ?? 0)", "read_fallback": "\(settings.readFallback)",
+        "gateway": "\(settings.gatewayURL ?? "in-process simulation")",
     ])
     let (host, port) = (settings.host, settings.port)
     return Application(

@@ -1,3 +1,4 @@
+import Foundation
 import PaymentsCore
 
 /// Everything `payments serve` is told: where it listens, which poolers it uses, how its
@@ -11,7 +12,13 @@ public struct ServerSettings: Sendable {
     public var readPool = 8
     /// Nil serves the API only (`--no-workers`).
     public var workers: WorkerConfiguration? = WorkerConfiguration()
+    /// The in-process simulated gateway (benchmarks; one serve only), used when
+    /// `gatewayURL` is nil.
     public var gateway = SimulatedGateway.Configuration()
+    /// An external gateway (`payments gateway`, or any provider speaking its API): shared
+    /// by every serve, as a real provider is.
+    public var gatewayURL: String?
+    public var gatewayConnections = 256
     /// Read from the primary when the read path fails.
     public var readFallback = true
 
@@ -26,6 +33,12 @@ public struct ServerSettings: Sendable {
         guard (1...64).contains(writePool), (1...64).contains(readPool) else {
             throw .invalidOption("--write-pool and --read-pool must be from 1 to 64")
         }
+        if let url = gatewayURL {
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                throw .invalidOption("--gateway-url must be an http(s) URL such as http://127.0.0.1:8090, got '\(url)'")
+            }
+        }
+        guard (1...10_000).contains(gatewayConnections) else { throw .invalidOption("--gateway-connections must be from 1 to 10,000") }
         var copy = self
         copy.workers = try workers?.validated()
         copy.gateway = try gateway.validated()

@@ -4,9 +4,12 @@ import PaymentsCore
 public struct ServerStats: Sendable, Encodable, Equatable {
     public struct Worker: Sendable, Encodable, Equatable {
         public var claimed, succeeded, retried, failed, released, leaseLost, reaped, inFlight, peakInFlight, databaseErrors: Int
+        public var toReconcile, reconciledSucceeded, reconciledFailed, orphansReleased: Int
         public var latencySecondsP50, latencySecondsP95, latencySecondsP99: Double
         enum CodingKeys: String, CodingKey {
             case claimed, succeeded, retried, failed, released, reaped
+            case toReconcile = "to_reconcile", reconciledSucceeded = "reconciled_succeeded", reconciledFailed = "reconciled_failed"
+            case orphansReleased = "orphans_released"
             case leaseLost = "lease_lost", inFlight = "in_flight", peakInFlight = "peak_in_flight", databaseErrors = "database_errors"
             case latencySecondsP50 = "latency_seconds_p50", latencySecondsP95 = "latency_seconds_p95", latencySecondsP99 = "latency_seconds_p99"
         }
@@ -22,6 +25,10 @@ public struct ServerStats: Sendable, Encodable, Equatable {
             inFlight = totals.inFlight
             peakInFlight = totals.peakInFlight
             databaseErrors = totals.databaseErrors
+            toReconcile = totals.toReconcile
+            reconciledSucceeded = totals.reconciledSucceeded
+            reconciledFailed = totals.reconciledFailed
+            orphansReleased = totals.orphansReleased
             latencySecondsP50 = p.count > 0 ? p[0] : 0
             latencySecondsP95 = p.count > 1 ? p[1] : 0
             latencySecondsP99 = p.count > 2 ? p[2] : 0

@@ -34,7 +34,7 @@ public enum Invariants {
 
         let total = try await scalar("SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern)")
         let open = try await scalar("SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern) AND state = ANY(\(JobState.open)::text[])")
-        checks.append(.init(name: "every job terminal", passed: open == 0, detail: "\(total - open) of \(total) terminal, \(open) queued or running"))
+        checks.append(.init(name: "every job terminal", passed: open == 0, detail: "\(total - open) of \(total) terminal, \(open) queued, running or reconciling"))
 
         let succeeded = try await scalar("SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern) AND state = \(JobState.succeeded)")
         let badPostings = try await scalar("""

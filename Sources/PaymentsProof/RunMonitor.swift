@@ -12,6 +12,7 @@ public struct RunProgress: Sendable, Equatable {
     public var succeeded = 0
     public var failed = 0
     public var cancelled = 0
+    public var reconciling = 0
     /// Attempts beyond the first, over all jobs of the run.
     public var retries = 0
     public var maxReplicaLagBytes: Int64 = 0
@@ -36,6 +37,7 @@ public struct RunProgress: Sendable, Equatable {
             switch state {
             case .queued: p.queued = n
             case .running: p.running = n
+            case .reconciling: p.reconciling = n
             case .succeeded: p.succeeded = n
             case .failed: p.failed = n
             case .cancelled: p.cancelled = n

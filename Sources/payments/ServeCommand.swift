@@ -27,6 +27,16 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "When the read path fails, read from the primary through pgbouncer-write (env READ_FALLBACK=0 turns it off).")
     var readFallback: Bool = ProcessInfo.processInfo.environment["READ_FALLBACK"] != "0"
 
+    @Option(name: .customLong("statement-timeout"), help: "Seconds a worker statement may run, enforced by client and server (default: 15 or half the lease, whichever is less; at most half the lease).")
+    var statementTimeout: Double?
+    @Option(name: .customLong("max-lease-losses"), help: "Lost leases after which a job goes to reconciling instead of running again.")
+    var maxLeaseLosses: Int = 3
+
+    @Option(name: .customLong("gateway-url"), help: "External gateway (`payments gateway`, env GATEWAY_URL), shared by every serve. Without it the simulated gateway runs in-process (benchmarks; a single serve).")
+    var gatewayURL: String? = ProcessInfo.processInfo.environment["GATEWAY_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    @Option(name: .customLong("gateway-connections"), help: "Concurrent HTTP connections to the external gateway.")
+    var gatewayConnections: Int = 256
+
     @Option(name: .customLong("gateway-latency-ms"), help: "Simulated gateway: mean latency.") var gatewayLatencyMs: Double = 20
     @Option(name: .customLong("gateway-jitter-ms"), help: "Simulated gateway: latency jitter, +/- (default: half the latency).")
     var gatewayJitterMs: Double?
@@ -49,6 +59,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard statsInterval >= 0.1, statsInterval <= 86_400 else { throw ValidationError("--stats-interval must be from 0.1 to 86,400") }
         guard lease.isFinite, (1...3600).contains(lease) else { throw ValidationError("--lease must be from 1 to 3600 seconds") }
+        if let statementTimeout {
+            guard statementTimeout.isFinite, statementTimeout > 0 else { throw ValidationError("--statement-timeout must be a positive number of seconds") }
+        }
         if let gatewayTimeout {
             guard gatewayTimeout.isFinite, gatewayTimeout > 0 else { throw ValidationError("--gateway-timeout must be a positive number of seconds") }
         }
@@ -66,6 +79,8 @@ struct ServeCommand: AsyncParsableCommand {
         settings.writePool = writePool
         settings.readPool = readPool
         settings.readFallback = readFallback
+        settings.gatewayURL = gatewayURL
+        settings.gatewayConnections = gatewayConnections
         if noWorkers {
             settings.workers = nil
         } else {
@@ -75,6 +90,8 @@ struct ServeCommand: AsyncParsableCommand {
             worker.lease = .seconds(fractional: lease)
             worker.shutdownTimeout = .seconds(fractional: shutdownTimeout)
             worker.gatewayTimeout = gatewayTimeout.map { .seconds(fractional: $0) }
+            worker.statementTimeout = statementTimeout.map { .seconds(fractional: $0) }
+            worker.maxLeaseLosses = maxLeaseLosses
             worker.backoff = Backoff(base: .seconds(fractional: retryBaseMs / 1000), cap: .seconds(fractional: retryCapMs / 1000))
             worker.statsInterval = .seconds(fractional: statsInterval)
             settings.workers = worker

@@ -65,7 +65,7 @@ struct WatchCommand: AsyncParsableCommand {
             display.update(done: progress.terminal, total: count, elapsed: elapsed)
             if clock.now - lastLine >= .seconds(2) || progress.terminal >= count {
                 lastLine = clock.now
-                FileHandle.standardError.write(Data((" in flight \(progress.running), queued \(progress.queued), succeeded \(progress.succeeded), failed \(progress.failed), retries \(progress.retries)\n").utf8))
+                FileHandle.standardError.write(Data((" in flight \(progress.running), queued \(progress.queued), reconciling \(progress.reconciling), succeeded \(progress.succeeded), failed \(progress.failed), retries \(progress.retries)\n").utf8))
             }
             if progress.total >= count && progress.terminal >= progress.total { break }
             if elapsed.seconds > timeout { break }

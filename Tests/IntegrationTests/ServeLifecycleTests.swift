@@ -27,7 +27,10 @@ extension Integration {
 
         /// Defect: a gateway call that never returned kept its job `running` forever (the
         /// heartbeat renewed the lease with no age limit). Each call now has a deadline
-        /// below the lease; an unanswered call is an unknown outcome, retried with the key.
+        /// below the lease; an unanswered call is an unknown outcome, retried with the key;
+        /// after the last attempt the job is `reconciling`, never `failed` on a guess, and
+        /// the reconciler fails it only once the gateway, asked after every deadline, holds
+        /// no charge for it.
         @Test func aGatewayThatNeverAnswersDoesNotHoldJobsForever() async throws {
             try await TestEnvironment.migrate()
             try await QueueReset.cancelLeftovers()
@@ -40,9 +43,12 @@ extension Integration {
                 "--retry-base-ms", "10", "--retry-cap-ms", "50",
             ], port: Self.port + 1, journal: journal)
             try await serve.waitUntilHealthy()
-            try await Integration.WorkerTests.waitUntilDrained(prefix, timeout: .seconds(30))
+            try await Integration.WorkerTests.waitUntilDrained(prefix, timeout: .seconds(60))
             let states = try await Integration.WorkerTests.states(prefix)
             #expect(states == ["failed": 20], "\(states)")
+            let reconciled = try await TestEnvironment.scalar(TestEnvironment.writeURL,
+                "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(prefix + "-%") AND last_error LIKE 'not charged:%'")
+            #expect(reconciled == 20, "every failure must come from the reconciler's answer, not from a guess")
             serve.signal(SIGTERM)
             #expect(try await serve.waitForExit(timeout: .seconds(30)) == 0)
             try await Integration.WorkerTests.assertInvariants(prefix, journals: [journal])

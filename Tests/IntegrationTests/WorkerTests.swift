@@ -15,7 +15,7 @@ extension Integration {
 
         static func openJobs(_ prefix: String) async throws -> Int {
             try await TestEnvironment.scalar(TestEnvironment.writeURL,
-                "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(prefix + "-%") AND state IN ('queued', 'running')")
+                "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(prefix + "-%") AND state IN ('queued', 'running', 'reconciling')")
         }
 
         static func waitUntilDrained(_ prefix: String, timeout: Duration = .seconds(180)) async throws {

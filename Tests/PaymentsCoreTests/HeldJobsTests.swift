@@ -14,10 +14,10 @@ import Testing
         held.hold(7, attempt: 2)
         held.release(7, attempt: 1)  // attempt 1's (fenced-off) completion comes back
         #expect(held.contains(7, attempt: 2))
-        #expect(held.ids == [7], "attempt 2's lease must still be extended")
+        #expect(held.all == [HeldJobs.Key(id: 7, attempt: 2)], "attempt 2's lease must still be extended")
         #expect(held.count == 1)
         held.release(7, attempt: 2)
-        #expect(held.count == 0 && held.ids.isEmpty)
+        #expect(held.count == 0 && held.all.isEmpty)
     }
 }
 

@@ -24,12 +24,14 @@ import PaymentsCore
 
     @Test func statesKnowWhetherTheyAreTerminal() {
         #expect(JobState.terminal == [.succeeded, .failed, .cancelled])
-        #expect(JobState.open == [.queued, .running])
-        #expect(JobState(rawValue: "reconciling") == nil)
+        #expect(JobState.open == [.queued, .running, .reconciling])
+        #expect(JobState(rawValue: "reconciling") == .reconciling)
     }
 
     /// What each resolution does to the row (the completion statement binds these).
     @Test func resolutionsMapToTheirNextState() {
+        let unknown = Completion.Resolution.reconcile(error: "lost answer", after: .seconds(4))
+        #expect(unknown.outcome == .reconciling && unknown.nextState == .reconciling && unknown.delay == .seconds(4) && !unknown.refundsAttempt)
         let succeeded = Completion.Resolution.succeeded(chargeID: "ch_9")
         #expect(succeeded.outcome == .succeeded && succeeded.nextState == .succeeded && succeeded.chargeID == "ch_9" && succeeded.error == nil)
         let retry = Completion.Resolution.retry(error: "timeout", after: .milliseconds(1500))

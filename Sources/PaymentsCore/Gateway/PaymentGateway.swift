@@ -1,3 +1,5 @@
+import Foundation
+
 /// What the worker asks of a payment gateway. Real gateways deduplicate by idempotency
 /// key: charging the same key twice returns the first result and moves money once.
 public protocol PaymentGateway: Sendable {
@@ -14,12 +16,18 @@ public struct ChargeRequest: Sendable, Equatable {
     /// For the gateway's records and logs only; the key is what deduplicates.
     public var jobID: Int64
     public var attempt: Int32
+    /// After this instant the charge must not happen any more: the gateway refuses a
+    /// request that reaches it later. The worker sets it to its lease's end, so once a
+    /// job's lease has expired no charge of that attempt can still land, and a
+    /// reconciler that finds no charge for the key can trust the answer.
+    public var deadline: Date?
 
-    public init(idempotencyKey: String, payment: Payment, jobID: Int64, attempt: Int32) {
+    public init(idempotencyKey: String, payment: Payment, jobID: Int64, attempt: Int32, deadline: Date? = nil) {
         self.idempotencyKey = idempotencyKey
         self.payment = payment
         self.jobID = jobID
         self.attempt = attempt
+        self.deadline = deadline
     }
 }
 
@@ -37,6 +45,11 @@ public struct ChargeRecord: Sendable, Equatable, Codable {
         self.jobID = jobID
         self.amountMinor = amountMinor
         self.currency = currency
+    }
+
+    /// Whether this charge is for `payment`'s amount and currency.
+    public func matches(_ payment: Payment) -> Bool {
+        amountMinor == payment.amountMinor && currency == payment.currency
     }
 
     enum CodingKeys: String, CodingKey {

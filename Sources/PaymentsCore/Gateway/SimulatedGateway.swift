@@ -82,6 +82,10 @@ public final class SimulatedGateway: PaymentGateway {
         if latency > 0 {
             do { try await Task.sleep(for: .microseconds(Int64(latency * 1000))) } catch { return .abandoned }
         }
+        // As the external gateway does: past its deadline a request is refused, not charged.
+        if let deadline = request.deadline, Date() > deadline {
+            return .transientFailure(reason: "the charge's deadline passed before it was processed; not charged")
+        }
         // A card is declined every time it is tried: the verdict is a stable draw per key.
         let declined = SeededRandom.unit(for: request.idempotencyKey, seed: configuration.seed) < configuration.declineRate
         var newRecord: ChargeRecord?

@@ -8,11 +8,14 @@ public struct Completion: Sendable, Equatable {
         case failed(error: String)
         /// Back to the queue at once, the attempt not counted (shutdown before an answer).
         case release(reason: String)
+        /// The charge may have happened and no attempt is left: the reconciler settles it
+        /// with the gateway once `after` has passed (no charge can land after that).
+        case reconcile(error: String, after: Duration)
     }
 
     /// The kind of a resolution, as the completion statement records and returns it.
     public enum Outcome: String, Sendable, Equatable, CaseIterable, PostgresTextEnum {
-        case succeeded, retried, failed, released
+        case succeeded, retried, failed, released, reconciling
     }
 
     public var jobID: Int64
@@ -33,6 +36,7 @@ extension Completion.Resolution {
         case .retry: .retried
         case .failed: .failed
         case .release: .released
+        case .reconcile: .reconciling
         }
     }
 
@@ -42,6 +46,7 @@ extension Completion.Resolution {
         case .succeeded: .succeeded
         case .failed: .failed
         case .retry, .release: .queued
+        case .reconcile: .reconciling
         }
     }
 
@@ -54,15 +59,17 @@ extension Completion.Resolution {
     public var error: String? {
         switch self {
         case .succeeded: nil
-        case let .retry(error, _), let .failed(error): error
+        case let .retry(error, _), let .failed(error), let .reconcile(error, _): error
         case let .release(reason): reason
         }
     }
 
-    /// From now until the job may run again (queued outcomes only).
+    /// From now until the job may run again, or be reconciled.
     public var delay: Duration {
-        if case let .retry(_, after) = self { return after }
-        return .zero
+        switch self {
+        case let .retry(_, after), let .reconcile(_, after): after
+        default: .zero
+        }
     }
 
     /// A released attempt does not count: the gateway never answered it.

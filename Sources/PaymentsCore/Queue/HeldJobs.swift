@@ -25,6 +25,6 @@ public struct HeldJobs: Sendable, Equatable {
 
     public func contains(_ id: Int64, attempt: Int32) -> Bool { keys.contains(Key(id: id, attempt: attempt)) }
 
-    /// The job ids whose leases to extend (each once).
-    public var ids: [Int64] { Array(Set(keys.map(\.id))) }
+    /// Every held (job, attempt): the leases to extend.
+    public var all: [Key] { Array(keys) }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import PostgresNIO
 
@@ -8,9 +9,24 @@ public struct JobStore: Sendable {
     public let client: PostgresClient
     public let logger: Logger
 
-    public init(client: PostgresClient, logger: Logger) {
+    /// How long the server lets each worker statement run (SET LOCAL, per transaction:
+    /// safe through transaction pooling). The client's own timeout is the same, so a
+    /// statement whose client gave up is also ended by PostgreSQL.
+    public let statementTimeout: Duration
+
+    public init(client: PostgresClient, statementTimeout: Duration = .seconds(15), logger: Logger) {
         self.client = client
+        self.statementTimeout = statementTimeout
         self.logger = logger
+    }
+
+    /// Runs `statement` in its own transaction under the server-side statement timeout.
+    func bounded<T: Sendable>(_ statement: PostgresQuery, _ decode: @escaping @Sendable (PostgresRowSequence) async throws -> T) async throws -> T {
+        let millis = "\(max(1, Int(statementTimeout.seconds * 1000)))ms"
+        return try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT set_config('statement_timeout', \(millis), true)", logger: logger)
+            return try await decode(try await connection.query(statement, logger: logger))
+        }
     }
 
     // MARK: claim
@@ -30,30 +46,44 @@ public struct JobStore: Sendable {
         SET state = \(JobState.running), attempt = j.attempt + 1, lease_owner = \(owner),
             lease_expires_at = now() + make_interval(secs => \(lease.seconds)), claimed_at = now(), updated_at = now()
         FROM picked WHERE j.id = picked.id
-        RETURNING j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts
+        RETURNING j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
+                  j.lease_expires_at
         """
     }
 
     public func claim(limit: Int, owner: String, lease: Duration) async throws -> [ClaimedJob] {
-        let rows = try await client.query(Self.claimStatement(limit: limit, owner: owner, lease: lease), logger: logger)
+        try await bounded(Self.claimStatement(limit: limit, owner: owner, lease: lease), Self.claimedJobs)
+    }
+
+    /// Rows of (id, key, amount, currency, debtor, creditor, attempt, max_attempts, lease end).
+    @Sendable static func claimedJobs(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
         var jobs: [ClaimedJob] = []
-        for try await (id, key, amount, currency, debtor, creditor, attempt, maxAttempts)
-            in rows.decode((Int64, String, Int64, String, String, String, Int32, Int32).self) {
+        for try await (id, key, amount, currency, debtor, creditor, attempt, maxAttempts, leaseEnd)
+            in rows.decode((Int64, String, Int64, String, String, String, Int32, Int32, Date).self) {
             jobs.append(ClaimedJob(id: id, idempotencyKey: key,
                                    payment: Payment(amountMinor: amount, currency: currency, debtor: debtor, creditor: creditor),
-                                   attempt: attempt, maxAttempts: maxAttempts))
+                                   attempt: attempt, maxAttempts: maxAttempts, leaseExpiresAt: leaseEnd))
         }
         return jobs
     }
 
     // MARK: complete
 
+    /// Whose outcome may be recorded: the worker holding the lease, or the reconciler.
+    public enum Fence: Sendable, Equatable {
+        /// Still `running` under this owner and the completion's attempt.
+        case lease(owner: String)
+        /// Still `reconciling` at the completion's attempt: every reconciler that reads the
+        /// gateway after the job's deadline reads the same answer, so the first one wins.
+        case reconciling
+    }
+
     /// Records a batch of outcomes in one statement, fenced: a row changes only if it is
-    /// still `running` under this owner and attempt, so a worker that lost its lease
-    /// changes nothing. Succeeded jobs get their debit and credit in the same statement,
+    /// still `running` under this owner and attempt (or `reconciling`), so a worker that
+    /// lost its lease changes nothing. Succeeded jobs get their debit and credit in the same statement,
     /// and the ledger's unique (job, side) refuses a second posting. Returns each
     /// recorded job with its outcome; a fenced-off completion is simply absent.
-    static func completeStatement(_ completions: [Completion], owner: String) -> PostgresQuery {
+    static func completeStatement(_ completions: [Completion], fence: Fence) -> PostgresQuery {
         var ids: [Int64] = [], attempts: [Int32] = [], outcomes: [Completion.Outcome] = [], states: [JobState] = []
         var chargeIDs: [String] = [], errors: [String] = [], delays: [Double] = [], refunds: [Int32] = []
         for c in completions {
@@ -68,6 +98,10 @@ public struct JobStore: Sendable {
             delays.append(r.delay.seconds)
             refunds.append(r.refundsAttempt ? 1 : 0)
         }
+        let (fencedState, owner): (JobState, String?) = switch fence {
+        case let .lease(owner): (.running, owner)
+        case .reconciling: (.reconciling, nil)
+        }
         return """
             WITH input AS (
                 SELECT * FROM unnest(\(ids)::int8[], \(attempts)::int4[], \(outcomes)::text[], \(states)::text[],
@@ -77,13 +111,14 @@ public struct JobStore: Sendable {
                 UPDATE payment_jobs j SET
                     state = i.next_state,
                     finished_at = CASE WHEN i.next_state = ANY(\(JobState.terminal)::text[]) THEN now() END,
-                    run_at = CASE WHEN i.next_state = \(JobState.queued) THEN now() + make_interval(secs => i.delay_s) ELSE j.run_at END,
+                    run_at = CASE WHEN i.next_state = ANY(\([JobState.queued, JobState.reconciling])::text[])
+                                  THEN now() + make_interval(secs => i.delay_s) ELSE j.run_at END,
                     attempt = j.attempt - i.refund,
                     charge_id = CASE WHEN i.outcome = \(Completion.Outcome.succeeded) THEN i.charge_id END,
                     last_error = CASE WHEN i.outcome = \(Completion.Outcome.succeeded) THEN j.last_error ELSE i.error END,
                     lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
                 FROM input i
-                WHERE j.id = i.id AND j.state = \(JobState.running) AND j.lease_owner = \(owner) AND j.attempt = i.attempt
+                WHERE j.id = i.id AND j.state = \(fencedState) AND j.lease_owner IS NOT DISTINCT FROM \(owner) AND j.attempt = i.attempt
                 RETURNING j.id, i.outcome, j.state, j.amount_minor, j.currency, j.debtor, j.creditor, j.attempt, j.created_at, j.finished_at),
             posted AS (
                 INSERT INTO ledger_entries (job_id, side, account, amount_minor, currency, attempt)
@@ -98,35 +133,84 @@ public struct JobStore: Sendable {
             """
     }
 
-    public func complete(_ completions: [Completion], owner: String) async throws -> [CompletedJob] {
+    public func complete(_ completions: [Completion], fence: Fence) async throws -> [CompletedJob] {
         guard !completions.isEmpty else { return [] }
-        let rows = try await client.query(Self.completeStatement(completions, owner: owner), logger: logger)
-        var completed: [CompletedJob] = []
-        for try await (id, outcome, latency) in rows.decode((Int64, Completion.Outcome, Double?).self) {
-            completed.append(CompletedJob(id: id, outcome: outcome, latencySeconds: latency))
+        return try await bounded(Self.completeStatement(completions, fence: fence)) { rows in
+            var completed: [CompletedJob] = []
+            for try await (id, outcome, latency) in rows.decode((Int64, Completion.Outcome, Double?).self) {
+                completed.append(CompletedJob(id: id, outcome: outcome, latencySeconds: latency))
+            }
+            return completed
         }
-        return completed
     }
 
     // MARK: leases
 
-    /// Extends the leases of jobs this owner still holds; returns how many it still holds.
-    public func extendLeases(ids: [Int64], owner: String, lease: Duration) async throws -> Int {
-        guard !ids.isEmpty else { return 0 }
-        let rows = try await client.query("""
-            WITH extended AS (
-                UPDATE payment_jobs SET lease_expires_at = now() + make_interval(secs => \(lease.seconds))
-                WHERE id = ANY(\(ids)::int8[]) AND state = \(JobState.running) AND lease_owner = \(owner)
+    /// Extends the leases of the (job, attempt) pairs this owner still holds, but not past
+    /// `maxHold` from their claim: a job whose worker is stuck (a gateway call that never
+    /// returns) is let go and reaped rather than renewed forever. Returns how many it
+    /// still holds.
+    public func extendLeases(_ held: [HeldJobs.Key], owner: String, lease: Duration, maxHold: Duration) async throws -> Int {
+        guard !held.isEmpty else { return 0 }
+        // SKIP LOCKED: a row locked right now is having its outcome recorded; waiting for
+        // it (in another order than the completion's) could deadlock the two.
+        return try await bounded("""
+            WITH mine AS (
+                SELECT j.id FROM payment_jobs j
+                JOIN unnest(\(held.map(\.id))::int8[], \(held.map(\.attempt))::int4[]) AS h(id, attempt)
+                  ON j.id = h.id AND j.attempt = h.attempt
+                WHERE j.state = \(JobState.running) AND j.lease_owner = \(owner)
+                  AND j.claimed_at > now() - make_interval(secs => \(maxHold.seconds))
+                FOR UPDATE OF j SKIP LOCKED),
+            extended AS (
+                UPDATE payment_jobs j SET lease_expires_at = now() + make_interval(secs => \(lease.seconds))
+                FROM mine WHERE j.id = mine.id
                 RETURNING 1)
             SELECT count(*)::int8 FROM extended
-            """, logger: logger)
-        for try await (count) in rows.decode(Int64.self) { return Int(count) }
-        return 0
+            """) { rows in
+            for try await (count) in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        }
     }
 
-    /// Returns expired `running` jobs to the queue. Safe from every worker at once.
-    public func reapExpiredLeases(limit: Int = 1_000) async throws -> Int {
-        let rows = try await client.query("""
+    /// Releases jobs the database says this owner runs but the process does not hold: a
+    /// claim that committed after its client gave up on it (timeout, dropped connection).
+    /// Claimed longer than `olderThan` ago, so a claim whose answer is still on its way is
+    /// left alone. The process never saw them, so the attempt is refunded; the lost lease
+    /// still counts, so a job whose outcome this process can never record (a completion
+    /// the database keeps refusing) reaches `reconciling` rather than loop.
+    public func releaseOrphans(held: [HeldJobs.Key], owner: String, olderThan: Duration,
+                               maxLeaseLosses: Int, settleAfter: Duration) async throws -> Int {
+        try await bounded("""
+            WITH candidates AS (
+                SELECT j.id FROM payment_jobs j
+                WHERE j.state = \(JobState.running) AND j.lease_owner = \(owner)
+                  AND j.claimed_at < now() - make_interval(secs => \(olderThan.seconds))
+                  AND (j.id, j.attempt) NOT IN (SELECT * FROM unnest(\(held.map(\.id))::int8[], \(held.map(\.attempt))::int4[]))
+                FOR UPDATE OF j SKIP LOCKED),
+            orphans AS (
+                UPDATE payment_jobs j SET
+                    attempt = j.attempt - 1, lease_losses = j.lease_losses + 1,
+                    state = CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses)) THEN \(JobState.reconciling) ELSE \(JobState.queued) END,
+                    run_at = now() + CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses))
+                                          THEN make_interval(secs => \(settleAfter.seconds)) ELSE '0'::interval END,
+                    updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+                    last_error = 'released: claimed by ' || j.lease_owner || ' but not held by it'
+                FROM candidates c WHERE j.id = c.id
+                RETURNING 1)
+            SELECT count(*)::int8 FROM orphans
+            """) { rows in
+            for try await (count) in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        }
+    }
+
+    /// Returns expired `running` jobs to the queue, counting the lost lease; a job that
+    /// lost `maxLeaseLosses` leases goes to `reconciling` instead (its charge may have
+    /// happened under any of them), settled after `settleAfter`. Safe from every worker
+    /// at once.
+    public func reapExpiredLeases(limit: Int = 1_000, maxLeaseLosses: Int, settleAfter: Duration) async throws -> Int {
+        try await bounded("""
             WITH expired AS (
                 SELECT id FROM payment_jobs
                 WHERE state = \(JobState.running) AND lease_expires_at < now()
@@ -134,14 +218,40 @@ public struct JobStore: Sendable {
                 LIMIT \(Int64(limit))
                 FOR UPDATE SKIP LOCKED),
             requeued AS (
-                UPDATE payment_jobs j SET state = \(JobState.queued), run_at = now(), updated_at = now(),
-                    last_error = 'lease of ' || j.lease_owner || ' expired: worker stopped or lost the database',
+                UPDATE payment_jobs j SET
+                    lease_losses = j.lease_losses + 1,
+                    state = CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses)) THEN \(JobState.reconciling) ELSE \(JobState.queued) END,
+                    run_at = now() + CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses))
+                                          THEN make_interval(secs => \(settleAfter.seconds)) ELSE '0'::interval END,
+                    updated_at = now(),
+                    last_error = 'lease of ' || j.lease_owner || ' expired: worker stopped or lost the database'
+                        || CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses))
+                                THEN ' (' || (j.lease_losses + 1) || ' leases lost: reconciling with the gateway)' ELSE '' END,
                     lease_owner = NULL, lease_expires_at = NULL
                 FROM expired WHERE j.id = expired.id
                 RETURNING 1)
             SELECT count(*)::int8 FROM requeued
-            """, logger: logger)
-        for try await (count) in rows.decode(Int64.self) { return Int(count) }
-        return 0
+            """) { rows in
+            for try await (count) in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        }
+    }
+
+    // MARK: reconciliation
+
+    /// Takes up to `limit` `reconciling` jobs that are due, pushing their next look
+    /// `recheckAfter` ahead so other reconcilers pass them by meanwhile.
+    public func claimReconciling(limit: Int, recheckAfter: Duration) async throws -> [ClaimedJob] {
+        try await bounded("""
+            WITH picked AS (
+                SELECT id FROM payment_jobs
+                WHERE state = \(JobState.reconciling) AND run_at <= now()
+                ORDER BY run_at
+                LIMIT \(Int64(limit))
+                FOR UPDATE SKIP LOCKED)
+            UPDATE payment_jobs j SET run_at = now() + make_interval(secs => \(recheckAfter.seconds)), updated_at = now()
+            FROM picked WHERE j.id = picked.id
+            RETURNING j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts, j.run_at
+            """, Self.claimedJobs)
     }
 }

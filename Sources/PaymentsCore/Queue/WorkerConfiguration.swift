@@ -22,8 +22,19 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var backoff = Backoff()
     public var statsInterval: Duration = .seconds(5)
     /// Longest a claim or completion statement may take before it counts as failed and is
-    /// retried: a query stuck behind a restarting pooler must not wedge the pool.
-    public var statementTimeout: Duration = .seconds(15)
+    /// retried: a query stuck behind a restarting pooler must not wedge the pool. Enforced
+    /// by the client and by the server (SET LOCAL per transaction). Default: 15 s or half
+    /// the lease, whichever is less.
+    public var statementTimeout: Duration?
+    /// A job whose lease was lost this many times goes to `reconciling` instead of running again.
+    public var maxLeaseLosses = 3
+    /// How often the reconciler looks for due `reconciling` jobs, and how long it waits
+    /// before asking again about one whose outcome the gateway does not know yet.
+    public var reconcileInterval: Duration = .seconds(1)
+    public var reconcileRecheck: Duration = .seconds(5)
+    /// Margin for clocks and in-flight writes at the gateway, added before a job's
+    /// "no charge" is trusted.
+    public var settleMargin: Duration = .seconds(2)
     /// Longest one gateway call may take; then its outcome is unknown and the job is
     /// retried with the same key (the gateway deduplicates). Default: half the lease.
     public var gatewayTimeout: Duration?
@@ -34,6 +45,12 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var heartbeatInterval: Duration { lease / 6 }
     public var heartbeatTimeout: Duration { lease / 6 }
     public var effectiveGatewayTimeout: Duration { gatewayTimeout ?? lease / 2 }
+    public var effectiveStatementTimeout: Duration { statementTimeout ?? min(.seconds(15), lease / 2) }
+    /// After an unknown outcome on the last attempt: when no charge of it can land any more.
+    public var settleAfterLastAttempt: Duration { effectiveGatewayTimeout + settleMargin }
+    /// Longest a job is held by one claim: its gateway call, the lookup after it, and the
+    /// writes of its outcome. Past it the heartbeat stops renewing the lease.
+    public var maxHold: Duration { effectiveGatewayTimeout * 2 + effectiveStatementTimeout * 4 + lease }
 
     public init(owner: String = WorkerConfiguration.defaultOwner()) {
         self.owner = owner
@@ -48,9 +65,19 @@ public struct WorkerConfiguration: Sendable, Equatable {
         guard (1...10_000).contains(batchSize) else { throw .invalidOption("--batch-size must be from 1 to 10,000, got \(batchSize)") }
         guard lease >= .seconds(1), lease <= .seconds(3600) else { throw .invalidOption("--lease must be from 1 to 3600 seconds") }
         guard shutdownTimeout >= .zero, shutdownTimeout <= .seconds(600) else { throw .invalidOption("--shutdown-timeout must be from 0 to 600 seconds") }
-        guard statementTimeout >= .milliseconds(100), statementTimeout <= .seconds(600) else {
-            throw .invalidOption("the statement timeout must be from 0.1 to 600 seconds")
+        let statement = effectiveStatementTimeout
+        guard statement >= .milliseconds(100), statement <= .seconds(600) else {
+            throw .invalidOption("--statement-timeout must be from 0.1 to 600 seconds")
         }
+        // A completion that times out must be retried well within the lease, or the job
+        // is re-run although its outcome was known.
+        guard statement <= lease / 2 else {
+            throw .invalidOption("--statement-timeout (\(statement.seconds) s) must be at most half of --lease (\(lease.seconds) s): a worker must be able to retry a stalled write before its lease runs out")
+        }
+        guard heartbeatInterval + heartbeatTimeout < lease else {
+            throw .invalidOption("the lease heartbeat (every \(heartbeatInterval.seconds) s, up to \(heartbeatTimeout.seconds) s each) must fit in --lease (\(lease.seconds) s)")
+        }
+        guard (1...100).contains(maxLeaseLosses) else { throw .invalidOption("--max-lease-losses must be from 1 to 100, got \(maxLeaseLosses)") }
         let gateway = effectiveGatewayTimeout
         guard gateway >= .milliseconds(10) else { throw .invalidOption("--gateway-timeout must be at least 0.01 seconds") }
         // A charge must end (answered or abandoned) before its job's lease could run out.

@@ -30,9 +30,11 @@ public final class WorkerPool: Service, Sendable {
 
     public init(store: JobStore, gateway: any PaymentGateway, configuration: WorkerConfiguration,
                 metrics: WorkerMetrics = WorkerMetrics(), logger: Logger) throws {
-        self.store = store
+        let configuration = try configuration.validated()
+        // The server-side timeout of every worker statement is the pool's.
+        self.store = JobStore(client: store.client, statementTimeout: configuration.effectiveStatementTimeout, logger: store.logger)
         self.gateway = gateway
-        self.configuration = try configuration.validated()
+        self.configuration = configuration
         self.metrics = metrics
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.owner)"
@@ -78,6 +80,7 @@ public final class WorkerPool: Service, Sendable {
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await self.heartbeatLoop() }
             background.addTask { await self.reapLoop() }
+            background.addTask { await self.reconcileLoop() }
             background.addTask { await self.statsLoop() }
             await withTaskGroup(of: Void.self) { work in
                 for _ in 0..<configuration.completers { work.addTask { await self.completeLoop() } }
@@ -113,7 +116,7 @@ public final class WorkerPool: Service, Sendable {
                 let want = min(configuration.batchSize, free)
                 let claimed: [ClaimedJob]
                 do {
-                    claimed = try await withTimeout(configuration.statementTimeout) { [store, configuration] in
+                    claimed = try await withTimeout(clientTimeout) { [store, configuration] in
                         try await store.claim(limit: want, owner: configuration.owner, lease: configuration.lease)
                     }
                     dbBackoff = .milliseconds(50)
@@ -160,9 +163,16 @@ public final class WorkerPool: Service, Sendable {
 
     // MARK: processing one job
 
+    /// The server's timeout plus a margin: the server ends a slow statement first, and
+    /// the client's timer only catches a connection that hangs.
+    var clientTimeout: Duration { configuration.effectiveStatementTimeout + .seconds(1) }
+
     func process(_ job: ClaimedJob) async {
         let outcome: ChargeOutcome
-        let deadline = configuration.effectiveGatewayTimeout
+        // The call ends by the gateway timeout and by the claim's lease, whichever is first:
+        // the gateway is told the same deadline and refuses to charge after it.
+        let untilLeaseEnd = Duration.seconds(fractional: max(0.001, job.leaseExpiresAt.timeIntervalSinceNow))
+        let deadline = min(configuration.effectiveGatewayTimeout, untilLeaseEnd)
         do {
             outcome = try await withTimeout(deadline) { [gateway] in await gateway.charge(job.chargeRequest) }
         } catch is TimeoutError {
@@ -195,25 +205,22 @@ public final class WorkerPool: Service, Sendable {
             ])
             return .retry(error: reason, after: delay)
         }
-        // Out of attempts. The charge may still have gone through with its answer lost:
-        // settle it with the gateway's record before declaring the payment failed.
-        do {
-            // Bounded like the charge: a lookup that hangs must not keep the job held.
-            let record = try await withTimeout(configuration.effectiveGatewayTimeout) { [gateway] in
-                try await gateway.lookup(idempotencyKey: job.idempotencyKey)
-            }
-            if let record {
-                logger.info("attempts used up but the gateway holds the charge: succeeded", metadata: ["job_id": "\(job.id)", "attempt": "\(job.attempt)"])
-                return .succeeded(chargeID: record.chargeID)
-            }
-        } catch {
-            let delay = retryDelay(after: job.attempt)
-            return .retry(error: "gateway lookup failed after \(job.attempt) attempts: \(describe(error))", after: delay)
+        // Out of attempts, and the charge may have gone through with its answer lost. If
+        // the gateway already holds it, post it now; otherwise the outcome is unknown and
+        // the job goes to `reconciling`, never to `failed` on a guess: the gateway's
+        // "no charge" is only final once no charge of any attempt can still land.
+        let record = try? await withTimeout(configuration.effectiveGatewayTimeout) { [gateway] in
+            try await gateway.lookup(idempotencyKey: job.idempotencyKey)
         }
-        logger.warning("payment failed: transient failures used up its attempts", metadata: [
+        if let record = record ?? nil, record.matches(job.payment) {
+            logger.info("attempts used up but the gateway holds the charge: succeeded", metadata: ["job_id": "\(job.id)", "attempt": "\(job.attempt)"])
+            return .succeeded(chargeID: record.chargeID)
+        }
+        logger.warning("attempts used up with the outcome unknown: reconciling with the gateway", metadata: [
             "job_id": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(reason)",
         ])
-        return .failed(error: "gave up after \(job.attempt) attempts: \(reason)")
+        return .reconcile(error: "outcome unknown after \(job.attempt) attempts (\(reason)); reconciling with the gateway",
+                          after: configuration.settleAfterLastAttempt)
     }
 
     func retryDelay(after attempt: Int32) -> Duration {
@@ -238,8 +245,8 @@ public final class WorkerPool: Service, Sendable {
         var delay = Duration.milliseconds(50)
         while true {
             do {
-                let done = try await withTimeout(configuration.statementTimeout * 2) { [store, configuration] in
-                    try await store.complete(batch, owner: configuration.owner)
+                let done = try await withTimeout(clientTimeout) { [store, configuration] in
+                    try await store.complete(batch, fence: .lease(owner: configuration.owner))
                 }
                 metrics.recordCompleted(done, submitted: batch.count)
                 if done.count < batch.count {
@@ -284,14 +291,24 @@ public final class WorkerPool: Service, Sendable {
             // Also a periodic nudge for a claim loop waiting for room, so no lost or
             // missing wake-up can park it for good.
             wake.yield()
-            let held = state.withLock { $0.held.ids }
-            guard !held.isEmpty else { continue }
+            let held = state.withLock { $0.held.all }
             do {
-                let extended = try await withTimeout(configuration.heartbeatTimeout) { [store, configuration] in
-                    try await store.extendLeases(ids: held, owner: configuration.owner, lease: configuration.lease)
+                if !held.isEmpty {
+                    let extended = try await withTimeout(configuration.heartbeatTimeout) { [store, configuration] in
+                        try await store.extendLeases(held, owner: configuration.owner, lease: configuration.lease, maxHold: configuration.maxHold)
+                    }
+                    if extended < held.count {
+                        logger.debug("some leases were lost or held too long and not extended", metadata: ["held": "\(held.count)", "extended": "\(extended)"])
+                    }
                 }
-                if extended < held.count {
-                    logger.debug("some leases were lost before they could be extended", metadata: ["held": "\(held.count)", "extended": "\(extended)"])
+                // Claims that committed after this process stopped waiting for them.
+                let orphans = try await withTimeout(configuration.heartbeatTimeout) { [store, configuration, clientTimeout] in
+                    try await store.releaseOrphans(held: held, owner: configuration.owner, olderThan: clientTimeout * 2,
+                                                   maxLeaseLosses: configuration.maxLeaseLosses, settleAfter: configuration.settleMargin)
+                }
+                metrics.recordOrphans(orphans)
+                if orphans > 0 {
+                    logger.warning("released jobs claimed for this process that it never received", metadata: ["jobs": "\(orphans)"])
                 }
             } catch {
                 metrics.recordDatabaseError()
@@ -306,7 +323,9 @@ public final class WorkerPool: Service, Sendable {
             do {
                 var reaped = 0
                 repeat {
-                    reaped = try await withTimeout(configuration.statementTimeout) { [store] in try await store.reapExpiredLeases() }
+                    reaped = try await withTimeout(clientTimeout) { [store, configuration] in
+                        try await store.reapExpiredLeases(maxLeaseLosses: configuration.maxLeaseLosses, settleAfter: configuration.settleMargin)
+                    }
                     metrics.recordReaped(reaped)
                     if reaped > 0 { logger.info("returned jobs with expired leases to the queue", metadata: ["jobs": "\(reaped)"]) }
                 } while reaped >= 1_000 && !Task.isCancelled
@@ -314,6 +333,66 @@ public final class WorkerPool: Service, Sendable {
                 metrics.recordDatabaseError()
                 logger.debug("reaper failed", metadata: ["error": "\(describe(error))"])
             }
+        }
+    }
+
+    // MARK: reconciliation
+
+    /// Settles `reconciling` jobs once their charges can no longer land: the gateway's
+    /// record by key posts the job; no record (and none in progress) fails it, since the
+    /// payment was never charged. Anything else (the gateway unreachable, a request still
+    /// in progress, a charge for another amount) leaves the job for the next look.
+    func reconcileLoop() async {
+        while !Task.isCancelled && !isStopping {
+            do { try await Task.sleep(for: configuration.reconcileInterval) } catch { return }
+            do {
+                let due = try await withTimeout(clientTimeout) { [store, configuration] in
+                    try await store.claimReconciling(limit: 100, recheckAfter: configuration.reconcileRecheck)
+                }
+                guard !due.isEmpty else { continue }
+                var settled: [Completion] = []
+                for job in due {
+                    if let resolution = await reconcile(job) {
+                        settled.append(Completion(jobID: job.id, attempt: job.attempt, resolution: resolution))
+                    }
+                }
+                let done = try await withTimeout(clientTimeout) { [store, settled] in try await store.complete(settled, fence: .reconciling) }
+                metrics.recordReconciled(done)
+                if !done.isEmpty {
+                    logger.info("reconciled jobs with the gateway", metadata: [
+                        "posted": "\(done.filter { $0.outcome == .succeeded }.count)", "failed": "\(done.filter { $0.outcome == .failed }.count)",
+                        "pending": "\(due.count - done.count)",
+                    ])
+                }
+            } catch {
+                if Task.isCancelled { return }
+                metrics.recordDatabaseError()
+                throttle.log(logger, .warning, "reconciliation failed; retrying", metadata: ["error": "\(describe(error))"])
+            }
+        }
+    }
+
+    func reconcile(_ job: ClaimedJob) async -> Completion.Resolution? {
+        let metadata: Logger.Metadata = ["job_id": "\(job.id)", "attempt": "\(job.attempt)"]
+        do {
+            let record = try await withTimeout(configuration.effectiveGatewayTimeout) { [gateway] in
+                try await gateway.lookup(idempotencyKey: job.idempotencyKey)
+            }
+            guard let record else {
+                logger.info("reconciled: the gateway never charged this payment; failed", metadata: metadata)
+                return .failed(error: "not charged: the gateway has no charge for this key after its last attempt's deadline")
+            }
+            guard record.matches(job.payment) else {
+                logger.error("the gateway holds a charge for this key with another amount or currency; left for an operator", metadata: metadata.merging([
+                    "charge_id": "\(record.chargeID)", "charged": "\(record.amountMinor) \(record.currency)",
+                ]) { $1 })
+                return nil
+            }
+            logger.info("reconciled: the gateway holds the charge; posted", metadata: metadata)
+            return .succeeded(chargeID: record.chargeID)
+        } catch {
+            throttle.log(logger, .warning, "reconciliation lookup failed; will ask again", metadata: metadata.merging(["error": "\(describe(error))"]) { $1 })
+            return nil
         }
     }
 

@@ -12,6 +12,13 @@ public struct Retention: Sendable {
     /// Terminal states without ledger entries: safe to move out of the queue table.
     static let prunable: [JobState] = [.failed, .cancelled]
 
+    /// Every column payment_jobs and payment_jobs_archive share.
+    static let archivedColumns = """
+        id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, state, attempt, max_attempts,
+        priority, run_at, lease_owner, lease_expires_at, last_error, charge_id, created_at, claimed_at, updated_at,
+        finished_at, lease_losses
+        """
+
     public init(client: PostgresClient, logger: Logger) {
         self.client = client
         self.logger = logger
@@ -42,7 +49,9 @@ public struct Retention: Sendable {
                       AND NOT EXISTS (SELECT 1 FROM ledger_entries l WHERE l.job_id = j.id)
                     RETURNING j.*),
                 archived AS (
-                    INSERT INTO payment_jobs_archive SELECT * FROM moved RETURNING 1)
+                    -- Named columns: the archive's order differs (archived_at came before later columns).
+                    INSERT INTO payment_jobs_archive (\(unescaped: Self.archivedColumns))
+                    SELECT \(unescaped: Self.archivedColumns) FROM moved RETURNING 1)
                 SELECT count(*)::int8 FROM archived
                 """
             var moved = 0

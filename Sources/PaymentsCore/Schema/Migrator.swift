@@ -45,6 +45,8 @@ public struct Migrator: Sendable {
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
                 // SET LOCAL lasts only for this transaction: safe through transaction pooling.
                 try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \"\(schema)\""), logger: logger)
+                // A migration may rewrite a large table: not bound by the role's statement timeout.
+                try await connection.query("SET LOCAL statement_timeout = 0", logger: logger)
                 try await connection.query("""
                     CREATE TABLE IF NOT EXISTS schema_migrations (
                         version    text PRIMARY KEY,

@@ -1,0 +1,160 @@
+import Foundation
+import Synchronization
+
+/// The gateway's memory of every charge it accepted, by idempotency key: durable (a
+/// journal of JSON lines, fsynced before a charge is acknowledged, read back at start) and
+/// the one place every `serve` asks, so a key is charged at most once across processes
+/// and across the gateway's own restarts.
+///
+/// A key has three states: unknown, in progress (a request for it is being processed) and
+/// charged. Lookups report "in progress" rather than "unknown" while a request is being
+/// processed, so a reconciler never concludes "not charged" while a charge may still land.
+public final class ChargeStore: Sendable {
+    public enum Begin: Sendable, Equatable {
+        /// The key is now in progress: the caller must `commit` or `abandon` it.
+        case started
+        /// Already charged: answer with this record (or 409 if the payment differs).
+        case charged(ChargeRecord)
+        /// Another request for this key is being processed.
+        case inProgress
+    }
+
+    public enum Lookup: Sendable, Equatable {
+        case charged(ChargeRecord)
+        case inProgress
+        case unknown
+    }
+
+    struct State {
+        var charges: [String: ChargeRecord]
+        var inProgress: Set<String> = []
+        var nextCharge = 0
+        /// Group commit: lines waiting for the next write + fsync, and who waits on them.
+        var pending: [(ChargeRecord, CheckedContinuation<Void, any Error>)] = []
+        var flushing = false
+    }
+
+    public let path: String
+    private let fd: Int32
+    private let state: Mutex<State>
+    /// Distinguishes charge ids across restarts of the gateway.
+    private let epoch = String(UInt64(Date().timeIntervalSince1970 * 1000), radix: 36)
+    private let flushQueue = DispatchQueue(label: "gateway.journal")
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw PaymentsError.inputUnreadable(path: path, reason: "cannot open the gateway's charge journal: \(String(cString: strerror(errno)))")
+        }
+        self.fd = fd
+        // A line torn by a crash mid-write is skipped when read; end it, so the next
+        // record starts on a line of its own.
+        if let data = FileManager.default.contents(atPath: path), let last = data.last, last != UInt8(ascii: "\n") {
+            _ = Self.writeAll(fd: fd, Data([UInt8(ascii: "\n")]))
+        }
+        var charges: [String: ChargeRecord] = [:]
+        for record in try SimulatedGateway.readJournal(path) { charges[record.key] = record }
+        self.state = Mutex(State(charges: charges))
+    }
+
+    deinit { close(fd) }
+
+    public var chargeCount: Int { state.withLock { $0.charges.count } }
+
+    public func begin(key: String) -> Begin {
+        state.withLock { s in
+            if let record = s.charges[key] { return .charged(record) }
+            if s.inProgress.contains(key) { return .inProgress }
+            s.inProgress.insert(key)
+            return .started
+        }
+    }
+
+    /// The request for `key` ends without a charge.
+    public func abandon(key: String) {
+        _ = state.withLock { $0.inProgress.remove(key) }
+    }
+
+    /// Charges `key`: the record is on disk (fsynced) before this returns, and only then
+    /// visible to lookups. If the write fails the key is not charged and the error thrown.
+    public func commit(key: String, payment: Payment, jobID: Int64) async throws -> ChargeRecord {
+        let record = state.withLock { s -> ChargeRecord in
+            s.nextCharge += 1
+            return ChargeRecord(key: key, chargeID: "ch_\(epoch)_\(s.nextCharge)", jobID: jobID,
+                                amountMinor: payment.amountMinor, currency: payment.currency)
+        }
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let flusher = state.withLock { s -> Bool in
+                    s.pending.append((record, continuation))
+                    guard !s.flushing else { return false }
+                    s.flushing = true
+                    return true
+                }
+                // fsync blocks: keep it off the concurrency pool's few threads.
+                if flusher { flushQueue.async { self.flush() } }
+            }
+        } catch {
+            abandon(key: key)
+            throw error
+        }
+        state.withLock { s in
+            s.charges[key] = record
+            s.inProgress.remove(key)
+        }
+        return record
+    }
+
+    public func lookup(key: String) -> Lookup {
+        state.withLock { s in
+            if let record = s.charges[key] { return .charged(record) }
+            return s.inProgress.contains(key) ? .inProgress : .unknown
+        }
+    }
+
+    /// Writes every pending line in one write(2) and one fsync, resumes their waiters,
+    /// and goes on while more arrived meanwhile: one disk flush covers many charges.
+    private func flush() {
+        while true {
+            let batch = state.withLock { s -> [(ChargeRecord, CheckedContinuation<Void, any Error>)] in
+                let batch = s.pending
+                s.pending = []
+                if batch.isEmpty { s.flushing = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            var data = Data()
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            for (record, _) in batch {
+                data.append((try? encoder.encode(record)) ?? Data())
+                data.append(UInt8(ascii: "\n"))
+            }
+            let result: Result<Void, any Error> = Self.writeAll(fd: fd, data).flatMap {
+                fsync(fd) == 0 ? .success(()) : .failure(JournalError(reason: "fsync: \(String(cString: strerror(errno)))"))
+            }
+            for (_, continuation) in batch { continuation.resume(with: result) }
+        }
+    }
+
+    private static func writeAll(fd: Int32, _ data: Data) -> Result<Void, any Error> {
+        data.withUnsafeBytes { buffer -> Result<Void, any Error> in
+            var offset = 0
+            while offset < buffer.count {
+                let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return .failure(JournalError(reason: "write: \(String(cString: strerror(errno)))"))
+                }
+                offset += n
+            }
+            return .success(())
+        }
+    }
+}
+
+public struct JournalError: Error, CustomStringConvertible, Sendable {
+    public var reason: String
+    public var description: String { "the gateway's charge journal cannot be written (\(reason)); the charge was not made" }
+}

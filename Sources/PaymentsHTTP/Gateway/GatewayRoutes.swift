@@ -1,0 +1,221 @@
+import Foundation
+import Hummingbird
+import Logging
+import PaymentsCore
+import Synchronization
+
+/// The simulated payment service provider's API (`payments gateway`), Stripe-like:
+///
+/// - `POST /v1/charges` with `Idempotency-Key`: 201 and the charge; 200 with
+///   `Idempotent-Replayed: true` for a key already charged with the same amount and
+///   currency; 409 `idempotency_key_reused` for another amount or currency; 409
+///   `request_in_progress` while another request for the key is processed; 402
+///   `card_declined`; 422 `request_expired` when the request arrives (or would be
+///   processed) after its `Request-Deadline`; 503 for injected errors and lost answers.
+/// - `GET /v1/charges?idempotency_key=K`: 200 and the charge, 404 if none, 409 while a
+///   request for the key is in progress.
+/// - `GET /healthz`, `GET /v1/stats`.
+///
+/// `Request-Deadline` (Unix time in milliseconds) is how a caller bounds when its charge
+/// may still happen: past it the gateway refuses to charge, so once every deadline of a
+/// key has passed and no request for it is in progress, "no charge" is final.
+struct GatewayRoutes: Sendable {
+    let store: ChargeStore
+    let faults: GatewayFaults
+    let counters: GatewayCounters
+    let draws: FaultDraws
+
+    init(store: ChargeStore, faults: GatewayFaults, counters: GatewayCounters) {
+        self.store = store
+        self.faults = faults
+        self.counters = counters
+        self.draws = FaultDraws(faults)
+    }
+
+    func register<Context: RequestContext>(on router: Router<Context>) {
+        router.post("/v1/charges") { request, context in try await self.charge(request, context: context) }
+        router.get("/v1/charges") { request, _ in try self.lookup(request) }
+        router.get("/v1/stats") { _, _ in try JSONResponse.make(self.counters.snapshot(charges: self.store.chargeCount)) }
+        router.get("/healthz") { _, _ in try JSONResponse.make(["status": "ok"]) }
+    }
+
+    func charge(_ request: Request, context: some RequestContext) async throws -> Response {
+        guard let key = request.headers[.idempotencyKey], PaymentRequest.isValidIdempotencyKey(key) else {
+            throw APIError.badRequest("invalid_idempotency_key", "the Idempotency-Key header is required: 1-255 printable ASCII characters without spaces")
+        }
+        let deadline = try Self.deadline(request.headers[.requestDeadline])
+        var request = request
+        let charge = try ChargeBody.parse(Data(buffer: try await request.collectBody(upTo: 16 * 1024)))
+        let plan = draws.plan(key: key)
+        counters.add(\.requests)
+
+        switch store.begin(key: key) {
+        case .inProgress:
+            counters.add(\.inProgressConflicts)
+            throw APIError(status: .conflict, code: "request_in_progress",
+                           message: "another request with Idempotency-Key '\(key)' is being processed; retry later", headers: [.retryAfter: "1"])
+        case let .charged(record):
+            try await Self.sleep(millis: plan.delayMillis)
+            guard record.amountMinor == charge.payment.amountMinor, record.currency == charge.payment.currency else {
+                counters.add(\.keyReused)
+                throw APIError(status: .conflict, code: "idempotency_key_reused",
+                               message: "Idempotency-Key '\(key)' was used for a charge of \(record.amountMinor) \(record.currency)")
+            }
+            counters.add(\.replayed)
+            return try JSONResponse.make(record, status: .ok, headers: [.idempotentReplayed: "true"])
+        case .started:
+            break
+        }
+        // From here the key is in progress: every way out either commits or abandons it.
+        do {
+            try await Self.sleep(millis: plan.delayMillis)
+            if plan.hang {
+                counters.add(\.hangs)
+                try await Self.sleep(millis: faults.hangSeconds * 1000)
+            }
+            if let deadline, Date() > deadline {
+                store.abandon(key: key)
+                counters.add(\.expired)
+                throw APIError(status: .unprocessableContent, code: "request_expired",
+                               message: "the request's deadline passed before it could be processed; nothing was charged")
+            }
+            if plan.errorBeforeCharge {
+                store.abandon(key: key)
+                counters.add(\.errors)
+                throw APIError(status: .serviceUnavailable, code: "provider_unavailable", message: "temporarily unavailable (simulated); retry with the same key")
+            }
+            if plan.declined {
+                store.abandon(key: key)
+                counters.add(\.declined)
+                throw APIError(status: .init(code: 402, reasonPhrase: "Payment Required"), code: "card_declined", message: "card declined (simulated)")
+            }
+        } catch {
+            store.abandon(key: key)  // idempotent: already done on the paths above
+            throw error
+        }
+        let record: ChargeRecord
+        do {
+            record = try await store.commit(key: key, payment: charge.payment, jobID: charge.jobID ?? 0)
+        } catch {
+            context.logger.error("charge journal write failed", metadata: ["key": "\(key)", "error": "\(error)"])
+            throw APIError(status: .internalServerError, code: "journal_unavailable", message: "\(error)")
+        }
+        counters.add(\.charged)
+        if plan.loseAnswer {
+            counters.add(\.lostAnswers)
+            // The money moved; the caller learns nothing (as when the connection drops).
+            throw APIError(status: .serviceUnavailable, code: "provider_unavailable", message: "temporarily unavailable (simulated); retry with the same key")
+        }
+        return try JSONResponse.make(record, status: .created)
+    }
+
+    func lookup(_ request: Request) throws -> Response {
+        guard let key = request.uri.queryParameters.get("idempotency_key"), PaymentRequest.isValidIdempotencyKey(key) else {
+            throw APIError.badRequest("invalid_idempotency_key", "give ?idempotency_key=K (1-255 printable ASCII characters without spaces)")
+        }
+        counters.add(\.lookups)
+        switch store.lookup(key: key) {
+        case let .charged(record):
+            return try JSONResponse.make(record)
+        case .inProgress:
+            throw APIError(status: .conflict, code: "request_in_progress",
+                           message: "a request with Idempotency-Key '\(key)' is being processed; ask again later", headers: [.retryAfter: "1"])
+        case .unknown:
+            throw APIError(status: .notFound, code: "charge_not_found", message: "no charge with Idempotency-Key '\(key)'")
+        }
+    }
+
+    static func deadline(_ header: String?) throws -> Date? {
+        guard let header else { return nil }
+        guard let millis = Int64(header), millis > 0 else {
+            throw APIError.badRequest("invalid_request_deadline", "Request-Deadline must be a Unix time in milliseconds")
+        }
+        return Date(timeIntervalSince1970: Double(millis) / 1000)
+    }
+
+    static func sleep(millis: Double) async throws {
+        guard millis > 0 else { return }
+        try await Task.sleep(for: .microseconds(Int64(millis * 1000)))
+    }
+}
+
+/// The body of `POST /v1/charges`: the payment, and the job it is for (for the records).
+struct ChargeBody: Sendable, Equatable {
+    static let fields: Set<String> = ["amount_minor", "currency", "debtor", "creditor", "job_id", "attempt"]
+
+    var payment: Payment
+    var jobID: Int64?
+
+    static func parse(_ data: Data) throws -> ChargeBody {
+        let json: JSONValue
+        do { json = try JSONValue.parse(data) } catch {
+            switch error {
+            case .malformed: throw APIError.badRequest("invalid_json", "the body is not valid JSON")
+            case .duplicateField: throw APIError.badRequest("duplicate_field", error.description)
+            }
+        }
+        guard case let .object(object) = json else { throw APIError.badRequest("invalid_request", "the body must be a JSON object") }
+        if let unknown = object.keys.sorted().first(where: { !fields.contains($0) }) {
+            throw APIError.badRequest("unknown_field", "unknown field '\(unknown.prefix(64))'")
+        }
+        guard case let .integer(amount) = object["amount_minor"], amount > 0, amount <= PaymentRequest.maxAmountMinor else {
+            throw APIError.badRequest("invalid_amount", "amount_minor must be a positive integer up to \(PaymentRequest.maxAmountMinor)")
+        }
+        guard case let .string(currency) = object["currency"], currency.utf8.count == 3, currency.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) else {
+            throw APIError.badRequest("invalid_currency", "currency must be three upper-case letters")
+        }
+        guard case let .string(debtor) = object["debtor"], PaymentRequest.isValidAccount(debtor),
+              case let .string(creditor) = object["creditor"], PaymentRequest.isValidAccount(creditor) else {
+            throw APIError.badRequest("invalid_account", "debtor and creditor must be account ids of 1-64 characters [A-Za-z0-9_.:-]")
+        }
+        var jobID: Int64?
+        if let value = object["job_id"] {
+            guard case let .integer(id) = value, id >= 0 else { throw APIError.badRequest("invalid_job_id", "job_id must be a non-negative integer") }
+            jobID = id
+        }
+        if let value = object["attempt"] {
+            guard case let .integer(n) = value, n >= 0 else { throw APIError.badRequest("invalid_attempt", "attempt must be a non-negative integer") }
+        }
+        return ChargeBody(payment: Payment(amountMinor: amount, currency: currency, debtor: debtor, creditor: creditor), jobID: jobID)
+    }
+}
+
+/// The one seeded generator every request's fault plan is drawn from.
+final class FaultDraws: Sendable {
+    let faults: GatewayFaults
+    private let random: Mutex<SeededRandom>
+    init(_ faults: GatewayFaults) {
+        self.faults = faults
+        self.random = Mutex(SeededRandom(seed: faults.seed))
+    }
+    func plan(key: String) -> GatewayFaults.Plan { random.withLock { faults.plan(key: key, using: &$0) } }
+}
+
+/// What the gateway did since it started, for `GET /v1/stats` and its log.
+final class GatewayCounters: Sendable {
+    struct Counts: Sendable, Encodable {
+        var requests = 0, charged = 0, replayed = 0, declined = 0, errors = 0, lostAnswers = 0
+        var hangs = 0, expired = 0, inProgressConflicts = 0, keyReused = 0, lookups = 0
+        var charges = 0
+
+        enum CodingKeys: String, CodingKey {
+            case requests, charged, replayed, declined, errors, hangs, expired, lookups, charges
+            case lostAnswers = "lost_answers", inProgressConflicts = "in_progress_conflicts", keyReused = "key_reused"
+        }
+    }
+
+    private let counts = Mutex(Counts())
+
+    func add(_ field: WritableKeyPath<Counts, Int>) { counts.withLock { $0[keyPath: field] += 1 } }
+
+    func snapshot(charges: Int) -> Counts {
+        var c = counts.withLock { $0 }
+        c.charges = charges
+        return c
+    }
+}
+
+extension HTTPFields.Element.Name {
+    public static let requestDeadline = Self("Request-Deadline")!
+    public static let idempotentReplayed = Self("Idempotent-Replayed")!
+}

@@ -1,0 +1,134 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import PaymentsCore
+import ServiceLifecycle
+
+/// The worker's side of `payments gateway` (or any provider speaking its API): charges
+/// and lookups over HTTP through AsyncHTTPClient, each bounded by a deadline that is also
+/// sent to the provider (`Request-Deadline`), so a request that arrives too late is
+/// refused there rather than charged after the worker gave up on it.
+///
+/// Anything but a clear answer (201/200 charged, 402 declined, 409 key used for another
+/// payment) is a transient failure: the charge may or may not have happened, and the
+/// worker retries with the same key or asks later.
+public final class HTTPGateway: PaymentGateway, Service {
+    public enum LookupError: Error, CustomStringConvertible, Sendable {
+        /// A request for the key is being processed: its outcome is not known yet.
+        case inProgress(key: String)
+        case unexpected(status: UInt, body: String)
+        public var description: String {
+            switch self {
+            case let .inProgress(key): "a charge for key '\(key)' is still being processed by the gateway"
+            case let .unexpected(status, body): "the gateway answered \(status): \(body.prefix(200))"
+            }
+        }
+    }
+
+    public let baseURL: String
+    let client: HTTPClient
+    let timeout: Duration
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - timeout: the longest one call may take (the worker passes a tighter deadline
+    ///     per charge when its lease is nearer).
+    ///   - connections: concurrent HTTP/1.1 connections to the gateway.
+    public init(baseURL: String, timeout: Duration, connections: Int = 256, logger: Logger) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.timeout = timeout
+        self.logger = logger
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
+        configuration.timeout = .init(connect: .seconds(2))
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Keeps the client until the service group shuts down (after the worker pool, which
+    /// is listed after it), then closes its connections.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await shutdown()
+    }
+
+    /// Closes the client's connections (`run` does it when the service group stops).
+    public func shutdown() async throws {
+        try await client.shutdown()
+    }
+
+    public func charge(_ request: ChargeRequest) async -> ChargeOutcome {
+        let deadline = request.deadline.map { min($0, Date() + timeout.seconds) } ?? Date() + timeout.seconds
+        let remaining = deadline.timeIntervalSinceNow
+        guard remaining > 0 else { return .transientFailure(reason: "the charge's deadline passed before it was sent; not sent") }
+        var http = HTTPClientRequest(url: "\(baseURL)/v1/charges")
+        http.method = .POST
+        http.headers.add(name: "Idempotency-Key", value: request.idempotencyKey)
+        http.headers.add(name: "Request-Deadline", value: String(Int64((deadline.timeIntervalSince1970 * 1000).rounded(.down))))
+        http.headers.add(name: "Content-Type", value: "application/json")
+        let body: [String: JSONBodyValue] = [
+            "amount_minor": .int(request.payment.amountMinor), "currency": .string(request.payment.currency),
+            "debtor": .string(request.payment.debtor), "creditor": .string(request.payment.creditor),
+            "job_id": .int(request.jobID), "attempt": .int(Int64(request.attempt)),
+        ]
+        http.body = .bytes(ByteBuffer(data: (try? JSONEncoder().encode(body)) ?? Data()))
+        do {
+            let response = try await client.execute(http, deadline: .now() + .nanoseconds(Int64(remaining * 1e9)), logger: logger)
+            let text = try await response.body.collect(upTo: 64 * 1024)
+            switch response.status.code {
+            case 200, 201:
+                let record = try JSONDecoder().decode(ChargeRecord.self, from: text)
+                return .accepted(chargeID: record.chargeID)
+            case 402:
+                return .declined(reason: Self.message(text) ?? "card declined")
+            case 409 where Self.code(text) == "idempotency_key_reused":
+                // The key was charged for another payment: this payment was not charged.
+                return .declined(reason: "gateway refused the key: \(Self.message(text) ?? "used for another payment")")
+            default:
+                return .transientFailure(reason: "gateway answered \(response.status.code) \(Self.code(text) ?? "")")
+            }
+        } catch is CancellationError {
+            return .abandoned
+        } catch {
+            if Task.isCancelled { return .abandoned }
+            return .transientFailure(reason: "gateway call failed: \(describe(error))")
+        }
+    }
+
+    public func lookup(idempotencyKey: String) async throws -> ChargeRecord? {
+        var components = URLComponents(string: "\(baseURL)/v1/charges")!
+        components.queryItems = [URLQueryItem(name: "idempotency_key", value: idempotencyKey)]
+        // URLComponents leaves '+' alone, which a server reads as a space.
+        let query = components.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B") ?? ""
+        let request = HTTPClientRequest(url: "\(baseURL)/v1/charges?\(query)")
+        let response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)), logger: logger)
+        let text = try await response.body.collect(upTo: 64 * 1024)
+        switch response.status.code {
+        case 200: return try JSONDecoder().decode(ChargeRecord.self, from: text)
+        case 404: return nil
+        case 409: throw LookupError.inProgress(key: idempotencyKey)
+        default: throw LookupError.unexpected(status: response.status.code, body: String(buffer: text))
+        }
+    }
+
+    static func code(_ body: ByteBuffer) -> String? { errorField(body, "code") }
+    static func message(_ body: ByteBuffer) -> String? { errorField(body, "message") }
+
+    private static func errorField(_ body: ByteBuffer, _ field: String) -> String? {
+        struct Envelope: Decodable { var error: [String: String] }
+        return (try? JSONDecoder().decode(Envelope.self, from: body))?.error[field]
+    }
+}
+
+/// The few JSON values a charge body holds.
+enum JSONBodyValue: Encodable {
+    case int(Int64), string(String)
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case let .int(n): try container.encode(n)
+        case let .string(s): try container.encode(s)
+        }
+    }
+}
