@@ -115,7 +115,7 @@ enum QueueReset {
             try await client.query("""
                 UPDATE payment_jobs SET state = 'cancelled', finished_at = now(), updated_at = now(),
                        lease_owner = NULL, lease_expires_at = NULL, last_error = 'cancelled by test cleanup'
-                WHERE state IN ('queued', 'running')
+                WHERE state IN ('queued', 'running', 'reconciling')
                 """, logger: TestEnvironment.logger)
         }
     }

@@ -22,6 +22,7 @@ enum TestEnvironment {
     static var writeURL: DatabaseURL { try! DatabaseURL(parsing: writeDSN) }
     static var readURL: DatabaseURL { try! DatabaseURL(parsing: readDSN) }
     static let primaryURL = url(port: 5432)
+    static var primaryDSN: String { environment["PRIMARY_DSN"] ?? primaryURL.description.replacingOccurrences(of: ":***", with: ":db_password") }
     static let replicaURLs = [url(port: 5433), url(port: 5434)]
 
     static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -56,7 +57,8 @@ enum TestEnvironment {
     }
 
     /// Runs the `payments` binary, capturing its output in files (no pipe can fill up).
-    static func run(_ arguments: [String], environment extra: [String: String] = [:], stdin: Data? = nil) async throws -> Output {
+    static func run(_ arguments: [String], environment extra: [String: String] = [:], stdin: Data? = nil,
+                    executable: String = binary.path) async throws -> Output {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("payments-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -72,10 +74,15 @@ enum TestEnvironment {
             input = dir.appendingPathComponent("stdin").path
             try stdin.write(to: URL(fileURLWithPath: input))
         }
-        let status = try await Subprocess.run(binary.path, arguments, environment: env, stdin: input, stdout: out.path, stderr: err.path)
+        let status = try await Subprocess.run(executable, arguments, environment: env, stdin: input, stdout: out.path, stderr: err.path)
         return Output(status: status,
                       stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
                       stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+
+    /// Runs `scripts/topology` on the tests' port offset (a fault on purpose: pause a pooler).
+    static func topology(_ arguments: [String]) async throws -> Output {
+        try await run(["--port-offset", "\(portOffset)"] + arguments, executable: repoRoot.appendingPathComponent("scripts/topology").path)
     }
 
     /// Migrates the shared schema once per test process.
