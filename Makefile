@@ -1,5 +1,5 @@
 # The two commands: `make demo` and `make test`. Everything else is a helper.
-.PHONY: test test-release demo up down status build release bench
+.PHONY: test test-release chaos demo up down status build release bench
 
 test:
 	scripts/run-tests
@@ -7,6 +7,11 @@ test:
 # Every suite on the release binary (the one the Dockerfile builds): about 20 minutes from nothing.
 test-release:
 	BUILD=release scripts/run-tests
+
+# Seeded chaos on the debug build and the test topology (offset 100): SEED= (random by
+# default) MINUTES= (5 by default). A failure prints the seed that replays it.
+chaos:
+	scripts/run-chaos
 
 demo:
 	scripts/demo

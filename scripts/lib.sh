@@ -49,6 +49,26 @@ serve_stop() {
   return $rc
 }
 
+# gateway_start BIN PORT JOURNAL LOG [ARGS...]: starts `payments gateway` (the simulated
+# payment provider every serve shares) in the background, sets GATEWAY_PID, waits for
+# /healthz; on failure prints the log's tail and returns 1.
+gateway_start() {
+  local bin="$1" port="$2" journal="$3" log="$4"; shift 4
+  mkdir -p "$(dirname "$log")" "$(dirname "$journal")"
+  "$bin" gateway --port "$port" --journal "$journal" "$@" >>"$log" 2>&1 &
+  GATEWAY_PID=$!
+  wait_http "http://127.0.0.1:$port/healthz" 20 && return 0
+  echo "gateway did not start on port $port:" >&2; tail -20 "$log" >&2
+  return 1
+}
+
+# gateway_stop [PID]: stops the gateway like serve_stop (default PID: $GATEWAY_PID).
+gateway_stop() {
+  local pid="${1:-${GATEWAY_PID:-}}"
+  [ "$pid" = "${GATEWAY_PID:-}" ] && GATEWAY_PID=""
+  serve_stop "$pid"
+}
+
 # open_jobs PREFIX: how many of a run's jobs are not terminal yet (queued, running, reconciling).
 open_jobs() { sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$1-%' AND state IN ('queued', 'running', 'reconciling')"; }
 

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# The seeded chaos suite: three `payments serve` on one queue, the external payment
+# gateway with its faults, clients POSTing with retries (same key until acknowledged) and
+# bulk enqueues, while a schedule drawn from SEED kills, pauses and restarts serves,
+# pgbouncer-write, the primary, a replica and the gateway. Afterwards, with every fault
+# healed, the reconcilers settle what is left; then every process stops and the money is
+# checked from the database and the gateway's own journal:
+#   every acknowledged POST and enqueue exists; every job is terminal; each gateway charge
+#   belongs to exactly one succeeded job (same amount and currency) with one debit and one
+#   credit; no succeeded job lacks its charge; no key was charged twice; the ledger
+#   balances per currency.
+# A violation prints the seed and the schedule; the same SEED replays the same schedule.
+#   SEED=N (random by default)  MINUTES=M (2)  BIN=path/to/payments  PORT_OFFSET (100)
+set -uo pipefail
+PORT_OFFSET="${PORT_OFFSET:-100}"
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+BIN="${BIN:-$REPO/.build/debug/payments}"
+[ -x "$BIN" ] || { echo "chaos: no binary at $BIN (swift build, or BIN=...)" >&2; exit 1; }
+SEED="${SEED:-$((RANDOM * 32768 + RANDOM))}"
+MINUTES="${MINUTES:-2}"
+[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "chaos: SEED must be a whole number" >&2; exit 64; }
+[[ "$MINUTES" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "chaos: MINUTES must be a number" >&2; exit 64; }
+RANDOM="$SEED"   # every draw below follows from the seed
+eval "$("${TOPO[@]}" env)"
+
+WORK="$(mktemp -d /tmp/payments-chaos.XXXXXX)"
+PREFIX="chaos-$SEED-$(date +%s)"
+JOURNAL="$WORK/gateway.jsonl"
+GW_PORT=$((8090 + PORT_OFFSET))
+SERVE_PORTS=($((8121 + PORT_OFFSET)) $((8122 + PORT_OFFSET)) $((8123 + PORT_OFFSET)))
+LEASE=4
+SCHEDULE="$WORK/schedule.txt"
+declare -A SERVE_PIDS=()
+log() { printf '[chaos %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+GATEWAY_ARGS=(--latency-ms 10 --jitter-ms 10 --lost-answer-rate 0.05 --error-rate 0.05 --decline-rate 0.02
+              --hang-rate 0.005 --hang-seconds 10 --seed "$SEED")
+start_gateway() { gateway_start "$BIN" "$GW_PORT" "$JOURNAL" "$WORK/gateway.log" "${GATEWAY_ARGS[@]}"; }
+start_serve_n() {
+  local n="$1"
+  serve_start "$BIN" "${SERVE_PORTS[$n]}" "$WORK/serve-$n.log" --gateway-url "http://127.0.0.1:$GW_PORT" \
+    --lease "$LEASE" --concurrency 300 --batch-size 100 --retry-base-ms 50 --retry-cap-ms 1000 --stats-interval 5 --log-level notice \
+    || return 1
+  SERVE_PIDS[$n]=$SERVE_PID
+}
+
+cleanup() {
+  for pid in "${SERVE_PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null; done
+  [ -n "${GATEWAY_PID:-}" ] && kill -KILL "$GATEWAY_PID" 2>/dev/null
+  for pid in "${LOAD_PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
+  "${TOPO[@]}" psql admin-write -c RESUME >/dev/null 2>&1
+  for s in primary replica-1 replica-2 pgbouncer-write; do "${TOPO[@]}" start "$s" >/dev/null 2>&1; done
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------------ the schedule
+# One fault every 5-10 s, drawn from the seed before anything runs, so it can be
+# printed and replayed. The kinds come in seeded shuffled rounds, so every kind runs
+# once before any runs twice.
+FAULTS=(sigkill_serve sigstop_serve restart_pgbouncer_write restart_primary stop_replica restart_gateway)
+for ((i = ${#FAULTS[@]} - 1; i > 0; i--)); do j=$((RANDOM % (i + 1))); tmp="${FAULTS[$i]}"; FAULTS[$i]="${FAULTS[$j]}"; FAULTS[$j]="$tmp"; done
+: > "$SCHEDULE"
+t=5; k=0; end=$(python3 -c "print(int($MINUTES * 60))")
+while [ "$t" -lt $((end - 5)) ]; do
+  f="${FAULTS[$((k % ${#FAULTS[@]}))]}"; k=$((k + 1)); n=$((RANDOM % 3)); hold=$((1 + RANDOM % 3))
+  echo "$t $f $n $hold" >> "$SCHEDULE"
+  t=$((t + 5 + RANDOM % 6))
+done
+log "seed $SEED, $MINUTES min, $(wc -l < "$SCHEDULE") faults; work dir $WORK"
+sed 's/^/  at +/; s/ \([a-z_]*\) \([0-9]\) \([0-9]\)$/ s: \1 (serve \2, hold \3 s)/' "$SCHEDULE" >&2
+
+# ------------------------------------------------------------------ start
+"$BIN" migrate >/dev/null 2>&1 || { log "migrate failed"; exit 1; }
+start_gateway || exit 1
+for n in 0 1 2; do start_serve_n "$n" || exit 1; done
+
+# ------------------------------------------------------------------ load
+STOP_LOAD="$WORK/stop-load"
+# Bulk enqueue: 200 payments per batch; a failed batch is retried with the same prefix
+# (idempotent) until it is acknowledged.
+enqueue_loop() {
+  local i=0
+  while [ ! -e "$STOP_LOAD" ]; do
+    i=$((i + 1))
+    until "$BIN" enqueue --count 200 --key-prefix "$PREFIX-e$i" >/dev/null 2>>"$WORK/enqueue.err"; do sleep 0.5; done
+    echo 200 >> "$WORK/enqueued"
+    sleep 1
+  done
+}
+# POST clients: each key retried (same body) until it is acknowledged with 200/201; the
+# acknowledged id is recorded with its key.
+post_loop() {
+  local c="$1" i=0 r=0 key body code out
+  while [ ! -e "$STOP_LOAD" ]; do
+    i=$((i + 1)); key="$PREFIX-p$c-$i"
+    body="{\"amount_minor\": $((100 + i)), \"currency\": \"EUR\", \"debtor\": \"acct_c$c\", \"creditor\": \"acct_m$((i % 7))\"}"
+    while :; do
+      r=$((r + 1))   # each retry goes to the next serve, as behind a load balancer
+      local port="${SERVE_PORTS[$(( (r + c) % 3 ))]}"
+      out="$(curl -s -m 5 -o - -w '\n%{http_code}' -X POST "http://127.0.0.1:$port/v1/payments" \
+             -H "Idempotency-Key: $key" -H 'Content-Type: application/json' -d "$body" 2>/dev/null)"
+      code="${out##*$'\n'}"
+      if [ "$code" = 201 ] || [ "$code" = 200 ]; then
+        echo "$key $(echo "${out%$'\n'*}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')" >> "$WORK/posted"
+        break
+      fi
+      echo "$key $code" >> "$WORK/post-retries"; sleep 0.3
+    done
+    sleep 0.1
+  done
+}
+LOAD_PIDS=()
+enqueue_loop & LOAD_PIDS+=($!)
+for c in 1 2; do post_loop "$c" & LOAD_PIDS+=($!); done
+
+# ------------------------------------------------------------------ faults
+fault() { echo "+$(( SECONDS - START ))s $*" >> "$WORK/applied"; log "$*"; }
+START=$SECONDS
+while read -r at f n hold; do
+  while [ $((SECONDS - START)) -lt "$at" ]; do sleep 0.2; done
+  case "$f" in
+    sigkill_serve)
+      fault "SIGKILL serve $n (restart after ${hold} s)"
+      kill -KILL "${SERVE_PIDS[$n]}" 2>/dev/null; wait "${SERVE_PIDS[$n]}" 2>/dev/null
+      sleep "$hold"; start_serve_n "$n" || fault "serve $n did not restart" ;;
+    sigstop_serve)
+      # Longer than the lease: another serve takes its jobs, then it wakes up.
+      fault "SIGSTOP serve $n for $((LEASE + hold)) s, then SIGCONT"
+      kill -STOP "${SERVE_PIDS[$n]}"; sleep $((LEASE + hold)); kill -CONT "${SERVE_PIDS[$n]}" ;;
+    restart_pgbouncer_write)
+      fault "pgbouncer-write stopped for ${hold} s"
+      "${TOPO[@]}" stop pgbouncer-write >/dev/null 2>&1; sleep "$hold"; "${TOPO[@]}" start pgbouncer-write >/dev/null 2>&1 ;;
+    restart_primary)
+      fault "primary stopped for ${hold} s"
+      "${TOPO[@]}" stop primary >/dev/null 2>&1; sleep "$hold"; "${TOPO[@]}" start primary >/dev/null 2>&1 ;;
+    stop_replica)
+      fault "replica-$((n % 2 + 1)) stopped for $((hold * 2)) s"
+      "${TOPO[@]}" stop "replica-$((n % 2 + 1))" >/dev/null 2>&1; sleep $((hold * 2)); "${TOPO[@]}" start "replica-$((n % 2 + 1))" >/dev/null 2>&1 ;;
+    restart_gateway)
+      fault "gateway SIGKILL, back after ${hold} s"
+      kill -KILL "$GATEWAY_PID" 2>/dev/null; wait "$GATEWAY_PID" 2>/dev/null
+      sleep "$hold"; start_gateway || fault "gateway did not restart" ;;
+  esac
+done < "$SCHEDULE"
+while [ $((SECONDS - START)) -lt "$end" ]; do sleep 0.5; done
+
+# ------------------------------------------------------------------ heal and settle
+log "faults over; stopping the load (clients finish the key they hold)"
+touch "$STOP_LOAD"
+for pid in "${LOAD_PIDS[@]}"; do wait "$pid"; done
+LOAD_PIDS=()
+for n in 0 1 2; do kill -0 "${SERVE_PIDS[$n]}" 2>/dev/null || start_serve_n "$n"; done
+log "waiting for every job to be terminal (reconciling jobs settle once no charge can land)"
+settled=1; wait_drained "$PREFIX" 180 || settled=0
+for n in 0 1 2; do serve_stop "${SERVE_PIDS[$n]}"; done
+SERVE_PIDS=()
+GATEWAY_STATS="$(curl -s "http://127.0.0.1:$GW_PORT/v1/stats" 2>/dev/null || echo unreachable)"
+gateway_stop
+
+# ------------------------------------------------------------------ the money
+enqueued=$(( $(paste -sd+ "$WORK/enqueued" 2>/dev/null || echo 0) ))
+posted=$(wc -l < "$WORK/posted" 2>/dev/null || echo 0)
+expected=$((enqueued + posted))
+verdict=0
+log "acknowledged: $enqueued enqueued, $posted POSTed; checking"
+"$BIN" watch --key-prefix "$PREFIX" --count "$expected" --gateway-journal "$JOURNAL" --reads-per-tick 0 \
+  --expect-replicas 0 --timeout 10 > "$WORK/proof.txt" 2>/dev/null || verdict=1
+grep -E '^(PASS|FAIL|INFO)' "$WORK/proof.txt" >&2
+# Every acknowledged POST: its id exists under its key.
+missing=0
+if [ -s "$WORK/posted" ]; then
+  values="$(awk '{printf "%s(%s,'"'"'%s'"'"')", (NR>1?",":""), $2, $1}' "$WORK/posted")"
+  missing="$(sql "SELECT count(*) FROM (VALUES $values) AS a(id, key) WHERE NOT EXISTS
+                  (SELECT 1 FROM payment_jobs j WHERE j.id = a.id AND j.idempotency_key = a.key)")"
+fi
+if [ "$missing" = 0 ]; then echo "PASS  every acknowledged POST exists under its key: $posted of $posted" >&2
+else echo "FAIL  every acknowledged POST exists under its key: $missing of $posted missing" >&2; verdict=1; fi
+[ "$settled" = 1 ] || { echo "FAIL  every job settled within 180 s after the faults" >&2; verdict=1; }
+states="$(sql "SELECT state || ' ' || count(*) FROM payment_jobs WHERE idempotency_key LIKE '$PREFIX-%' GROUP BY state ORDER BY 1" | paste -sd, -)"
+reconciled="$(sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$PREFIX-%' AND (last_error LIKE 'not charged:%' OR last_error LIKE '%reconciling%')")"
+echo "INFO  jobs: $states; settled through reconciliation: $reconciled; POST retries: $(wc -l < "$WORK/post-retries" 2>/dev/null || echo 0)" >&2
+echo "INFO  gateway since its last start: $GATEWAY_STATS" >&2
+echo "INFO  faults applied:" >&2; sed 's/^/        /' "$WORK/applied" >&2
+if [ "$verdict" = 0 ]; then
+  log "PASS: seed $SEED, $(wc -l < "$WORK/applied") faults, $expected payments"
+  rm -rf "$WORK"
+else
+  log "FAIL: seed $SEED (replay: SEED=$SEED MINUTES=$MINUTES make chaos); schedule and logs kept in $WORK"
+  cat "$SCHEDULE" >&2
+fi
+exit "$verdict"
