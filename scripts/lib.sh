@@ -23,16 +23,24 @@ wait_http() {
   return 1
 }
 
-# serve_start BIN PORT LOG [ARGS...]: starts `payments serve` in the background, sets
-# SERVE_PID, waits for /healthz; on failure prints the log's tail and returns 1.
-serve_start() {
-  local bin="$1" port="$2" log="$3"; shift 3
+# start_payments BIN COMMAND PORT LOG [ARGS...]: starts `payments COMMAND --port PORT` in
+# the background, sets STARTED_PID, waits for /healthz; on failure prints the log's tail
+# and returns 1.
+start_payments() {
+  local bin="$1" command="$2" port="$3" log="$4"; shift 4
   mkdir -p "$(dirname "$log")"
-  "$bin" serve --port "$port" "$@" >>"$log" 2>&1 &
-  SERVE_PID=$!
+  "$bin" "$command" --port "$port" "$@" >>"$log" 2>&1 &
+  STARTED_PID=$!
   wait_http "http://127.0.0.1:$port/healthz" 20 && return 0
-  echo "serve did not start on port $port:" >&2; tail -20 "$log" >&2
+  echo "$command did not start on port $port:" >&2; tail -20 "$log" >&2
   return 1
+}
+
+# serve_start BIN PORT LOG [ARGS...]: `payments serve`; sets SERVE_PID.
+serve_start() {
+  start_payments "$1" serve "$2" "$3" "${@:4}"; local rc=$?
+  SERVE_PID=$STARTED_PID
+  return $rc
 }
 
 # serve_stop [PID]: SIGTERM (graceful: in-flight jobs finish or are released), then
@@ -49,17 +57,13 @@ serve_stop() {
   return $rc
 }
 
-# gateway_start BIN PORT JOURNAL LOG [ARGS...]: starts `payments gateway` (the simulated
-# payment provider every serve shares) in the background, sets GATEWAY_PID, waits for
-# /healthz; on failure prints the log's tail and returns 1.
+# gateway_start BIN PORT JOURNAL LOG [ARGS...]: `payments gateway` (the simulated payment
+# provider every serve shares); sets GATEWAY_PID.
 gateway_start() {
-  local bin="$1" port="$2" journal="$3" log="$4"; shift 4
-  mkdir -p "$(dirname "$log")" "$(dirname "$journal")"
-  "$bin" gateway --port "$port" --journal "$journal" "$@" >>"$log" 2>&1 &
-  GATEWAY_PID=$!
-  wait_http "http://127.0.0.1:$port/healthz" 20 && return 0
-  echo "gateway did not start on port $port:" >&2; tail -20 "$log" >&2
-  return 1
+  mkdir -p "$(dirname "$3")"
+  start_payments "$1" gateway "$2" "$4" --journal "$3" "${@:5}"; local rc=$?
+  GATEWAY_PID=$STARTED_PID
+  return $rc
 }
 
 # gateway_stop [PID]: stops the gateway like serve_stop (default PID: $GATEWAY_PID).

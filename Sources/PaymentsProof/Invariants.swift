@@ -74,7 +74,7 @@ public enum Invariants {
             var unreadable: [String] = []
             for path in journals {
                 guard FileManager.default.isReadableFile(atPath: path) else { unreadable.append(path); continue }
-                charges += try SimulatedGateway.readJournal(path)
+                charges += try ChargeJournal.read(path)
             }
             checks.append(.init(name: "gateway journals readable", passed: unreadable.isEmpty,
                                 detail: unreadable.isEmpty ? "\(journals.count) journals, \(charges.count) charges"

@@ -137,7 +137,7 @@ extension Integration {
             print("succeeded per server: \(processed)")
             #expect(processed.allSatisfy { $0 > 0 }, "both servers should have done work: \(processed)")
             #expect(processed.reduce(0, +) == 10_000)
-            let perJournal = journals.map { (try? SimulatedGateway.readJournal($0).filter { $0.key.hasPrefix(prefix) }.count) ?? 0 }
+            let perJournal = journals.map { (try? ChargeJournal.read($0).filter { $0.key.hasPrefix(prefix) }.count) ?? 0 }
             #expect(perJournal.reduce(0, +) == 10_000, "each job charged by exactly one server: \(perJournal)")
             try await Self.assertInvariants(prefix, journals: journals)
             for j in journals { try? FileManager.default.removeItem(atPath: j) }

@@ -65,7 +65,7 @@ import PaymentsCore
         let second = try SimulatedGateway(.init(latencyMillis: 0, jitterMillis: 0, journalPath: path))
         #expect(await second.charge(request("persisted", id: 7)) == .accepted(chargeID: chargeID))
         #expect(second.counts.accepted == 0)
-        #expect(try SimulatedGateway.readJournal(path).map(\.key) == ["persisted"])
+        #expect(try ChargeJournal.read(path).map(\.key) == ["persisted"])
     }
 
     @Test func rejectsImpossibleRates() {

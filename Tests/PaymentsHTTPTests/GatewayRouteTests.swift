@@ -74,7 +74,7 @@ import Testing
             #expect(response.status == .badRequest, "\(name)")
             #expect(code(response) == expected, "\(name): \(String(buffer: response.body))")
         }
-        #expect(try SimulatedGateway.readJournal(journal).isEmpty)
+        #expect(try ChargeJournal.read(journal).isEmpty)
     }
 
     @Test func chargesSurviveARestart() async throws {

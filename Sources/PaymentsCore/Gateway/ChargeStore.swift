@@ -43,18 +43,10 @@ public final class ChargeStore: Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw PaymentsError.inputUnreadable(path: path, reason: "cannot open the gateway's charge journal: \(String(cString: strerror(errno)))")
-        }
-        self.fd = fd
-        // A line torn by a crash mid-write is skipped when read; end it, so the next
-        // record starts on a line of its own.
-        if let data = FileManager.default.contents(atPath: path), let last = data.last, last != UInt8(ascii: "\n") {
-            _ = Self.writeAll(fd: fd, Data([UInt8(ascii: "\n")]))
-        }
+        let journal = try ChargeJournal.open(path)
+        self.fd = journal.fd
         var charges: [String: ChargeRecord] = [:]
-        for record in try SimulatedGateway.readJournal(path) { charges[record.key] = record }
+        for record in journal.records { charges[record.key] = record }
         self.state = Mutex(State(charges: charges))
     }
 
@@ -124,37 +116,10 @@ public final class ChargeStore: Sendable {
                 return batch
             }
             if batch.isEmpty { return }
-            var data = Data()
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            for (record, _) in batch {
-                data.append((try? encoder.encode(record)) ?? Data())
-                data.append(UInt8(ascii: "\n"))
-            }
-            let result: Result<Void, any Error> = Self.writeAll(fd: fd, data).flatMap {
-                fsync(fd) == 0 ? .success(()) : .failure(JournalError(reason: "fsync: \(String(cString: strerror(errno)))"))
-            }
+            let result: Result<Void, any Error> = ChargeJournal.write(fd: fd, ChargeJournal.lines(batch.map(\.0)))
+                .flatMap { fsync(fd) == 0 ? .success(()) : .failure(JournalError(reason: "fsync: \(String(cString: strerror(errno)))")) }
+                .mapError { $0 }
             for (_, continuation) in batch { continuation.resume(with: result) }
         }
     }
-
-    private static func writeAll(fd: Int32, _ data: Data) -> Result<Void, any Error> {
-        data.withUnsafeBytes { buffer -> Result<Void, any Error> in
-            var offset = 0
-            while offset < buffer.count {
-                let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return .failure(JournalError(reason: "write: \(String(cString: strerror(errno)))"))
-                }
-                offset += n
-            }
-            return .success(())
-        }
-    }
-}
-
-public struct JournalError: Error, CustomStringConvertible, Sendable {
-    public var reason: String
-    public var description: String { "the gateway's charge journal cannot be written (\(reason)); the charge was not made" }
 }

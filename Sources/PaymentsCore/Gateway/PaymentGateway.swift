@@ -17,9 +17,10 @@ public struct ChargeRequest: Sendable, Equatable {
     public var jobID: Int64
     public var attempt: Int32
     /// After this instant the charge must not happen any more: the gateway refuses a
-    /// request that reaches it later. The worker sets it to its lease's end, so once a
-    /// job's lease has expired no charge of that attempt can still land, and a
-    /// reconciler that finds no charge for the key can trust the answer.
+    /// request that reaches it later. The worker sets it to its gateway timeout or its
+    /// lease's end, whichever is first, so once a job's lease has expired no charge of
+    /// that attempt can still land, and a reconciler that finds no charge for the key
+    /// can trust the answer.
     public var deadline: Date?
 
     public init(idempotencyKey: String, payment: Payment, jobID: Int64, attempt: Int32, deadline: Date? = nil) {

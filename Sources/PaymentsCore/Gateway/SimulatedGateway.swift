@@ -59,13 +59,9 @@ public final class SimulatedGateway: PaymentGateway {
         self.configuration = try configuration.validated()
         var charges: [String: ChargeRecord] = [:]
         if let path = configuration.journalPath {
-            // O_APPEND: several processes may share the journal; each line lands whole at the end.
-            let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
-            guard fd >= 0 else {
-                throw PaymentsError.inputUnreadable(path: path, reason: "cannot open the gateway journal: \(String(cString: strerror(errno)))")
-            }
-            for record in try Self.readJournal(path) { charges[record.key] = record }
-            self.journal = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            let journal = try ChargeJournal.open(path)
+            for record in journal.records { charges[record.key] = record }
+            self.journal = FileHandle(fileDescriptor: journal.fd, closeOnDealloc: true)
         } else {
             self.journal = nil
         }
@@ -130,14 +126,6 @@ public final class SimulatedGateway: PaymentGateway {
     private static func append(_ record: ChargeRecord, to handle: FileHandle) {
         // One write(2) per line on an O_APPEND descriptor: lines from several processes
         // never interleave, and a SIGKILL loses nothing already written.
-        guard var line = try? JSONEncoder().encode(record) else { return }
-        line.append(UInt8(ascii: "\n"))
-        handle.write(line)
-    }
-
-    public static func readJournal(_ path: String) throws -> [ChargeRecord] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
-        let decoder = JSONDecoder()
-        return data.split(separator: UInt8(ascii: "\n")).compactMap { try? decoder.decode(ChargeRecord.self, from: Data($0)) }
+        _ = ChargeJournal.write(fd: handle.fileDescriptor, ChargeJournal.lines([record]))
     }
 }

@@ -22,7 +22,10 @@ public struct ClaimedJob: Sendable, Equatable {
         self.leaseExpiresAt = leaseExpiresAt
     }
 
-    public var chargeRequest: ChargeRequest {
-        ChargeRequest(idempotencyKey: idempotencyKey, payment: payment, jobID: id, attempt: attempt, deadline: leaseExpiresAt)
+    /// The gateway call for this claim, due within `timeout` and never after the lease the
+    /// claim got, whichever comes first.
+    public func chargeRequest(within timeout: Duration, now: Date = Date()) -> ChargeRequest {
+        ChargeRequest(idempotencyKey: idempotencyKey, payment: payment, jobID: id, attempt: attempt,
+                      deadline: min(leaseExpiresAt, now + timeout.seconds))
     }
 }

@@ -169,12 +169,12 @@ public final class WorkerPool: Service, Sendable {
 
     func process(_ job: ClaimedJob) async {
         let outcome: ChargeOutcome
-        // The call ends by the gateway timeout and by the claim's lease, whichever is first:
-        // the gateway is told the same deadline and refuses to charge after it.
-        let untilLeaseEnd = Duration.seconds(fractional: max(0.001, job.leaseExpiresAt.timeIntervalSinceNow))
-        let deadline = min(configuration.effectiveGatewayTimeout, untilLeaseEnd)
+        // The call ends by the gateway timeout or the claim's lease, whichever is first: the
+        // gateway is told the same deadline and refuses to charge after it.
+        let request = job.chargeRequest(within: configuration.effectiveGatewayTimeout)
+        let deadline = Duration.seconds(fractional: max(0.001, request.deadline?.timeIntervalSinceNow ?? 0))
         do {
-            outcome = try await withTimeout(deadline) { [gateway] in await gateway.charge(job.chargeRequest) }
+            outcome = try await withTimeout(deadline) { [gateway] in await gateway.charge(request) }
         } catch is TimeoutError {
             // The charge may or may not have happened: as a lost answer, retried with the same key.
             outcome = .transientFailure(reason: "no answer from the gateway within \(deadline.seconds) s; outcome unknown")
@@ -212,7 +212,7 @@ public final class WorkerPool: Service, Sendable {
         let record = try? await withTimeout(configuration.effectiveGatewayTimeout) { [gateway] in
             try await gateway.lookup(idempotencyKey: job.idempotencyKey)
         }
-        if let record = record ?? nil, record.matches(job.payment) {
+        if let record, record.matches(job.payment) {
             logger.info("attempts used up but the gateway holds the charge: succeeded", metadata: ["job_id": "\(job.id)", "attempt": "\(job.attempt)"])
             return .succeeded(chargeID: record.chargeID)
         }

@@ -56,7 +56,7 @@ struct GatewayRoutes: Sendable {
                            message: "another request with Idempotency-Key '\(key)' is being processed; retry later", headers: [.retryAfter: "1"])
         case let .charged(record):
             try await Self.sleep(millis: plan.delayMillis)
-            guard record.amountMinor == charge.payment.amountMinor, record.currency == charge.payment.currency else {
+            guard record.matches(charge.payment) else {
                 counters.add(\.keyReused)
                 throw APIError(status: .conflict, code: "idempotency_key_reused",
                                message: "Idempotency-Key '\(key)' was used for a charge of \(record.amountMinor) \(record.currency)")
@@ -66,7 +66,8 @@ struct GatewayRoutes: Sendable {
         case .started:
             break
         }
-        // From here the key is in progress: every way out either commits or abandons it.
+        // From here the key is in progress: every way out either commits it or leaves
+        // through the catch below, which abandons it.
         do {
             try await Self.sleep(millis: plan.delayMillis)
             if plan.hang {
@@ -74,23 +75,20 @@ struct GatewayRoutes: Sendable {
                 try await Self.sleep(millis: faults.hangSeconds * 1000)
             }
             if let deadline, Date() > deadline {
-                store.abandon(key: key)
                 counters.add(\.expired)
                 throw APIError(status: .unprocessableContent, code: "request_expired",
                                message: "the request's deadline passed before it could be processed; nothing was charged")
             }
             if plan.errorBeforeCharge {
-                store.abandon(key: key)
                 counters.add(\.errors)
                 throw APIError(status: .serviceUnavailable, code: "provider_unavailable", message: "temporarily unavailable (simulated); retry with the same key")
             }
             if plan.declined {
-                store.abandon(key: key)
                 counters.add(\.declined)
                 throw APIError(status: .init(code: 402, reasonPhrase: "Payment Required"), code: "card_declined", message: "card declined (simulated)")
             }
         } catch {
-            store.abandon(key: key)  // idempotent: already done on the paths above
+            store.abandon(key: key)
             throw error
         }
         let record: ChargeRecord

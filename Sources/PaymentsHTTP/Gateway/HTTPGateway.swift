@@ -33,8 +33,8 @@ public final class HTTPGateway: PaymentGateway, Service {
     let logger: Logger
 
     /// - Parameters:
-    ///   - timeout: the longest one call may take (the worker passes a tighter deadline
-    ///     per charge when its lease is nearer).
+    ///   - timeout: the longest a lookup, or a charge that carries no deadline of its
+    ///     own, may take.
     ///   - connections: concurrent HTTP/1.1 connections to the gateway.
     public init(baseURL: String, timeout: Duration, connections: Int = 256, logger: Logger) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
@@ -59,7 +59,9 @@ public final class HTTPGateway: PaymentGateway, Service {
     }
 
     public func charge(_ request: ChargeRequest) async -> ChargeOutcome {
-        let deadline = request.deadline.map { min($0, Date() + timeout.seconds) } ?? Date() + timeout.seconds
+        // The worker sets the deadline (its timeout or its lease, whichever is first); a
+        // caller without one gets this client's timeout.
+        let deadline = request.deadline ?? Date() + timeout.seconds
         let remaining = deadline.timeIntervalSinceNow
         guard remaining > 0 else { return .transientFailure(reason: "the charge's deadline passed before it was sent; not sent") }
         var http = HTTPClientRequest(url: "\(baseURL)/v1/charges")
