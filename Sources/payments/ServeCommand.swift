@@ -45,7 +45,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("gateway-decline-rate"), help: "Simulated gateway: share of payments declined (0-1).")
     var gatewayDeclineRate: Double = 0
     @Option(help: "Seed of the simulated gateway's draws.") var seed: UInt64 = 1
-    @Option(name: .customLong("gateway-journal"), help: "File of the simulated gateway's accepted charges, shared by every serve using it (survives restarts).")
+    @Option(name: .customLong("gateway-journal"), help: "File of the in-process gateway's accepted charges, read at start so its charges survive a restart of this serve. Its deduplication is per process: several serves need `payments gateway` (--gateway-url).")
     var gatewayJournal: String?
 
     @Option(name: .customLong("retry-base-ms"), help: "Backoff base: the n-th retry waits up to base * 2^(n-1).") var retryBaseMs: Double = 500

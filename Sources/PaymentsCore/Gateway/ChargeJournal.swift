@@ -61,5 +61,5 @@ public enum ChargeJournal {
 
 public struct JournalError: Error, CustomStringConvertible, Sendable {
     public var reason: String
-    public var description: String { "the gateway's charge journal cannot be written (\(reason)); the charge was not made" }
+    public var description: String { "the gateway's charge journal cannot be written (\(reason))" }
 }

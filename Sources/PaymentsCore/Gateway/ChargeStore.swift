@@ -30,7 +30,7 @@ public final class ChargeStore: Sendable {
         var inProgress: Set<String> = []
         var nextCharge = 0
         /// Group commit: lines waiting for the next write + fsync, and who waits on them.
-        var pending: [(ChargeRecord, CheckedContinuation<Void, any Error>)] = []
+        var pending: [(ChargeRecord, CheckedContinuation<Void, Never>)] = []
         var flushing = false
     }
 
@@ -69,27 +69,22 @@ public final class ChargeStore: Sendable {
     }
 
     /// Charges `key`: the record is on disk (fsynced) before this returns, and only then
-    /// visible to lookups. If the write fails the key is not charged and the error thrown.
-    public func commit(key: String, payment: Payment, jobID: Int64) async throws -> ChargeRecord {
+    /// visible to lookups. A write that fails stops the process (see `flush`).
+    public func commit(key: String, payment: Payment, jobID: Int64) async -> ChargeRecord {
         let record = state.withLock { s -> ChargeRecord in
             s.nextCharge += 1
             return ChargeRecord(key: key, chargeID: "ch_\(epoch)_\(s.nextCharge)", jobID: jobID,
                                 amountMinor: payment.amountMinor, currency: payment.currency)
         }
-        do {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let flusher = state.withLock { s -> Bool in
-                    s.pending.append((record, continuation))
-                    guard !s.flushing else { return false }
-                    s.flushing = true
-                    return true
-                }
-                // fsync blocks: keep it off the concurrency pool's few threads.
-                if flusher { flushQueue.async { self.flush() } }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let flusher = state.withLock { s -> Bool in
+                s.pending.append((record, continuation))
+                guard !s.flushing else { return false }
+                s.flushing = true
+                return true
             }
-        } catch {
-            abandon(key: key)
-            throw error
+            // fsync blocks: keep it off the concurrency pool's few threads.
+            if flusher { flushQueue.async { self.flush() } }
         }
         state.withLock { s in
             s.charges[key] = record
@@ -109,17 +104,22 @@ public final class ChargeStore: Sendable {
     /// and goes on while more arrived meanwhile: one disk flush covers many charges.
     private func flush() {
         while true {
-            let batch = state.withLock { s -> [(ChargeRecord, CheckedContinuation<Void, any Error>)] in
+            let batch = state.withLock { s -> [(ChargeRecord, CheckedContinuation<Void, Never>)] in
                 let batch = s.pending
                 s.pending = []
                 if batch.isEmpty { s.flushing = false }
                 return batch
             }
             if batch.isEmpty { return }
-            let result: Result<Void, any Error> = ChargeJournal.write(fd: fd, ChargeJournal.lines(batch.map(\.0)))
+            let result = ChargeJournal.write(fd: fd, ChargeJournal.lines(batch.map(\.0)))
                 .flatMap { fsync(fd) == 0 ? .success(()) : .failure(JournalError(reason: "fsync: \(String(cString: strerror(errno)))")) }
-                .mapError { $0 }
-            for (_, continuation) in batch { continuation.resume(with: result) }
+            if case let .failure(error) = result {
+                // Some of these lines may be on disk already: answering "not charged" could
+                // contradict the journal read at the next start. Stop, as PostgreSQL does on a
+                // failed fsync; the restart's journal is the truth.
+                fatalError("\(error)")
+            }
+            for (_, continuation) in batch { continuation.resume() }
         }
     }
 }

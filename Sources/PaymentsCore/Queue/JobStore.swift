@@ -192,8 +192,9 @@ public struct JobStore: Sendable {
                 UPDATE payment_jobs j SET
                     attempt = j.attempt - 1, lease_losses = j.lease_losses + 1,
                     state = CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses)) THEN \(JobState.reconciling) ELSE \(JobState.queued) END,
-                    run_at = now() + CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses))
-                                          THEN make_interval(secs => \(settleAfter.seconds)) ELSE '0'::interval END,
+                    -- Reconciled no sooner than the claim's lease end: no charge sent under it can land later.
+                    run_at = CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses))
+                                  THEN greatest(now(), j.lease_expires_at) + make_interval(secs => \(settleAfter.seconds)) ELSE now() END,
                     updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
                     last_error = 'released: claimed by ' || j.lease_owner || ' but not held by it'
                 FROM candidates c WHERE j.id = c.id

@@ -103,10 +103,15 @@ public final class WorkerPool: Service, Sendable {
         var dbBackoff = Duration.milliseconds(50)
         var wakeups = wakeStream.makeAsyncIterator()
         let minimumClaim = max(1, min(configuration.batchSize, configuration.concurrency) / 4)
+        var lastSweep = ContinuousClock.now
         await withDiscardingTaskGroup { jobs in
             // Graceful stop ends claiming and lets in-flight jobs finish; cancellation (the
             // service group ending because another service failed) ends everything now.
             while !isStopping && !Task.isCancelled {
+                if ContinuousClock.now - lastSweep >= configuration.heartbeatInterval {
+                    await releaseOrphans()
+                    lastSweep = .now
+                }
                 let free = configuration.concurrency - heldCount
                 // Wait for room rather than claiming a handful at a time.
                 if free < minimumClaim {
@@ -231,7 +236,7 @@ public final class WorkerPool: Service, Sendable {
 
     func completeLoop() async {
         while let batch = await completions.take(max: configuration.completionBatch) {
-            await record(batch)
+            await record(batch, fence: .lease(owner: configuration.owner))
             let inFlight = state.withLock { s -> Int in
                 for c in batch { s.held.release(c.jobID, attempt: c.attempt) }
                 return s.held.count
@@ -241,16 +246,26 @@ public final class WorkerPool: Service, Sendable {
         }
     }
 
-    func record(_ batch: [Completion]) async {
+    /// Writes outcomes under `fence` (a worker's lease, or the reconciler's state), retrying
+    /// transient errors and falling back to one row at a time on any other.
+    func record(_ batch: [Completion], fence: JobStore.Fence) async {
+        guard !batch.isEmpty else { return }
         var delay = Duration.milliseconds(50)
         while true {
             do {
-                let done = try await withTimeout(clientTimeout) { [store, configuration] in
-                    try await store.complete(batch, fence: .lease(owner: configuration.owner))
-                }
-                metrics.recordCompleted(done, submitted: batch.count)
-                if done.count < batch.count {
-                    logger.warning("outcomes not recorded: lease lost (another worker owns these jobs now)", metadata: ["jobs": "\(batch.count - done.count)"])
+                let done = try await withTimeout(clientTimeout) { [store] in try await store.complete(batch, fence: fence) }
+                switch fence {
+                case .lease:
+                    metrics.recordCompleted(done, submitted: batch.count)
+                    if done.count < batch.count {
+                        logger.warning("outcomes not recorded: lease lost (another worker owns these jobs now)", metadata: ["jobs": "\(batch.count - done.count)"])
+                    }
+                case .reconciling:
+                    metrics.recordReconciled(done)
+                    logger.info("reconciled jobs with the gateway", metadata: [
+                        "posted": "\(done.filter { $0.outcome == .succeeded }.count)", "failed": "\(done.filter { $0.outcome == .failed }.count)",
+                        "already_settled": "\(batch.count - done.count)",
+                    ])
                 }
                 return
             } catch where Task.isCancelled {
@@ -276,7 +291,7 @@ public final class WorkerPool: Service, Sendable {
                     ])
                     return
                 }
-                for completion in batch { await record([completion]) }
+                for completion in batch { await record([completion], fence: fence) }
                 return
             }
         }
@@ -292,28 +307,39 @@ public final class WorkerPool: Service, Sendable {
             // missing wake-up can park it for good.
             wake.yield()
             let held = state.withLock { $0.held.all }
+            guard !held.isEmpty else { continue }
             do {
-                if !held.isEmpty {
-                    let extended = try await withTimeout(configuration.heartbeatTimeout) { [store, configuration] in
-                        try await store.extendLeases(held, owner: configuration.owner, lease: configuration.lease, maxHold: configuration.maxHold)
-                    }
-                    if extended < held.count {
-                        logger.debug("some leases were lost or held too long and not extended", metadata: ["held": "\(held.count)", "extended": "\(extended)"])
-                    }
+                let extended = try await withTimeout(configuration.heartbeatTimeout) { [store, configuration] in
+                    try await store.extendLeases(held, owner: configuration.owner, lease: configuration.lease, maxHold: configuration.maxHold)
                 }
-                // Claims that committed after this process stopped waiting for them.
-                let orphans = try await withTimeout(configuration.heartbeatTimeout) { [store, configuration, clientTimeout] in
-                    try await store.releaseOrphans(held: held, owner: configuration.owner, olderThan: clientTimeout * 2,
-                                                   maxLeaseLosses: configuration.maxLeaseLosses, settleAfter: configuration.settleMargin)
-                }
-                metrics.recordOrphans(orphans)
-                if orphans > 0 {
-                    logger.warning("released jobs claimed for this process that it never received", metadata: ["jobs": "\(orphans)"])
+                if extended < held.count {
+                    logger.debug("some leases were lost or held too long and not extended", metadata: ["held": "\(held.count)", "extended": "\(extended)"])
                 }
             } catch {
                 metrics.recordDatabaseError()
                 throttle.log(logger, .warning, "lease heartbeat failed", metadata: ["error": "\(describe(error))"])
             }
+        }
+    }
+
+    /// Releases claims that committed after this process stopped waiting for them. Runs in
+    /// the claim loop, between claims: every claim this process received is in `held` by
+    /// then, so the snapshot cannot miss a job whose charge is about to be sent (from the
+    /// heartbeat, a claim arriving after the snapshot would be released while charged).
+    func releaseOrphans() async {
+        let held = state.withLock { $0.held.all }
+        do {
+            let orphans = try await withTimeout(configuration.heartbeatTimeout) { [store, configuration, clientTimeout] in
+                try await store.releaseOrphans(held: held, owner: configuration.owner, olderThan: clientTimeout * 2,
+                                               maxLeaseLosses: configuration.maxLeaseLosses, settleAfter: configuration.settleMargin)
+            }
+            metrics.recordOrphans(orphans)
+            if orphans > 0 {
+                logger.warning("released jobs claimed for this process that it never received", metadata: ["jobs": "\(orphans)"])
+            }
+        } catch {
+            metrics.recordDatabaseError()
+            throttle.log(logger, .warning, "releasing orphaned claims failed", metadata: ["error": "\(describe(error))"])
         }
     }
 
@@ -349,21 +375,16 @@ public final class WorkerPool: Service, Sendable {
                 let due = try await withTimeout(clientTimeout) { [store, configuration] in
                     try await store.claimReconciling(limit: 100, recheckAfter: configuration.reconcileRecheck)
                 }
-                guard !due.isEmpty else { continue }
-                var settled: [Completion] = []
-                for job in due {
-                    if let resolution = await reconcile(job) {
-                        settled.append(Completion(jobID: job.id, attempt: job.attempt, resolution: resolution))
+                // The lookups side by side: one slow answer must not hold up the batch.
+                let settled = await withTaskGroup(of: Completion?.self) { group in
+                    for job in due {
+                        group.addTask {
+                            await self.reconcile(job).map { Completion(jobID: job.id, attempt: job.attempt, resolution: $0) }
+                        }
                     }
+                    return await group.reduce(into: [Completion]()) { if let c = $1 { $0.append(c) } }
                 }
-                let done = try await withTimeout(clientTimeout) { [store, settled] in try await store.complete(settled, fence: .reconciling) }
-                metrics.recordReconciled(done)
-                if !done.isEmpty {
-                    logger.info("reconciled jobs with the gateway", metadata: [
-                        "posted": "\(done.filter { $0.outcome == .succeeded }.count)", "failed": "\(done.filter { $0.outcome == .failed }.count)",
-                        "pending": "\(due.count - done.count)",
-                    ])
-                }
+                await record(settled, fence: .reconciling)
             } catch {
                 if Task.isCancelled { return }
                 metrics.recordDatabaseError()

@@ -33,13 +33,13 @@ struct GatewayRoutes: Sendable {
     }
 
     func register<Context: RequestContext>(on router: Router<Context>) {
-        router.post("/v1/charges") { request, context in try await self.charge(request, context: context) }
+        router.post("/v1/charges") { request, _ in try await self.charge(request) }
         router.get("/v1/charges") { request, _ in try self.lookup(request) }
         router.get("/v1/stats") { _, _ in try JSONResponse.make(self.counters.snapshot(charges: self.store.chargeCount)) }
         router.get("/healthz") { _, _ in try JSONResponse.make(["status": "ok"]) }
     }
 
-    func charge(_ request: Request, context: some RequestContext) async throws -> Response {
+    func charge(_ request: Request) async throws -> Response {
         guard let key = request.headers[.idempotencyKey], PaymentRequest.isValidIdempotencyKey(key) else {
             throw APIError.badRequest("invalid_idempotency_key", "the Idempotency-Key header is required: 1-255 printable ASCII characters without spaces")
         }
@@ -91,13 +91,7 @@ struct GatewayRoutes: Sendable {
             store.abandon(key: key)
             throw error
         }
-        let record: ChargeRecord
-        do {
-            record = try await store.commit(key: key, payment: charge.payment, jobID: charge.jobID ?? 0)
-        } catch {
-            context.logger.error("charge journal write failed", metadata: ["key": "\(key)", "error": "\(error)"])
-            throw APIError(status: .internalServerError, code: "journal_unavailable", message: "\(error)")
-        }
+        let record = await store.commit(key: key, payment: charge.payment, jobID: charge.jobID ?? 0)
         counters.add(\.charged)
         if plan.loseAnswer {
             counters.add(\.lostAnswers)

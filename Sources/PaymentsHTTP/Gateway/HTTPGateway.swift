@@ -108,7 +108,9 @@ public final class HTTPGateway: PaymentGateway, Service {
         let text = try await response.body.collect(upTo: 64 * 1024)
         switch response.status.code {
         case 200: return try JSONDecoder().decode(ChargeRecord.self, from: text)
-        case 404: return nil
+        // Only the gateway's own "no such charge" means not charged: a 404 from a wrong
+        // URL or a proxy must not let the reconciler fail a charged payment.
+        case 404 where Self.code(text) == "charge_not_found": return nil
         case 409: throw LookupError.inProgress(key: idempotencyKey)
         default: throw LookupError.unexpected(status: response.status.code, body: String(buffer: text))
         }
