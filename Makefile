@@ -1,5 +1,5 @@
 # The two commands: `make demo` and `make test`. Everything else is a helper.
-.PHONY: test test-release chaos demo up down status build release bench
+.PHONY: test test-release chaos scale demo up down status build release bench
 
 test:
 	scripts/run-tests
@@ -12,6 +12,11 @@ test-release:
 # default) MINUTES= (5 by default). A failure prints the seed that replays it.
 chaos:
 	scripts/run-chaos
+
+# The topology suite with 10,000 clients open at once through pgbouncer-read (make test
+# uses 2,000), on the test topology (offset 100), started and stopped here.
+scale:
+	scripts/run-scale
 
 demo:
 	scripts/demo

@@ -16,7 +16,7 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
     let registry = PrometheusBootstrap.registry
     let database = Database(writeURL: settings.writeURL, readURL: settings.readURL,
                             writePoolSize: settings.writePool, readPoolSize: settings.readPool, logger: logger)
-    var services: [any Service] = [database.write, database.read]
+    var services: [any Service] = [PoolService(database.write), PoolService(database.read)]
     let gateway: any PaymentGateway
     let simulated: SimulatedGateway?
     if let url = settings.gatewayURL {

@@ -33,6 +33,9 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(help: "Seed for generated data.")
     var seed: UInt64 = 42
 
+    @Option(help: "Seconds one batch (or the whole file) may take, waiting for a connection included, before enqueue gives up with an error (1 to 3600).")
+    var timeout: Double = 30
+
     func validate() throws {
         switch (count, input) {
         case (nil, nil): throw ValidationError("give --count N or --input FILE")
@@ -41,6 +44,7 @@ struct EnqueueCommand: AsyncParsableCommand {
         default: break
         }
         guard (100...50_000).contains(batchSize) else { throw ValidationError("--batch-size must be from 100 to 50,000, got \(batchSize)") }
+        guard timeout.isFinite, (1...3600).contains(timeout) else { throw ValidationError("--timeout must be from 1 to 3600 seconds, got \(timeout)") }
         guard (1...32).contains(connections) else { throw ValidationError("--connections must be from 1 to 32, got \(connections)") }
         if let keyPrefix, !PaymentRequest.isValidIdempotencyKey(keyPrefix) || keyPrefix.count > 200 {
             throw ValidationError("--key-prefix must be 1-200 printable ASCII characters without spaces")
@@ -56,7 +60,8 @@ struct EnqueueCommand: AsyncParsableCommand {
             try await database.checkReachable()
             let display = ProgressDisplay(label: "enqueue")
             let summary = try await database.run {
-                let enqueuer = Enqueuer(client: database.write, logger: logger, batchSize: batchSize, connections: connections)
+                let enqueuer = Enqueuer(client: database.write, logger: logger, batchSize: batchSize, connections: connections,
+                                        timeout: .milliseconds(Int64(timeout * 1000)), endpoint: database.writeURL.endpoint)
                 let report: @Sendable (Enqueuer.Progress) -> Void = {
                     display.update(done: $0.done, total: $0.total, elapsed: $0.elapsed)
                 }

@@ -67,15 +67,27 @@ extension Integration {
             let serve = try await Self.startServer()
             let prefix = TestEnvironment.uniquePrefix("api-ryw")
             var sources: [String: Int] = [:]
-            for i in 0..<1_000 {
-                let created = try await Self.post("\(prefix)-\(i)", Self.body(i + 1))
-                try #require(created.status == 201)
-                let id = try #require(created.json?["id"] as? Int)
-                let token = try #require(created.header("X-Freshness-Token"))
-                let read = try await HTTP.request("GET", "\(Self.base)/v1/payments/\(id)", headers: ["X-Freshness-Token": token])
-                #expect(read.status == 200, "read \(i) of job \(id) got \(read.status)")
-                #expect(read.json?["id"] as? Int == id)
-                sources[read.header("X-Served-By") ?? "?", default: 0] += 1
+            // Eight clients side by side, 125 write-then-read pairs each: each read must see
+            // its own write however the reads spread.
+            try await withThrowingTaskGroup(of: [String].self) { group in
+                for client in 0..<8 {
+                    group.addTask {
+                        var served: [String] = []
+                        for n in 0..<125 {
+                            let i = client * 125 + n
+                            let created = try await Self.post("\(prefix)-\(i)", Self.body(i + 1))
+                            try #require(created.status == 201)
+                            let id = try #require(created.json?["id"] as? Int)
+                            let token = try #require(created.header("X-Freshness-Token"))
+                            let read = try await HTTP.request("GET", "\(Self.base)/v1/payments/\(id)", headers: ["X-Freshness-Token": token])
+                            #expect(read.status == 200, "read \(i) of job \(id) got \(read.status)")
+                            #expect(read.json?["id"] as? Int == id)
+                            served.append(read.header("X-Served-By") ?? "?")
+                        }
+                        return served
+                    }
+                }
+                for try await served in group { for node in served { sources[node, default: 0] += 1 } }
             }
             print("read-your-writes served by: \(sources)")
             #expect(sources.values.reduce(0, +) == 1_000)

@@ -56,6 +56,54 @@ extension Integration {
             #expect(!result.stderr.contains("db_password"), "a secret was printed")
         }
 
+        /// Defect found by the fault suite: a generated batch was one autocommit statement,
+        /// and PostgresNIO ends a query at CommandComplete, before the implicit commit at
+        /// Sync. A primary shut down in between lost a batch `enqueue` had reported. A
+        /// commit that fails is shown here deterministically with a deferred constraint
+        /// trigger that refuses the test's keys at commit time: nothing may be reported
+        /// enqueued that did not commit.
+        @Test func anEnqueueIsReportedOnlyOnceCommitted() async throws {
+            try await TestEnvironment.migrate()
+            let prefix = TestEnvironment.uniquePrefix("commitfail")
+            let install: [PostgresQuery] = [
+                """
+                CREATE OR REPLACE FUNCTION test_refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.idempotency_key LIKE 'commitfail-%' THEN RAISE EXCEPTION 'refused at commit by the test'; END IF;
+                    RETURN NULL;
+                END $$
+                """,
+                "DROP TRIGGER IF EXISTS test_refuse_at_commit ON payment_jobs",
+                """
+                CREATE CONSTRAINT TRIGGER test_refuse_at_commit AFTER INSERT ON payment_jobs
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse_at_commit()
+                """,
+            ]
+            let remove: [PostgresQuery] = ["DROP TRIGGER IF EXISTS test_refuse_at_commit ON payment_jobs",
+                                           "DROP FUNCTION IF EXISTS test_refuse_at_commit()"]
+            @Sendable func run(_ statements: [PostgresQuery]) async throws {
+                try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 1) { client in
+                    try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                        for statement in statements { try await connection.query(statement, logger: TestEnvironment.logger) }
+                    }
+                }
+            }
+            try await run(install)
+            do {
+                let generated = try await TestEnvironment.run(["enqueue", "--count", "10", "--key-prefix", prefix + "-gen"])
+                #expect(generated.status != 0, "enqueue reported a batch that never committed: \(generated.stdout)")
+                #expect(generated.stderr.contains("refused at commit by the test"), "\(generated.stderr)")
+                let file = (0..<5).map { #"{"idempotency_key": "\#(prefix)-file-\#($0)", "amount_minor": 100, "currency": "EUR", "debtor": "a", "creditor": "b"}"# }
+                let fromFile = try await TestEnvironment.run(["enqueue", "--input", "-"], stdin: Data((file.joined(separator: "\n") + "\n").utf8))
+                #expect(fromFile.status != 0, "enqueue --input reported a file that never committed: \(fromFile.stdout)")
+                #expect(try await Self.count(TestEnvironment.writeURL, prefix: prefix) == 0)
+            } catch {
+                try await run(remove)
+                throw error
+            }
+            try await run(remove)
+        }
+
         @Test func badDSNFromTheEnvironmentIsReported() async throws {
             let result = try await TestEnvironment.run(["enqueue", "--count", "1"], environment: ["WRITE_DSN": "postgres://u:secret@host/"])
             #expect(result.status != 0)

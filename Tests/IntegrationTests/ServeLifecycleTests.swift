@@ -31,6 +31,45 @@ extension Integration {
         /// after the last attempt the job is `reconciling`, never `failed` on a guess, and
         /// the reconciler fails it only once the gateway, asked after every deadline, holds
         /// no charge for it.
+        /// Defect found by the fault suite: an `enqueue` running when the primary stopped
+        /// never exited. Its batch failed, but the connection pool, still retrying logins
+        /// that pgbouncer refused (server_login_retry), never finished shutting down
+        /// (PostgresNIO 1.33, vapor/postgres-nio#599): the command hung with no socket open.
+        @Test func anEnqueueCutOffFromThePrimaryEndsWithAClearError() async throws {
+            try await TestEnvironment.migrate()
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("enqueue-\(UUID().uuidString).log").path
+            var env = TestEnvironment.environment
+            env["WRITE_DSN"] = TestEnvironment.writeDSN
+            env["READ_DSN"] = TestEnvironment.readDSN
+            let pid = try Subprocess.spawn(TestEnvironment.binary.path,
+                ["enqueue", "--count", "5000000", "--timeout", "5", "--key-prefix", TestEnvironment.uniquePrefix("cutoff")],
+                environment: env, stdout: log, stderr: log)
+            defer { try? FileManager.default.removeItem(atPath: log) }
+            try await Task.sleep(for: .seconds(2))
+            let stop = try await TestEnvironment.topology(["stop", "primary"])
+            var status: Int32 = 0
+            var exited = false
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline {
+                if waitpid(pid, &status, WNOHANG) == pid { exited = true; break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            if !exited { kill(pid, SIGKILL); waitpid(pid, &status, 0) }
+            let start = try await TestEnvironment.topology(["start", "primary"])
+            try #require(stop.status == 0, "topology stop primary: \(stop.stderr)")
+            try #require(start.status == 0, "topology start primary: \(start.stderr)")
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(exited, "enqueue still ran 20 s after the primary stopped:\n\(output.suffix(1500))")
+            #expect(exited && Subprocess.exitCode(status) == 1, "exit status \(Subprocess.exitCode(status))")
+            #expect(output.contains("error:"), "\(output.suffix(1500))")
+            // Whatever it inserted before is complete batches only; the queue is left idle
+            // once the write path answers again.
+            try await TestEnvironment.eventually("pgbouncer-write answers again", timeout: .seconds(30)) {
+                (try? await TestEnvironment.scalar(TestEnvironment.writeURL, "SELECT 1")) == 1
+            }
+            try await QueueReset.cancelLeftovers()
+        }
+
         @Test func aGatewayThatNeverAnswersDoesNotHoldJobsForever() async throws {
             try await TestEnvironment.migrate()
             try await QueueReset.cancelLeftovers()

@@ -87,31 +87,9 @@ enqueue_loop() {
     sleep 1
   done
 }
-# POST clients: each key retried (same body) until it is acknowledged with 200/201; the
-# acknowledged id is recorded with its key.
-post_loop() {
-  local c="$1" i=0 r=0 key body code out
-  while [ ! -e "$STOP_LOAD" ]; do
-    i=$((i + 1)); key="$PREFIX-p$c-$i"
-    body="{\"amount_minor\": $((100 + i)), \"currency\": \"EUR\", \"debtor\": \"acct_c$c\", \"creditor\": \"acct_m$((i % 7))\"}"
-    while :; do
-      r=$((r + 1))   # each retry goes to the next serve, as behind a load balancer
-      local port="${SERVE_PORTS[$(( (r + c) % 3 ))]}"
-      out="$(curl -s -m 5 -o - -w '\n%{http_code}' -X POST "http://127.0.0.1:$port/v1/payments" \
-             -H "Idempotency-Key: $key" -H 'Content-Type: application/json' -d "$body" 2>/dev/null)"
-      code="${out##*$'\n'}"
-      if [ "$code" = 201 ] || [ "$code" = 200 ]; then
-        echo "$key $(echo "${out%$'\n'*}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')" >> "$WORK/posted"
-        break
-      fi
-      echo "$key $code" >> "$WORK/post-retries"; sleep 0.3
-    done
-    sleep 0.1
-  done
-}
 LOAD_PIDS=()
 enqueue_loop & LOAD_PIDS+=($!)
-for c in 1 2; do post_loop "$c" & LOAD_PIDS+=($!); done
+for c in 1 2; do post_loop "$WORK" "$STOP_LOAD" "$PREFIX" "$c" "${SERVE_PORTS[@]}" & LOAD_PIDS+=($!); done
 
 # ------------------------------------------------------------------ faults
 fault() { echo "+$(( SECONDS - START ))s $*" >> "$WORK/applied"; log "$*"; }
@@ -129,13 +107,13 @@ while read -r at f n hold; do
       kill -STOP "${SERVE_PIDS[$n]}"; sleep $((LEASE + hold)); kill -CONT "${SERVE_PIDS[$n]}" ;;
     restart_pgbouncer_write)
       fault "pgbouncer-write stopped for ${hold} s"
-      "${TOPO[@]}" stop pgbouncer-write >/dev/null 2>&1; sleep "$hold"; "${TOPO[@]}" start pgbouncer-write >/dev/null 2>&1 ;;
+      "${TOPO[@]}" stop pgbouncer-write >/dev/null 2>&1 || fault "pgbouncer-write did not stop"; sleep "$hold"; "${TOPO[@]}" start pgbouncer-write >/dev/null 2>&1 ;;
     restart_primary)
       fault "primary stopped for ${hold} s"
-      "${TOPO[@]}" stop primary >/dev/null 2>&1; sleep "$hold"; "${TOPO[@]}" start primary >/dev/null 2>&1 ;;
+      "${TOPO[@]}" stop primary >/dev/null 2>&1 || fault "the primary did not stop"; sleep "$hold"; "${TOPO[@]}" start primary >/dev/null 2>&1 ;;
     stop_replica)
       fault "replica-$((n % 2 + 1)) stopped for $((hold * 2)) s"
-      "${TOPO[@]}" stop "replica-$((n % 2 + 1))" >/dev/null 2>&1; sleep $((hold * 2)); "${TOPO[@]}" start "replica-$((n % 2 + 1))" >/dev/null 2>&1 ;;
+      "${TOPO[@]}" stop "replica-$((n % 2 + 1))" >/dev/null 2>&1 || fault "the replica did not stop"; sleep $((hold * 2)); "${TOPO[@]}" start "replica-$((n % 2 + 1))" >/dev/null 2>&1 ;;
     restart_gateway)
       fault "gateway SIGKILL, back after ${hold} s"
       kill -KILL "$GATEWAY_PID" 2>/dev/null; wait "$GATEWAY_PID" 2>/dev/null
@@ -166,15 +144,7 @@ log "acknowledged: $enqueued enqueued, $posted POSTed; checking"
 "$BIN" watch --key-prefix "$PREFIX" --count "$expected" --gateway-journal "$JOURNAL" --reads-per-tick 0 \
   --expect-replicas 0 --timeout 10 > "$WORK/proof.txt" 2>/dev/null || verdict=1
 grep -E '^(PASS|FAIL|INFO)' "$WORK/proof.txt" >&2
-# Every acknowledged POST: its id exists under its key.
-missing=0
-if [ -s "$WORK/posted" ]; then
-  values="$(awk '{printf "%s(%s,'"'"'%s'"'"')", (NR>1?",":""), $2, $1}' "$WORK/posted")"
-  missing="$(sql "SELECT count(*) FROM (VALUES $values) AS a(id, key) WHERE NOT EXISTS
-                  (SELECT 1 FROM payment_jobs j WHERE j.id = a.id AND j.idempotency_key = a.key)")"
-fi
-if [ "$missing" = 0 ]; then echo "PASS  every acknowledged POST exists under its key: $posted of $posted" >&2
-else echo "FAIL  every acknowledged POST exists under its key: $missing of $posted missing" >&2; verdict=1; fi
+check_posted "$WORK/posted" >&2 || verdict=1
 [ "$settled" = 1 ] || { echo "FAIL  every job settled within 180 s after the faults" >&2; verdict=1; }
 states="$(sql "SELECT state || ' ' || count(*) FROM payment_jobs WHERE idempotency_key LIKE '$PREFIX-%' GROUP BY state ORDER BY 1" | paste -sd, -)"
 reconciled="$(sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$PREFIX-%' AND (last_error LIKE 'not charged:%' OR last_error LIKE '%reconciling%')")"

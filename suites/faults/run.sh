@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # The fault suite: real failures against the real local topology while `payments serve`
-# processes a steady stream of payments and clients read status. After each scenario the
-# money invariants are checked (payments watch). Ends with a table of scenarios.
+# processes a steady stream of payments (bulk enqueues and a client POSTing with retries),
+# charging them at the external gateway (`payments gateway`), and clients read status.
+# Each scenario first proves its fault happened (the service's process gone or replaced,
+# clients refused), then the money: every acknowledged POST and enqueue exists, every job
+# is terminal, each gateway charge belongs to exactly one succeeded job, the ledger
+# balances (`payments watch` against the gateway's journal). The last scenario damages
+# the evidence on purpose and requires every check to notice. One verdict per scenario.
 #   suites/faults/run.sh [--port-offset N] [SCENARIO...]
 # Needs a running topology (make test starts one) and a built binary (BIN, default release).
 set -uo pipefail
@@ -13,12 +18,24 @@ eval "$("${TOPO[@]}" env)"
 BIN="${BIN:-$REPO/.build/release/payments}"
 PORT=$((8080 + PORT_OFFSET + 60))
 API="http://127.0.0.1:$PORT"
+GW_PORT=$((8091 + PORT_OFFSET))   # beside the demo's and the chaos suite's gateway (8090)
+GW="http://127.0.0.1:$GW_PORT"
 WORK="$(mktemp -d /tmp/payments-faults.XXXXXX)"
 JOURNAL="$WORK/gateway.jsonl"
-SERVE_ARGS=(--gateway-latency-ms 20 --concurrency 500 --batch-size 200 --lease 4 --gateway-transient-failure-rate 0.02
-            --retry-base-ms 50 --retry-cap-ms 1000 --gateway-journal "$JOURNAL" --stats-interval 2)
-RESULTS=()
-SERVE_PID="" STREAM_PID="" READER_PID=""
+GATEWAY_ARGS=(--latency-ms 20 --jitter-ms 10 --error-rate 0.02 --lost-answer-rate 0.02 --decline-rate 0.01 --seed 11)
+SERVE_ARGS=(--gateway-url "$GW" --concurrency 500 --batch-size 200 --lease 4
+            --retry-base-ms 50 --retry-cap-ms 1000 --stats-interval 2)
+RESULTS=() VERDICTS=()
+SERVE_PID="" STREAM_PID="" READER_PID="" POSTER_PID="" GATEWAY_PID=""
+cleanup() {
+  rm -f "$WORK/stream.on"
+  for pid in "$STREAM_PID" "$READER_PID" "$POSTER_PID"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
+  [ -n "$SERVE_PID" ] && kill -KILL "$SERVE_PID" 2>/dev/null
+  [ -n "$GATEWAY_PID" ] && kill -KILL "$GATEWAY_PID" 2>/dev/null
+  "${TOPO[@]}" psql super -tAc "SELECT pg_wal_replay_resume()" >/dev/null 2>&1
+  for s in primary replica-1 replica-2 haproxy pgbouncer-write; do "${TOPO[@]}" start "$s" >/dev/null 2>&1; done
+}
+trap cleanup EXIT
 
 log() { echo "    $*"; }
 now() { date +%s.%N; }
@@ -26,16 +43,39 @@ since() { python3 -c "print(f'{$(now) - $1:.1f}')"; }
 succeeded() { sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$1-%' AND state = 'succeeded'"; }
 
 start_serve() { serve_start "$BIN" "$PORT" "$WORK/serve.log" "${SERVE_ARGS[@]}" "$@"; }
-stop_serve() { serve_stop; }
+# A graceful stop must be clean: SIGTERM, exit 0 within 30 s (serve_stop SIGKILLs after).
+UNCLEAN_STOPS=0
+stop_serve() {
+  local rc=0; serve_stop || rc=$?
+  [ "$rc" = 0 ] || { log "SERVE DID NOT STOP CLEANLY: exit $rc"; UNCLEAN_STOPS=$((UNCLEAN_STOPS + 1)); }
+  return "$rc"
+}
+# (Re)starts the gateway; later flags override GATEWAY_ARGS. Its journal persists.
+restart_gateway() {
+  gateway_stop
+  gateway_start "$BIN" "$GW_PORT" "$JOURNAL" "$WORK/gateway.log" "${GATEWAY_ARGS[@]}" "$@"
+}
+gateway_stat() { curl -s --max-time 5 "$GW/v1/stats" | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', 0))" 2>/dev/null || echo 0; }
+worker_stat() { curl -s --max-time 5 "$API/v1/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['worker']['$1'])" 2>/dev/null || echo 0; }
+pid_of() { "${TOPO[@]}" pid "$1" 2>/dev/null; }
+# A process that still runs: exists and is not a zombie (here nothing may reap daemons).
+alive() { [ -r "/proc/$1/stat" ] && ! awk '{ exit ($3 == "Z") ? 0 : 1 }' "/proc/$1/stat" 2>/dev/null; }
+exited() { ! alive "$1"; }
+# A fault that did not happen fails its scenario: FAULT_OK=0 and a line saying why.
+FAULT_OK=1
+fault_missing() { FAULT_OK=0; log "FAULT NOT INJECTED: $*"; }
 
-# A steady stream: 100 payments every 0.3 s; failed enqueues (database away) are counted and retried.
+# A steady stream: STREAM_BATCH (50) payments every 0.3 s, about half of what a debug
+# build charges through the external gateway per second, so a scenario's backlog drains;
+# failed enqueues (database away) are counted and retried.
+STREAM_BATCH="${STREAM_BATCH:-50}"
 start_stream() { # prefix
   (
     i=0
     while [ -f "$WORK/stream.on" ]; do
       # A failed enqueue is retried with the same prefix (idempotent), so every
-      # acknowledged batch of 100 is counted once, here, outside the database.
-      if "$BIN" enqueue --count 100 --key-prefix "$1-$i" >/dev/null 2>>"$WORK/stream.err"; then
+      # acknowledged batch is counted once, here, outside the database.
+      if "$BIN" enqueue --count "$STREAM_BATCH" --key-prefix "$1-$i" >/dev/null 2>>"$WORK/stream.err"; then
         echo "$i" >> "$WORK/stream.acked"; i=$((i + 1))
       else echo x >> "$WORK/stream.fail"; fi
       sleep 0.3
@@ -63,33 +103,43 @@ start_reader() { # prefix
   READER_PID=$!
 }
 begin() { # prefix
-  rm -f "$WORK"/stream.* "$WORK"/reads.*
+  rm -f "$WORK"/stream.* "$WORK"/reads.* "$WORK"/posted "$WORK"/post-retries
+  FAULT_OK=1
   touch "$WORK/stream.on"
   start_stream "$1"
   start_reader "$1"
+  # A client POSTing through serve, each key retried until acknowledged (lib.sh).
+  post_loop "$WORK" "$WORK/stream.off" "$1" 1 "$PORT" & POSTER_PID=$!
   sleep 2
 }
 end_traffic() {
-  rm -f "$WORK/stream.on"
-  wait "$STREAM_PID" "$READER_PID" 2>/dev/null
+  rm -f "$WORK/stream.on"; touch "$WORK/stream.off"
+  wait "$STREAM_PID" "$READER_PID" "$POSTER_PID" 2>/dev/null
+  STREAM_PID="" READER_PID="" POSTER_PID=""
+  rm -f "$WORK/stream.off"
 }
+post_failures() { [ -f "$WORK/post-retries" ] && wc -l < "$WORK/post-retries" | tr -d ' ' || echo 0; }
 count() { [ -f "$1" ] && wc -l < "$1" | tr -d ' ' || echo 0; }
 
-# Waits for the scenario's jobs to finish, then proves the invariants.
 # Waits for the scenario's jobs to finish, then proves the invariants. The expected
 # number of jobs comes from what clients were told (acknowledged enqueues and POSTs),
-# not from the database under test, so a lost acknowledged write fails the proof.
-prove() { # prefix [extra acknowledged jobs]
-  local expected=$(( 100 * $(count "$WORK/stream.acked") + ${2:-0} ))
+# not from the database under test, so a lost acknowledged write fails the proof; the
+# gateway's charges come from its own journal.
+prove() { # prefix [extra acknowledged jobs] [journal]
+  local posted=0; [ -s "$WORK/posted" ] && posted=$(wc -l < "$WORK/posted")
+  local expected=$(( STREAM_BATCH * $(count "$WORK/stream.acked") + posted + ${2:-0} ))
   "$BIN" watch --key-prefix "$1" --count "$expected" \
-    --gateway-journal "$JOURNAL" --reads-per-tick 0 --expect-replicas 0 --timeout 120 > "$WORK/proof.txt" 2>/dev/null
+    --gateway-journal "${3:-$JOURNAL}" --reads-per-tick 0 --expect-replicas 0 --timeout "${WATCH_TIMEOUT:-120}" > "$WORK/proof.txt" 2>/dev/null
   local rc=$?
+  check_posted "$WORK/posted" >> "$WORK/proof.txt" || rc=1
   grep -E '^(PASS|FAIL)' "$WORK/proof.txt" | sed 's/^/    /'
   return $rc
 }
 record() { # name, verdict, recovery, notes
-  RESULTS+=("$(printf '%-28s %-5s %-10s %s' "$1" "$2" "$3" "$4")")
-  if [ "$2" != PASS ]; then log "serve stats: $(curl -s --max-time 5 "$API/v1/stats" | head -c 1500)"; fi
+  local verdict="$2"; [ "$FAULT_OK" = 1 ] || verdict=FAIL
+  RESULTS+=("$(printf '%-30s %-5s %-10s %s' "$1" "$verdict" "$3" "$4")")
+  VERDICTS+=("$verdict")
+  if [ "$verdict" != PASS ]; then log "serve stats: $(curl -s --max-time 5 "$API/v1/stats" | head -c 1500)"; fi
 }
 wait_for() { # seconds, command... -> prints elapsed seconds, fails on timeout
   local t0; t0=$(now)
@@ -102,11 +152,17 @@ progressed_since() { [ "$(succeeded "$1")" -gt "$2" ]; }
 # ---------------------------------------------------------------- scenarios
 scenario_replica_restart() {
   local p="f-replica-$RANDOM"; begin "$p"
-  "${TOPO[@]}" stop replica-1; log "replica-1 stopped"
-  sleep 3
+  local pid; pid=$(pid_of replica-1) || fault_missing "replica-1 was not running"
+  "${TOPO[@]}" stop replica-1 || fault_missing "topology stop replica-1 failed"
+  log "replica-1 stopped (postmaster $pid)"
+  sleep 1
+  wait_for 5 exited "$pid" >/dev/null || fault_missing "replica-1's postmaster $pid still runs"
+  gone() { [ "$("${TOPO[@]}" psql super -tAc "SELECT count(*) FROM pg_stat_replication WHERE application_name='replica-1'")" = 0 ]; }
+  wait_for 5 gone >/dev/null || fault_missing "the primary still streams to replica-1"
+  sleep 2
   local lsn; lsn=$("${TOPO[@]}" psql super -tAc "SELECT pg_current_wal_lsn()")
   local t0; t0=$(now)
-  "${TOPO[@]}" start replica-1
+  "${TOPO[@]}" start replica-1 || log "topology start replica-1 failed"
   caught_up() { [ "$("${TOPO[@]}" psql super -tAc "SELECT count(*) FROM pg_stat_replication WHERE application_name='replica-1' AND state='streaming' AND replay_lsn >= '$lsn'")" = 1 ]; }
   local rec; rec=$(wait_for 60 caught_up) || rec=""
   end_traffic
@@ -120,25 +176,43 @@ scenario_replica_restart() {
 
 scenario_pgbouncer_write_restart() {
   local p="f-pgbw-$RANDOM"; begin "$p"
-  local before; before=$(succeeded "$p")
-  "${TOPO[@]}" restart pgbouncer-write; log "pgbouncer-write restarted"
+  local pid new_pid; pid=$(pid_of pgbouncer-write) || fault_missing "pgbouncer-write was not running"
+  local t0; t0=$(now)
+  "${TOPO[@]}" restart pgbouncer-write || fault_missing "topology restart pgbouncer-write failed"
+  new_pid=$(pid_of pgbouncer-write)
+  log "pgbouncer-write restarted: pid $pid -> ${new_pid:-none}"
+  { [ -n "$new_pid" ] && [ "$new_pid" != "$pid" ]; } || fault_missing "pgbouncer-write's process was not replaced"
+  # The baseline is taken after the restart: progress must come through the new pooler.
+  local before=""
+  until [[ "$before" =~ ^[0-9]+$ ]]; do before=$(succeeded "$p"); done
   local rec; rec=$(wait_for 60 progressed_since "$p" "$before") || rec=""
+  [ -n "$rec" ] && rec=$(since "$t0")
   sleep 2; end_traffic
   local ok=PASS; [ -n "$rec" ] || ok=FAIL
   kill -0 "$SERVE_PID" 2>/dev/null || { ok=FAIL; log "serve died"; }
   prove "$p" || ok=FAIL
-  record "pgbouncer-write restarted" "$ok" "${rec:-none}s" "enqueue failures $(count "$WORK/stream.fail"); jobs $(succeeded "$p")"
+  record "pgbouncer-write restarted" "$ok" "${rec:-none}s" "enqueue failures $(count "$WORK/stream.fail"), POST retries $(post_failures); jobs $(succeeded "$p")"
 }
 
 scenario_primary_restart() {
   local p="f-primary-$RANDOM"; begin "$p"
-  "${TOPO[@]}" stop primary; log "primary stopped (fast shutdown)"
+  local pid; pid=$(pid_of primary) || fault_missing "the primary was not running"
+  local posts_before; posts_before=$(post_failures)
+  "${TOPO[@]}" stop primary || fault_missing "topology stop primary failed"
+  log "primary stopped (fast shutdown, postmaster $pid)"
   sleep 1
+  wait_for 5 exited "$pid" >/dev/null || fault_missing "the primary's postmaster $pid still runs"
   local ready; ready=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$API/readyz")
   log "/readyz while the primary is away: $ready"
   sleep 2
+  # The POST client kept trying during the outage: it must have been refused, and every
+  # payment it was told about (before, during, after) must exist afterwards (prove).
+  local refused=$(( $(post_failures) - posts_before ))
+  log "POSTs refused while the primary was away: $refused"
+  [ "$refused" -gt 0 ] || fault_missing "no POST was refused while the primary was away"
   local t0; t0=$(now)
-  "${TOPO[@]}" start primary; log "primary started"
+  "${TOPO[@]}" start primary || log "topology start primary failed"
+  log "primary started (postmaster $(pid_of primary))"
   # Recovery: from the primary's return until serve completes jobs again.
   local before=""
   until [[ "$before" =~ ^[0-9]+$ ]]; do before=$(succeeded "$p"); done
@@ -148,30 +222,48 @@ scenario_primary_restart() {
   local ok=PASS; [ -n "$rec" ] && [ "$ready" = 503 ] || ok=FAIL
   kill -0 "$SERVE_PID" 2>/dev/null || { ok=FAIL; log "serve died"; }
   prove "$p" || ok=FAIL
-  record "primary restarted" "$ok" "${rec:-none}s" "readyz during outage $ready; enqueue failures $(count "$WORK/stream.fail"); jobs $(succeeded "$p")"
+  record "primary restarted" "$ok" "${rec:-none}s" "readyz during outage $ready; POSTs refused $refused, acknowledged $(count "$WORK/posted"); enqueue failures $(count "$WORK/stream.fail"); jobs $(succeeded "$p")"
 }
 
 scenario_serve_sigkill() {
   local p="f-kill-$RANDOM"; begin "$p"
-  # A slow gateway and a burst, so the kill surely lands while the server holds jobs.
-  stop_serve; start_serve --gateway-latency-ms 300
+  # A slow gateway and a burst, so the kill surely lands while charges are on their way.
+  stop_serve; restart_gateway --latency-ms 300 --jitter-ms 0 --lost-answer-rate 0 --error-rate 0; start_serve
   local burst=0
-  "$BIN" enqueue --count 2000 --key-prefix "$p-burst" >/dev/null 2>&1 && burst=2000
+  "$BIN" enqueue --count 800 --key-prefix "$p-burst" >/dev/null 2>&1 && burst=800
   holding() { [ "$(sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$p-%' AND state = 'running'")" -gt 0 ]; }
   wait_for 10 holding >/dev/null
+  sleep 0.5
   kill -KILL "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null; SERVE_PID=""
-  local stranded; stranded=$(sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$p-%' AND state = 'running'")
-  local ids; ids=$(sql "SELECT COALESCE(string_agg(id::text, ','), '0') FROM payment_jobs WHERE idempotency_key LIKE '$p-%' AND state = 'running'")
-  log "serve killed with SIGKILL, $stranded jobs left running (ids ${ids:0:40}...)"
+  sql "SELECT id || ' ' || idempotency_key FROM payment_jobs WHERE idempotency_key LIKE '$p-%' AND state = 'running'" > "$WORK/stranded"
+  local stranded; stranded=$(count "$WORK/stranded")
+  local ids; ids=$(awk '{printf "%s%s", (NR>1?",":""), $1}' "$WORK/stranded"); ids="${ids:-0}"
+  # Charges the killed server had sent land at the gateway (300 ms) well before the
+  # lease (4 s) lets another attempt start: ask the gateway's own store which landed.
+  sleep 1
+  local charged=0 id key
+  : > "$WORK/stranded.charged"
+  while read -r id key; do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$GW/v1/charges?idempotency_key=$key")" = 200 ] || continue
+    charged=$((charged + 1)); echo "$id" >> "$WORK/stranded.charged"
+  done < "$WORK/stranded"
+  log "serve killed with SIGKILL: $stranded jobs left running, $charged of them already charged at the gateway"
+  [ "$stranded" -gt 0 ] || fault_missing "no job was running when serve was killed"
+  [ "$charged" -gt 0 ] || fault_missing "no stranded job had been charged: the kill did not land between charge and record"
+  restart_gateway
   local t0; t0=$(now)
   start_serve
   # Recovery: until every job the killed server held is terminal (lease 4 s, then reclaimed).
   stranded_done() { [ "$(sql "SELECT count(*) FROM payment_jobs WHERE id IN ($ids) AND state NOT IN ('succeeded', 'failed')")" = 0 ]; }
   local rec; rec=$(wait_for 60 stranded_done) || rec=""
   end_traffic
-  local ok=PASS; [ -n "$rec" ] && [ "$stranded" -gt 0 ] || ok=FAIL
+  # Each stranded job that had been charged ends succeeded (never failed, never charged
+  # twice: the proof's gateway checks cover every job of the run).
+  local charged_ok=0
+  [ "$charged" -gt 0 ] && charged_ok=$(sql "SELECT count(*) FROM payment_jobs WHERE state = 'succeeded' AND id IN ($(paste -sd, "$WORK/stranded.charged"))")
+  local ok=PASS; [ -n "$rec" ] && [ "$charged_ok" = "$charged" ] || ok=FAIL
   prove "$p" "$burst" || ok=FAIL
-  record "serve SIGKILL + new serve" "$ok" "${rec:-none}s" "$stranded stranded jobs reclaimed after lease expiry; jobs $(succeeded "$p")"
+  record "serve SIGKILL + new serve" "$ok" "${rec:-none}s" "$stranded stranded, $charged of them charged before the kill: $charged_ok of those succeeded; jobs $(succeeded "$p")"
 }
 
 scenario_replication_paused() {
@@ -181,7 +273,7 @@ scenario_replication_paused() {
   log "replay paused on both replicas"
   sleep 1
   local own=0 own_primary=0 acked_posts=0 i
-  for i in $(seq 1 20); do
+  for i in $(seq 1 10); do
     local h; h=$(curl -s -D - -o "$WORK/post.json" -X POST "$API/v1/payments" -H 'Content-Type: application/json' \
       -H "Idempotency-Key: $p-api-$i" -d '{"amount_minor": 500, "currency": "EUR", "debtor": "acct_a", "creditor": "acct_b"}')
     echo "$h" | head -1 | grep -qE ' 20[01] ' && acked_posts=$((acked_posts + 1))
@@ -194,22 +286,25 @@ scenario_replication_paused() {
   local old lag; old=$(sql "SELECT min(id) FROM payment_jobs WHERE idempotency_key LIKE '$p-%'")
   sleep 1
   lag=$(curl -s -D - -o /dev/null "$API/v1/payments/$old" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-replica-lag-seconds" {print $2}')
-  log "own writes read back: $own/20, from the primary: $own_primary/20; a read without a token reports lag ${lag}s"
+  log "own writes read back: $own/10, from the primary: $own_primary/10; a read without a token reports lag ${lag}s"
   for n in replica-1 replica-2; do "${TOPO[@]}" psql super "$n" -tAc "SELECT pg_wal_replay_resume()" >/dev/null; done
   local t0; t0=$(now)
   caught() { [ "$("${TOPO[@]}" psql super -tAc "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn >= pg_current_wal_lsn() - 1000000")" = 2 ]; }
   local rec; rec=$(wait_for 60 caught) || rec=""
   end_traffic
   local ok=PASS
-  [ "$own" = 20 ] && [ "$own_primary" = 20 ] && python3 -c "import sys; sys.exit(0 if float('${lag:-0}') > 0 else 1)" || ok=FAIL
+  [ "$own" = 10 ] && [ "$own_primary" = 10 ] && python3 -c "import sys; sys.exit(0 if float('${lag:-0}') > 0 else 1)" || ok=FAIL
   prove "$p" "$acked_posts" || ok=FAIL
-  record "replication paused" "$ok" "${rec:-none}s" "read-your-writes $own/20 (primary $own_primary); lag reported ${lag:-?}s"
+  record "replication paused" "$ok" "${rec:-none}s" "read-your-writes $own/10 (primary $own_primary); lag reported ${lag:-?}s"
 }
 
 scenario_haproxy_down() {
   local p="f-haproxy-$RANDOM"; begin "$p"
   local id; id=$(sql "SELECT min(id) FROM payment_jobs WHERE idempotency_key LIKE '$p-%'")
-  "${TOPO[@]}" stop haproxy; log "haproxy stopped: the read path is down"
+  local pid; pid=$(pid_of haproxy) || fault_missing "haproxy was not running"
+  "${TOPO[@]}" stop haproxy || fault_missing "topology stop haproxy failed"
+  wait_for 5 exited "$pid" >/dev/null || fault_missing "haproxy $pid still runs"
+  log "haproxy stopped: the read path is down"
   sleep 1
   local before; before=$(succeeded "$p")
   local h; h=$(curl -s -D - -o /dev/null -w '%{http_code}' "$API/v1/payments/$id" | tr -d '\r')
@@ -222,12 +317,12 @@ scenario_haproxy_down() {
   serve_start "$BIN" "$off_port" "$WORK/serve-nofallback.log" --no-workers --no-read-fallback
   local off_pid="$SERVE_PID"; SERVE_PID="$main_pid"
   local body code; body=$(curl -s -w '\n%{http_code}' --max-time 30 "http://127.0.0.1:$off_port/v1/payments/$id"); code=$(echo "$body" | tail -1)
-  serve_stop "$off_pid"
+  serve_stop "$off_pid" || { log "SERVE DID NOT STOP CLEANLY (no-fallback server)"; UNCLEAN_STOPS=$((UNCLEAN_STOPS + 1)); }
   log "read with fallback off: $code $(echo "$body" | head -1 | cut -c1-120)"
   sleep 2
   local processing=0; progressed_since "$p" "$before" && processing=1
   local t0; t0=$(now)
-  "${TOPO[@]}" start haproxy
+  "${TOPO[@]}" start haproxy || log "topology start haproxy failed"
   on_replica() { curl -s -D - -o /dev/null "$API/v1/payments/$id" | tr -d '\r' | grep -qi '^x-read-source: replica'; }
   local rec; rec=$(wait_for 60 on_replica) || rec=""
   end_traffic
@@ -237,28 +332,118 @@ scenario_haproxy_down() {
   record "haproxy stopped" "$ok" "${rec:-none}s" "fallback read ok $fallback; fallback off -> $code; processing went on $processing; enqueue failures $(count "$WORK/stream.fail")"
 }
 
+scenario_last_attempt_lost() {
+  # Jobs with a single attempt, charged while the gateway loses half its answers and
+  # stalls some requests past the lease: the outcome of the last attempt is unknown.
+  # None may be recorded failed after its money moved; each charged one must succeed.
+  local p="f-last-$RANDOM"
+  FAULT_OK=1; rm -f "$WORK/stream.acked" "$WORK/posted"
+  stop_serve
+  restart_gateway --lost-answer-rate 0.5 --error-rate 0 --hang-rate 0.05 --hang-seconds 6
+  python3 -c "
+import json
+for i in range(300):
+    print(json.dumps({'idempotency_key': '$p-%d' % i, 'amount_minor': 1000 + i, 'currency': 'EUR',
+                      'debtor': 'acct_last', 'creditor': 'acct_m%d' % (i % 5), 'max_attempts': 1}))" > "$WORK/last.jsonl"
+  "$BIN" enqueue --input "$WORK/last.jsonl" >/dev/null || fault_missing "the single-attempt jobs were not enqueued"
+  local t0; t0=$(now)
+  start_serve
+  settled() { [ "$(open_jobs "$p")" = 0 ]; }
+  local rec; rec=$(wait_for 90 settled) || rec=""
+  local lost hung reconciled
+  lost=$(gateway_stat lost_answers); hung=$(gateway_stat hangs)
+  reconciled=$(( $(worker_stat reconciled_succeeded) + $(worker_stat reconciled_failed) ))
+  log "gateway: $lost answers lost after charging, $hung requests stalled; the reconciler settled $reconciled jobs"
+  [ "$lost" -gt 0 ] || fault_missing "the gateway lost no answer"
+  local failed_charged=0 key
+  for key in $(sql "SELECT idempotency_key FROM payment_jobs WHERE idempotency_key LIKE '$p-%' AND state = 'failed'"); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$GW/v1/charges?idempotency_key=$key")" = 200 ] && failed_charged=$((failed_charged + 1))
+  done
+  local ok=PASS; [ -n "$rec" ] && [ "$failed_charged" = 0 ] || ok=FAIL
+  stop_serve; restart_gateway; start_serve
+  prove "$p" 300 || ok=FAIL
+  record "last attempt, answer lost" "$ok" "${rec:-none}s" "lost answers $lost, stalls $hung, reconciled $reconciled; failed but charged $failed_charged; $(succeeded "$p") succeeded"
+}
+
+scenario_proofs_fail_when_sabotaged() {
+  # The checks above are only worth something if they can fail: a small run, then the
+  # evidence is damaged one way at a time, and each damage must turn its check to FAIL.
+  local p="f-sabotage-$RANDOM"; begin "$p"; sleep 2; end_traffic
+  prove "$p" >/dev/null || { record "proofs fail when sabotaged" FAIL - "the undamaged run did not pass"; return; }
+  local expected_before=$(( STREAM_BATCH * $(count "$WORK/stream.acked") + $(count "$WORK/posted") ))
+  local caught=0 tried=0
+  expect_fail() { # description, check name, [journal]
+    tried=$((tried + 1))
+    prove "$p" 0 "${3:-$JOURNAL}" >/dev/null
+    if grep -q "^FAIL  $2" "$WORK/proof.txt"; then caught=$((caught + 1)); log "caught: $1 -> FAIL $2"
+    else log "NOT CAUGHT: $1 (expected FAIL $2)"; fi
+  }
+  local super=("${TOPO[@]}" psql super -v ON_ERROR_STOP=1 -tAc)
+  local one; one=$(sql "SELECT id || ' ' || idempotency_key FROM payment_jobs WHERE idempotency_key LIKE '$p-%' AND state = 'succeeded' ORDER BY id LIMIT 1 OFFSET 3")
+  local two; two=$(sql "SELECT id FROM payment_jobs WHERE idempotency_key LIKE '$p-%' AND state = 'succeeded' ORDER BY id LIMIT 1 OFFSET 7")
+  local three; three=$(sql "SELECT id FROM payment_jobs WHERE idempotency_key LIKE '$p-%' AND state = 'succeeded' ORDER BY id LIMIT 1 OFFSET 11")
+  # 1-2: the gateway's journal, on copies: a charge no job owns; a succeeded job's charge missing.
+  grep -m1 "\"$p-" "$JOURNAL" | sed "s/\"$p-[^\"]*\"/\"$p-ghost\"/" > "$WORK/extra.jsonl"; cat "$JOURNAL" >> "$WORK/extra.jsonl"
+  expect_fail "a charge with no job" "every gateway charge is one succeeded job's" "$WORK/extra.jsonl"
+  grep -v "\"${one#* }\"" "$JOURNAL" > "$WORK/missing.jsonl"
+  expect_fail "a succeeded job without its charge" "every succeeded job was charged at the gateway" "$WORK/missing.jsonl"
+  # 3: the same charge journaled twice.
+  { cat "$JOURNAL"; grep -m1 "\"${one#* }\"" "$JOURNAL"; } > "$WORK/double.jsonl"
+  expect_fail "a key charged twice" "gateway charged each idempotency key at most once" "$WORK/double.jsonl"
+  # 4-7: the database (superuser, triggers off): a credit changed; a charged job
+  # recorded failed; an acknowledged job deleted.
+  # (A second credit cannot even be written: UNIQUE (job_id, side).)
+  "${super[@]}" "UPDATE ledger_entries SET amount_minor = amount_minor + 1 WHERE job_id = $two AND side = 'credit'" >/dev/null
+  expect_fail "a credit of the wrong amount" "succeeded jobs posted exactly once"
+  expect_fail "a credit of the wrong amount" "ledger balanced per currency"
+  "${super[@]}" "SET session_replication_role = replica; DELETE FROM ledger_entries WHERE job_id = $three;
+                 UPDATE payment_jobs SET state = 'failed', charge_id = NULL WHERE id = $three" >/dev/null
+  expect_fail "a charged job recorded failed" "every gateway charge is one succeeded job's"
+  local victim; victim=$(head -1 "$WORK/posted" | cut -d' ' -f2)
+  "${super[@]}" "SET session_replication_role = replica; DELETE FROM ledger_entries WHERE job_id = $victim;
+                 DELETE FROM payment_jobs WHERE id = $victim" >/dev/null
+  # (watch waits for the count it was given: 3 s is enough to see one is missing.)
+  WATCH_TIMEOUT=3 prove "$p" >/dev/null; tried=$((tried + 1))
+  if grep -q "^FAIL  every acknowledged POST exists" "$WORK/proof.txt" && grep -q "^FAIL  all $expected_before jobs enqueued" "$WORK/proof.txt"; then
+    caught=$((caught + 1)); log "caught: an acknowledged payment lost -> FAIL every acknowledged POST exists, FAIL all $expected_before jobs enqueued"
+  else log "NOT CAUGHT: an acknowledged payment lost"; fi
+  local ok=PASS; [ "$caught" = "$tried" ] && [ "$tried" = 7 ] || ok=FAIL
+  record "proofs fail when sabotaged" "$ok" - "$caught of $tried kinds of damage caught"
+}
+
 # ---------------------------------------------------------------- main
 "$BIN" migrate >/dev/null || { echo "migrate failed"; exit 1; }
+restart_gateway || exit 1
 start_serve || exit 1
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(replica_restart pgbouncer_write_restart primary_restart serve_sigkill replication_paused haproxy_down)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(replica_restart pgbouncer_write_restart primary_restart serve_sigkill
+                                        replication_paused haproxy_down last_attempt_lost proofs_fail_when_sabotaged)
+# One verdict per scenario: a scenario that records none, or more than one, fails.
 for s in "${scenarios[@]}"; do
   echo "--- $s"
+  before=${#VERDICTS[@]}
+  if ! declare -F "scenario_$s" >/dev/null; then echo "no scenario '$s'"; RESULTS+=("$s: unknown scenario"); VERDICTS+=(FAIL); continue; fi
+  t_scenario=$SECONDS
   "scenario_$s"
+  [ ${#VERDICTS[@]} -gt "$before" ] && RESULTS[-1]="${RESULTS[-1]} ($((SECONDS - t_scenario)) s)"
+  if [ $(( ${#VERDICTS[@]} - before )) != 1 ]; then
+    RESULTS=("${RESULTS[@]:0:$before}" "$(printf '%-30s %-5s %-10s %s' "$s" FAIL - "recorded $(( ${#VERDICTS[@]} - before )) verdicts")")
+    VERDICTS=("${VERDICTS[@]:0:$before}" FAIL)
+  fi
 done
-rm -f "$WORK/stream.on"
-stop_serve; serve_rc=$?
-[ "$serve_rc" = 0 ] || RESULTS+=("$(printf '%-28s %-5s %-10s %s' "serve graceful exit" FAIL "-" "exit $serve_rc")")
+stop_serve
+gateway_stop
 echo
-printf '%-28s %-5s %-10s %s\n' SCENARIO RESULT RECOVERY NOTES
+printf '%-30s %-5s %-10s %s\n' SCENARIO RESULT RECOVERY NOTES
 printf '%s\n' "${RESULTS[@]}"
-passed=$(printf '%s\n' "${RESULTS[@]}" | awk '$0 ~ / PASS / {n++} END {print n+0}')
-failed=$(printf '%s\n' "${RESULTS[@]}" | awk '$0 ~ / FAIL / {n++} END {print n+0}')
+passed=0; for v in "${VERDICTS[@]}"; do [ "$v" = PASS ] && passed=$((passed + 1)); done
+failed=$(( ${#scenarios[@]} - passed ))
+if [ "$UNCLEAN_STOPS" != 0 ]; then echo "serve did not stop cleanly on SIGTERM $UNCLEAN_STOPS times"; failed=$((failed + 1)); fi
 if [ "$failed" != 0 ]; then
   echo "pgbouncer-write pools:"; "${TOPO[@]}" psql admin-write -c "SHOW POOLS" 2>&1 | head -5
   echo "serve log (last lines; whole logs kept in $WORK):"; grep -v "read path failed" "$WORK/serve.log" | tail -60
-else
+elif [ -z "${KEEP_WORK:-}" ]; then
   rm -rf "$WORK"
 fi
-echo "faults: $passed passed, $failed failed"
+echo "faults: $passed of ${#scenarios[@]} scenarios passed, $failed failed"
 [ "$failed" = 0 ]

@@ -27,12 +27,33 @@ public struct Database: Sendable {
     /// them as services in its ServiceGroup instead).
     public func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: Void.self, returning: T.self) { group in
-            group.addTask { await self.write.run() }
-            group.addTask { await self.read.run() }
+            group.addTask { await Self.runPool(self.write) }
+            group.addTask { await Self.runPool(self.read) }
             defer { group.cancelAll() }
             // Let the run() tasks start before the first lease (PostgresNIO warns otherwise).
             try await Task.sleep(for: .milliseconds(20))
             return try await body()
+        }
+    }
+
+    /// Runs `client` until the calling task is cancelled, then gives it at most
+    /// `shutdownGrace` to close. PostgresNIO 1.33's pool can keep retrying a login that
+    /// fails (pgbouncer's server_login_retry while the primary is away) after it was
+    /// cancelled, and never return (vapor/postgres-nio#599); a process must still end.
+    public static func runPool(_ client: PostgresClient, shutdownGrace: Duration = .seconds(2)) async {
+        let finished = OneShot()
+        let runner = Task {
+            await client.run()
+            finished.fire()
+        }
+        await withTaskCancellationHandler {
+            await finished.wait()
+        } onCancel: {
+            runner.cancel()
+            Task {
+                try? await Task.sleep(for: shutdownGrace)
+                finished.fire()
+            }
         }
     }
 

@@ -25,12 +25,30 @@ public struct Enqueuer: Sendable {
     public let logger: Logger
     public var batchSize: Int
     public var connections: Int
+    /// How long one batch (or a whole file) may take, waiting for a pooled connection
+    /// included: the pool waits for a connection however long logins keep failing, so
+    /// without a bound a command cut off from the primary never ends.
+    public var timeout: Duration
+    /// Where the writes go, for the error a timeout turns into.
+    public var endpoint: String
 
-    public init(client: PostgresClient, logger: Logger, batchSize: Int = 5_000, connections: Int = 4) {
+    public init(client: PostgresClient, logger: Logger, batchSize: Int = 5_000, connections: Int = 4,
+                timeout: Duration = .seconds(30), endpoint: String = "pgbouncer-write") {
         self.client = client
         self.logger = logger
         self.batchSize = batchSize
         self.connections = connections
+        self.timeout = timeout
+        self.endpoint = endpoint
+    }
+
+    /// `operation` within `timeout`; past it, the error says which pooler did not answer.
+    func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await withTimeout(timeout, operation)
+        } catch is TimeoutError {
+            throw PaymentsError.unreachable(role: "pgbouncer-write", endpoint: endpoint, reason: "no answer within \(timeout) (is the primary up?)")
+        }
     }
 
     /// Generates `count` realistic jobs and inserts them, `connections` batches at a time.
@@ -48,7 +66,7 @@ public struct Enqueuer: Sendable {
                         let (lower, upper) = batches[index]
                         var generator = JobGenerator(keyPrefix: keyPrefix, seed: seed &+ UInt64(index) &* 0x9E37_79B9)
                         let jobs = (lower..<upper).map { generator.make(index: $0) }
-                        let new = try await Self.insertBatch(jobs, on: client, logger: logger)
+                        let new = try await bounded { try await Self.insertBatch(jobs, on: client, logger: logger) }
                         let (doneTotal, newTotal) = counters.record(done: jobs.count, inserted: new)
                         progress(Progress(done: doneTotal, total: count, inserted: newTotal, elapsed: clock.now - start))
                     }
@@ -69,7 +87,8 @@ public struct Enqueuer: Sendable {
         let start = clock.now
         let batchSize = self.batchSize
         let logger = self.logger
-        let new = try await client.withTransaction(logger: logger) { connection -> Int in
+        let client = self.client
+        let new = try await bounded { try await client.withTransaction(logger: logger) { connection -> Int in
             var new = 0
             var conflicts: [LineError] = []
             let batches = stride(from: 0, to: payments.count, by: batchSize).map {
@@ -87,7 +106,7 @@ public struct Enqueuer: Sendable {
             // Throwing rolls the whole file back.
             if !conflicts.isEmpty { throw PaymentsError.invalidInput(lines: conflicts, total: payments.count) }
             return new
-        }
+        } }
         let seconds = (clock.now - start).seconds
         return Summary(total: payments.count, inserted: new, duplicates: payments.count - new, seconds: seconds)
     }
@@ -111,9 +130,13 @@ public struct Enqueuer: Sendable {
         var inserted: Int { state.withLock { $0.inserted } }
     }
 
-    /// One statement per batch on a pooled connection; returns how many rows were new.
+    /// One statement per batch, in a transaction of its own; returns how many rows were new.
+    /// Not autocommit: PostgresNIO ends a query at CommandComplete, and an implicit
+    /// transaction commits only at the Sync after it, so a batch could be reported inserted
+    /// and then lost (a primary shut down in between did it). COMMIT's own answer comes
+    /// after the commit.
     static func insertBatch(_ jobs: [NewPayment], on client: PostgresClient, logger: Logger) async throws -> Int {
-        try await client.withConnection { connection in try await insertBatch(jobs, on: connection, logger: logger) }
+        try await client.withTransaction(logger: logger) { connection in try await insertBatch(jobs, on: connection, logger: logger) }
     }
 
     /// One statement per batch (inside the file's transaction); returns how many rows were new.

@@ -54,8 +54,13 @@ public struct Retention: Sendable {
                     SELECT \(unescaped: Self.archivedColumns) FROM moved RETURNING 1)
                 SELECT count(*)::int8 FROM archived
                 """
-            var moved = 0
-            for try await (n) in try await client.query(query, logger: logger).decode(Int64.self) { moved = Int(n) }
+            // In a transaction: an autocommit statement's answer arrives before its commit
+            // (see Enqueuer.insertBatch), and the count printed must be what moved.
+            let moved = try await client.withTransaction(logger: logger) { connection in
+                var moved = 0
+                for try await (n) in try await connection.query(query, logger: logger).decode(Int64.self) { moved = Int(n) }
+                return moved
+            }
             total += moved
             if moved > 0 { logger.info("archived terminal jobs", metadata: ["jobs": "\(moved)", "total": "\(total)"]) }
             if moved < batchSize { return total }
