@@ -43,7 +43,7 @@ public final class WorkerMetrics: Sendable {
     let latency = Timer(label: "payments_job_latency_seconds", preferredDisplayUnit: .seconds)
 
     private let totals = Mutex(Totals())
-    private let latencies = Mutex(LatencySample())
+    private let latencies = Mutex(LatencyHistogram())
 
     public init() {}
 
