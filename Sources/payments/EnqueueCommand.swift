@@ -67,9 +67,12 @@ struct EnqueueCommand: AsyncParsableCommand {
                 }
                 if let count {
                     let prefix = keyPrefix ?? "gen-\(Int(Date().timeIntervalSince1970))-\(UInt32.random(in: .min ... .max))"
+                    // Said first: after an error some batches may be in, and the same prefix
+                    // and seed fill in the rest without doubling any.
+                    FileHandle.standardError.write(Data("enqueue: key prefix \(prefix), seed \(seed) (re-run with --key-prefix \(prefix) --seed \(seed) to resume after an error)\n".utf8))
                     return try await enqueuer.enqueueGenerated(count: count, keyPrefix: prefix, seed: seed, progress: report)
                 }
-                let currencies = try await Catalog.currencies(database.write, logger: logger)
+                let currencies = try await enqueuer.bounded { try await Catalog.currencies(database.write, logger: logger) }
                 let parsed = JSONLinesParser.parse(fileData ?? Data(), currencies: currencies, keyPrefix: keyPrefix)
                 guard parsed.errors.isEmpty else { throw PaymentsError.invalidInput(lines: parsed.errors, total: parsed.total) }
                 guard !parsed.payments.isEmpty else { throw PaymentsError.emptyInput }

@@ -25,12 +25,6 @@ extension Integration {
             try await APITests.stop(holder)
         }
 
-        /// Defect: a gateway call that never returned kept its job `running` forever (the
-        /// heartbeat renewed the lease with no age limit). Each call now has a deadline
-        /// below the lease; an unanswered call is an unknown outcome, retried with the key;
-        /// after the last attempt the job is `reconciling`, never `failed` on a guess, and
-        /// the reconciler fails it only once the gateway, asked after every deadline, holds
-        /// no charge for it.
         /// Defect found by the fault suite: an `enqueue` running when the primary stopped
         /// never exited. Its batch failed, but the connection pool, still retrying logins
         /// that pgbouncer refused (server_login_retry), never finished shutting down
@@ -45,19 +39,30 @@ extension Integration {
                 ["enqueue", "--count", "5000000", "--timeout", "5", "--key-prefix", TestEnvironment.uniquePrefix("cutoff")],
                 environment: env, stdout: log, stderr: log)
             defer { try? FileManager.default.removeItem(atPath: log) }
-            try await Task.sleep(for: .seconds(2))
-            let stop = try await TestEnvironment.topology(["stop", "primary"])
             var status: Int32 = 0
             var exited = false
-            let deadline = ContinuousClock.now + .seconds(20)
-            while ContinuousClock.now < deadline {
-                if waitpid(pid, &status, WNOHANG) == pid { exited = true; break }
-                try await Task.sleep(for: .milliseconds(100))
+            // Whatever happens below, the enqueue is stopped and the primary started again:
+            // the other tests share this topology.
+            func restore() async throws -> TestEnvironment.Output {
+                if !exited { kill(pid, SIGKILL); waitpid(pid, &status, 0) }
+                return try await TestEnvironment.topology(["start", "primary"])
             }
-            if !exited { kill(pid, SIGKILL); waitpid(pid, &status, 0) }
-            let start = try await TestEnvironment.topology(["start", "primary"])
-            try #require(stop.status == 0, "topology stop primary: \(stop.stderr)")
-            try #require(start.status == 0, "topology start primary: \(start.stderr)")
+            let stop: TestEnvironment.Output
+            do {
+                try await Task.sleep(for: .seconds(2))
+                stop = try await TestEnvironment.topology(["stop", "primary"])
+                let deadline = ContinuousClock.now + .seconds(20)
+                while ContinuousClock.now < deadline {
+                    if waitpid(pid, &status, WNOHANG) == pid { exited = true; break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            } catch {
+                _ = try? await restore()
+                throw error
+            }
+            let start = try await restore()
+            #expect(stop.status == 0, "topology stop primary: \(stop.stderr)")
+            #expect(start.status == 0, "topology start primary: \(start.stderr)")
             let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             #expect(exited, "enqueue still ran 20 s after the primary stopped:\n\(output.suffix(1500))")
             #expect(exited && Subprocess.exitCode(status) == 1, "exit status \(Subprocess.exitCode(status))")
@@ -70,6 +75,12 @@ extension Integration {
             try await QueueReset.cancelLeftovers()
         }
 
+        /// Defect: a gateway call that never returned kept its job `running` forever (the
+        /// heartbeat renewed the lease with no age limit). Each call now has a deadline
+        /// below the lease; an unanswered call is an unknown outcome, retried with the key;
+        /// after the last attempt the job is `reconciling`, never `failed` on a guess, and
+        /// the reconciler fails it only once the gateway, asked after every deadline, holds
+        /// no charge for it.
         @Test func aGatewayThatNeverAnswersDoesNotHoldJobsForever() async throws {
             try await TestEnvironment.migrate()
             try await QueueReset.cancelLeftovers()

@@ -43,7 +43,7 @@ public struct Enqueuer: Sendable {
     }
 
     /// `operation` within `timeout`; past it, the error says which pooler did not answer.
-    func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    public func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
             return try await withTimeout(timeout, operation)
         } catch is TimeoutError {
@@ -62,7 +62,9 @@ public struct Enqueuer: Sendable {
             for _ in 0..<max(1, min(connections, batches.count)) {
                 group.addTask {
                     // Each task generates its own batches: generation runs in parallel too.
-                    while let index = counters.takeBatch(below: batches.count) {
+                    // A cancelled run (another batch failed) takes no new batch: one begun
+                    // now could commit without being counted.
+                    while !Task.isCancelled, let index = counters.takeBatch(below: batches.count) {
                         let (lower, upper) = batches[index]
                         var generator = JobGenerator(keyPrefix: keyPrefix, seed: seed &+ UInt64(index) &* 0x9E37_79B9)
                         let jobs = (lower..<upper).map { generator.make(index: $0) }
