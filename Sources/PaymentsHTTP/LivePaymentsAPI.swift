@@ -25,10 +25,31 @@ public struct LivePaymentsAPI: PaymentsAPI {
         self.logger = logger
     }
 
-    public func currencies() async throws -> Set<String> { try await currencyCache.get() }
+    /// How long a request may wait on pgbouncer-write (a connection included). A handler
+    /// must not wait for ever: PostgresNIO 1.33 can hold a lease request indefinitely once
+    /// logins fail, and the HTTP server's graceful drain waits for every handler. Past it
+    /// the client gets 503; a POST that timed out may have committed, and its retry with
+    /// the same key answers the same payment.
+    static let writeDeadline: Duration = .seconds(10)
+
+    /// `operation` on pgbouncer-write within `writeDeadline`.
+    func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await withTimeout(Self.writeDeadline, operation)
+        } catch is TimeoutError {
+            throw PaymentsError.unreachable(role: "pgbouncer-write", endpoint: database.writeURL.endpoint,
+                                            reason: "no answer within \(Self.writeDeadline)")
+        }
+    }
+
+    public func currencies() async throws -> Set<String> {
+        let cache = currencyCache
+        return try await bounded { try await cache.get() }
+    }
 
     public func create(_ request: PaymentRequest, idempotencyKey: String) async throws -> CreateResult {
-        try await intake.create(request, idempotencyKey: idempotencyKey)
+        let intake = self.intake
+        return try await bounded { try await intake.create(request, idempotencyKey: idempotencyKey) }
     }
 
     public func payment(id: Int64, freshnessToken: String?) async throws -> Routed<Job?> {
@@ -36,8 +57,9 @@ public struct LivePaymentsAPI: PaymentsAPI {
     }
 
     public func stats() async throws -> ServerStats {
-        ServerStats(
-            queue: try await QueueStats.collect(router, logger: logger),
+        let (router, logger) = (self.router, self.logger)
+        return ServerStats(
+            queue: try await bounded { try await QueueStats.collect(router, logger: logger) },
             worker: .init(metrics.snapshot, latencyPercentiles: metrics.latencyPercentiles([50, 95, 99])),
             readsServedBy: router.counts.snapshot,
             gateway: gateway.map { ServerStats.Gateway($0.counts) })
