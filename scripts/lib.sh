@@ -6,6 +6,8 @@
 REPO="${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 PORT_OFFSET="${PORT_OFFSET:-0}"
 TOPO=("$REPO/scripts/topology" --port-offset "$PORT_OFFSET")
+# pid_alive
+. "$REPO/scripts/process.sh"
 
 # The release build: one command for `make demo`, `make test` and the Dockerfile (the
 # release suite checks the Dockerfile runs exactly this). Migrations and openapi.yaml

@@ -25,21 +25,14 @@ public struct LivePaymentsAPI: PaymentsAPI {
         self.logger = logger
     }
 
-    /// How long a request may wait on pgbouncer-write (a connection included). A handler
-    /// must not wait for ever: PostgresNIO 1.33 can hold a lease request indefinitely once
-    /// logins fail, and the HTTP server's graceful drain waits for every handler. Past it
-    /// the client gets 503; a POST that timed out may have committed, and its retry with
-    /// the same key answers the same payment.
+    /// How long a request may wait on pgbouncer-write, a connection included: the HTTP
+    /// server's graceful drain waits for every handler (see `withDeadline`). Past it the
+    /// client gets 503; a POST that timed out may have committed, and its retry with the
+    /// same key answers the same payment.
     static let writeDeadline: Duration = .seconds(10)
 
-    /// `operation` on pgbouncer-write within `writeDeadline`.
     func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        do {
-            return try await withTimeout(Self.writeDeadline, operation)
-        } catch is TimeoutError {
-            throw PaymentsError.unreachable(role: "pgbouncer-write", endpoint: database.writeURL.endpoint,
-                                            reason: "no answer within \(Self.writeDeadline)")
-        }
+        try await withDeadline(Self.writeDeadline, role: "pgbouncer-write", endpoint: database.writeURL.endpoint, operation)
     }
 
     public func currencies() async throws -> Set<String> {

@@ -104,10 +104,72 @@ extension Integration {
             try await Integration.WorkerTests.assertInvariants(prefix, journals: [journal])
         }
 
+        /// Defect seen by the fault suite (2 runs in about 10, after a primary restart and an
+        /// HAProxy outage): serve ignored SIGTERM. The HTTP server drains before the worker
+        /// pool stops, and its drain waits for every handler; a POST waiting for a
+        /// pgbouncer-write connection that PostgresNIO 1.33 never grants (logins that get
+        /// no answer) held it for ever. Here pgbouncer-write is a socket that listens and
+        /// never answers: the POST must get a 503 within its deadline, and SIGTERM sent
+        /// while it waits must stop serve.
+        @Test func aRequestWaitingOnAnUnansweringWritePoolDoesNotHoldShutdown() async throws {
+            let hole = try BlackHoleListener()
+            defer { hole.close() }
+            var dsn = URLComponents(string: TestEnvironment.writeDSN)!
+            dsn.port = hole.port
+            let serve = try ServeProcess(arguments: ["--gateway-latency-ms", "1"], port: Self.port + 2,
+                                         journal: ServeProcess.journalPath(), environment: ["WRITE_DSN": dsn.string!])
+            try await serve.waitUntilHealthy()
+            let body = Data(#"{"amount_minor": 100, "currency": "USD", "debtor": "acct_1", "creditor": "acct_2"}"#.utf8)
+            let start = ContinuousClock.now
+            let post = Task {
+                try await HTTP.request("POST", "http://127.0.0.1:\(Self.port + 2)/v1/payments",
+                                       headers: ["Idempotency-Key": TestEnvironment.uniquePrefix("hole"), "Content-Type": "application/json"],
+                                       body: body)
+            }
+            try await Task.sleep(for: .seconds(2))
+            serve.signal(SIGTERM)
+            let status = try await serve.waitForExit(timeout: .seconds(30))
+            let took = ContinuousClock.now - start
+            print("serve with an unanswering pgbouncer-write: exit \(status) \(took) after the POST")
+            #expect(status == 0, "log:\n\(serve.log.suffix(2000))")
+            let reply = try? await post.value
+            #expect(reply?.status == 503, "POST answered \(reply.map { "\($0.status) \(String(decoding: $0.body, as: UTF8.self))" } ?? "nothing")")
+            #expect((reply?.json?["error"] as? [String: Any])?["code"] as? String == "database_unavailable", "\(reply?.json ?? [:])")
+        }
+
         @Test func aGatewayDeadlineNotBelowTheLeaseIsAUsageError() async throws {
             let result = try await TestEnvironment.run(["serve", "--lease", "5", "--gateway-timeout", "5"])
             #expect(result.status == 64)
             #expect(result.stderr.contains("must be below --lease"), "\(result.stderr)")
         }
     }
+}
+
+/// A TCP socket on 127.0.0.1 that listens and never accepts: the kernel completes the
+/// handshake for up to a backlog of clients, whose startup messages are never answered,
+/// as with a pooler whose server logins hang.
+final class BlackHoleListener: @unchecked Sendable {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EBADF) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 64) == 0 else { Glibc.close(fd); throw POSIXError(.EADDRINUSE) }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { Glibc.close(fd) }
 }

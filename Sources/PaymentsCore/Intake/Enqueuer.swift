@@ -44,11 +44,7 @@ public struct Enqueuer: Sendable {
 
     /// `operation` within `timeout`; past it, the error says which pooler did not answer.
     public func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        do {
-            return try await withTimeout(timeout, operation)
-        } catch is TimeoutError {
-            throw PaymentsError.unreachable(role: "pgbouncer-write", endpoint: endpoint, reason: "no answer within \(timeout) (is the primary up?)")
-        }
+        try await withDeadline(timeout, role: "pgbouncer-write", endpoint: endpoint, hint: "is the primary up?", operation)
     }
 
     /// Generates `count` realistic jobs and inserts them, `connections` batches at a time.

@@ -19,6 +19,20 @@ public func withTimeout<T: Sendable>(_ duration: Duration, _ operation: @escapin
     }
 }
 
+/// `operation` within `deadline`; past it, `PaymentsError.unreachable` names the
+/// service (`role` at `endpoint`) that did not answer, with `hint` for what to check.
+/// Every wait on a pooler is bounded this way: PostgresNIO 1.33 may hold a connection
+/// request for ever once logins fail, and a wait without end holds whatever waits on it
+/// (a command's exit, the HTTP server's graceful drain).
+public func withDeadline<T: Sendable>(_ deadline: Duration, role: String, endpoint: String, hint: String = "",
+                                      _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    do {
+        return try await withTimeout(deadline, operation)
+    } catch is TimeoutError {
+        throw PaymentsError.unreachable(role: role, endpoint: endpoint, reason: "no answer within \(deadline)\(hint.isEmpty ? "" : " (\(hint))")")
+    }
+}
+
 /// Whichever of the operation, the timer and the caller's cancellation ends first
 /// resumes the caller, once.
 final class TimeoutRace<T: Sendable>: Sendable {
