@@ -126,7 +126,7 @@ check_posted() {
 }
 
 # open_jobs PREFIX: how many of a run's jobs are not terminal yet (queued, running, reconciling).
-open_jobs() { sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$1-%' AND state IN ('queued', 'running', 'reconciling')"; }
+open_jobs() { sql "SELECT count(*) FROM payment_queue WHERE idempotency_key LIKE '$1-%'"; }
 
 # wait_drained PREFIX [SECONDS]: until every job of a run is terminal (default 600 s).
 wait_drained() {
@@ -137,8 +137,8 @@ wait_drained() {
 # cancel_open_jobs: cancels every queued or running job (benchmarks start from an idle queue);
 # reconciling jobs are left to the reconciler: their charge may have happened.
 cancel_open_jobs() {
-  sql "UPDATE payment_jobs SET state = 'cancelled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
-       last_error = 'cancelled by $(basename "$0")' WHERE state IN ('queued', 'running')" >/dev/null
+  sql "SELECT payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE state IN ('queued', 'running')),
+       'cancelled', 'cancelled by $(basename "$0")')" >/dev/null
 }
 
 # build_payments debug|release: builds `payments` (release: RELEASE_BUILD), showing the

@@ -68,6 +68,33 @@ public enum Invariants {
         checks.append(.init(name: "no job both failed and posted", passed: postedButNotSucceeded == 0,
                             detail: "\(postedButNotSucceeded) jobs not succeeded with ledger entries"))
 
+        // The ledger no longer has a foreign key to its payment (a finished payment moves
+        // from the queue to the history): a posting whose payment is nowhere is caught
+        // here, among the ids the scope's keys were given.
+        let orphanPostings = try await scalar("""
+            SELECT count(*) FROM ledger_entries l
+            WHERE l.job_id BETWEEN (SELECT min(payment_id) FROM payment_keys WHERE idempotency_key LIKE \(pattern))
+                               AND (SELECT max(payment_id) FROM payment_keys WHERE idempotency_key LIKE \(pattern))
+              AND NOT EXISTS (SELECT 1 FROM payment_jobs j WHERE j.id = l.job_id)
+            """)
+        checks.append(.init(name: "every posting has its payment", passed: orphanPostings == 0,
+                            detail: "\(orphanPostings) ledger entries whose payment is in neither the queue nor the history"))
+
+        // Keys and payments name each other one to one: a key taken for no payment would
+        // refuse a payment that was never made; a payment whose key is not taken could be
+        // made twice.
+        let keyMismatches = try await scalar("""
+            SELECT count(*)
+            FROM (SELECT payment_id, idempotency_key FROM payment_keys WHERE idempotency_key LIKE \(pattern)) k
+            FULL JOIN (SELECT id, idempotency_key FROM payment_jobs WHERE idempotency_key LIKE \(pattern)
+                       UNION ALL
+                       SELECT id, idempotency_key FROM payment_jobs_archive WHERE idempotency_key LIKE \(pattern)) p
+              ON p.id = k.payment_id AND p.idempotency_key = k.idempotency_key
+            WHERE k.payment_id IS NULL OR p.id IS NULL
+            """)
+        checks.append(.init(name: "every key names its one payment", passed: keyMismatches == 0,
+                            detail: "\(keyMismatches) keys without their payment or payments without their key"))
+
         if !journals.isEmpty {
             // A journal that is missing or unreadable must fail the proof, not shrink it.
             var charges: [ChargeRecord] = []

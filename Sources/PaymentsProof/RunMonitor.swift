@@ -28,7 +28,7 @@ public struct RunProgress: Sendable, Equatable {
         let pattern = keyPrefix + "-%"
         let counts: PostgresQuery = """
             SELECT state, count(*)::int8, COALESCE(sum(GREATEST(attempt - 1, 0)), 0)::int8
-            FROM payment_jobs WHERE idempotency_key LIKE \(pattern) GROUP BY state
+            FROM payments_by_key(\(pattern)) GROUP BY state
             """
         for try await (state, n, retries) in try await database.write.query(counts, logger: logger).decode((JobState, Int64, Int64).self) {
             let n = Int(n)
@@ -79,7 +79,7 @@ public struct RunFigures: Sendable, Equatable {
                    COALESCE(percentile_cont(0.50) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM finished_at - created_at)), 0)::float8,
                    COALESCE(percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM finished_at - created_at)), 0)::float8,
                    COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM finished_at - created_at)), 0)::float8
-            FROM payment_jobs WHERE idempotency_key LIKE \(keyPrefix + "-%") AND finished_at IS NOT NULL
+            FROM payments_by_key(\(keyPrefix + "-%")) WHERE finished_at IS NOT NULL
             """
         for try await (n, seconds, p50, p95, p99) in try await database.write.query(query, logger: logger).decode((Int64, Double, Double, Double, Double).self) {
             return RunFigures(jobs: Int(n), seconds: seconds, p50: p50, p95: p95, p99: p99)
@@ -91,7 +91,7 @@ public struct RunFigures: Sendable, Equatable {
 /// A sample of job ids of a run, for status reads while it is processed.
 public func sampleJobIDs(_ database: Database, keyPrefix: String, limit: Int, logger: Logger) async throws -> [Int64] {
     var ids: [Int64] = []
-    let query: PostgresQuery = "SELECT id FROM payment_jobs WHERE idempotency_key LIKE \(keyPrefix + "-%") ORDER BY id LIMIT \(Int64(limit))"
+    let query: PostgresQuery = "SELECT payment_id FROM payment_keys WHERE idempotency_key LIKE \(keyPrefix + "-%") ORDER BY payment_id LIMIT \(Int64(limit))"
     for try await (id) in try await database.write.query(query, logger: logger).decode(Int64.self) { ids.append(id) }
     return ids
 }

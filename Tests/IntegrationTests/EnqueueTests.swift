@@ -73,13 +73,13 @@ extension Integration {
                     RETURN NULL;
                 END $$
                 """,
-                "DROP TRIGGER IF EXISTS test_refuse_at_commit ON payment_jobs",
+                "DROP TRIGGER IF EXISTS test_refuse_at_commit ON payment_queue",
                 """
-                CREATE CONSTRAINT TRIGGER test_refuse_at_commit AFTER INSERT ON payment_jobs
+                CREATE CONSTRAINT TRIGGER test_refuse_at_commit AFTER INSERT ON payment_queue
                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse_at_commit()
                 """,
             ]
-            let remove: [PostgresQuery] = ["DROP TRIGGER IF EXISTS test_refuse_at_commit ON payment_jobs",
+            let remove: [PostgresQuery] = ["DROP TRIGGER IF EXISTS test_refuse_at_commit ON payment_queue",
                                            "DROP FUNCTION IF EXISTS test_refuse_at_commit()"]
             @Sendable func run(_ statements: [PostgresQuery]) async throws {
                 try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 1) { client in
@@ -161,9 +161,7 @@ enum QueueReset {
     static func cancelLeftovers() async throws {
         try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
             try await client.query("""
-                UPDATE payment_jobs SET state = 'cancelled', finished_at = now(), updated_at = now(),
-                       lease_owner = NULL, lease_expires_at = NULL, last_error = 'cancelled by test cleanup'
-                WHERE state IN ('queued', 'running', 'reconciling')
+                SELECT payment_queue_finish(ARRAY(SELECT id FROM payment_queue), 'cancelled', 'cancelled by test cleanup')
                 """, logger: TestEnvironment.logger)
         }
     }

@@ -87,7 +87,7 @@ extension Integration {
             try await gateway.waitUntilHealthy()
             try await Integration.WorkerTests.enqueue(100, prefix: prefix)
             _ = try await TestEnvironment.scalar(TestEnvironment.writeURL,
-                "WITH u AS (UPDATE payment_jobs SET max_attempts = 1 WHERE idempotency_key LIKE \(prefix + "-%") RETURNING 1) SELECT count(*) FROM u")
+                "WITH u AS (UPDATE payment_queue SET max_attempts = 1 WHERE idempotency_key LIKE \(prefix + "-%") RETURNING 1) SELECT count(*) FROM u")
             let serve = try ServeProcess(arguments: ["--gateway-url", gateway.url, "--lease", "3"], port: Self.port + 4, journal: gateway.journal)
             try await serve.waitUntilHealthy()
             try await Integration.WorkerTests.waitUntilDrained(prefix, timeout: .seconds(60))
@@ -117,7 +117,7 @@ extension Integration {
             // Both jobs were held by a worker that vanished, for the third time; the first
             // one's charge had gone through.
             _ = try await TestEnvironment.scalar(TestEnvironment.writeURL, """
-                WITH u AS (UPDATE payment_jobs SET state = 'running', attempt = 3, lease_losses = 2, lease_owner = 'ghost/1',
+                WITH u AS (UPDATE payment_queue SET state = 'running', attempt = 3, lease_losses = 2, lease_owner = 'ghost/1',
                                                    lease_expires_at = now() - interval '1 second', claimed_at = now() - interval '1 minute'
                            WHERE idempotency_key LIKE \(prefix + "-%") RETURNING 1)
                 SELECT count(*) FROM u
@@ -172,7 +172,7 @@ extension Integration {
             let enqueued = try await TestEnvironment.run(["enqueue", "--count", "10", "--key-prefix", late],
                                                          environment: ["WRITE_DSN": TestEnvironment.primaryDSN])
             _ = try await TestEnvironment.scalar(TestEnvironment.primaryURL, """
-                WITH u AS (UPDATE payment_jobs SET state = 'running', attempt = 1, lease_owner = \(String(owner)),
+                WITH u AS (UPDATE payment_queue SET state = 'running', attempt = 1, lease_owner = \(String(owner)),
                                                    lease_expires_at = now() + interval '60 seconds', claimed_at = now() - interval '5 seconds'
                            WHERE idempotency_key LIKE \(late + "-%") RETURNING 1)
                 SELECT count(*) FROM u

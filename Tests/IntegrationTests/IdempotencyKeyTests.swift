@@ -32,8 +32,8 @@ extension Integration {
                 try await client.withConnection { connection in
                     try await connection.query("BEGIN", logger: TestEnvironment.logger)
                     try await connection.query("""
-                        INSERT INTO payment_jobs (idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor)
-                        VALUES (\(contested), 'another payment', 999, 'EUR', 'acct_1', 'acct_2')
+                        INSERT INTO payment_keys (idempotency_key, payment_id, request_fingerprint)
+                        VALUES (\(contested), nextval('payment_ids'), 'another payment')
                         """, logger: TestEnvironment.logger)
                     let running = Task { try await TestEnvironment.run(["enqueue", "--input", "-"], stdin: Data(file.utf8)) }
                     try await Task.sleep(for: .seconds(2))  // the file's INSERT now waits on our row
@@ -60,8 +60,8 @@ extension Integration {
             let id = try #require(first.json?["id"] as? Int)
             try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
                 try await client.query("""
-                    UPDATE payment_jobs SET state = 'failed', finished_at = now() - interval '400 days', last_error = 'test'
-                    WHERE idempotency_key = \(key)
+                    SELECT payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE idempotency_key = \(key)),
+                                                'failed', 'test', now() - interval '400 days')
                     """, logger: TestEnvironment.logger)
             }
             let pruned = try await TestEnvironment.run(["prune", "--older-than-days", "365"])

@@ -36,8 +36,13 @@ extension Integration {
                 let applied = try await Migrator(client: client, logger: TestEnvironment.logger, schema: schema).appliedVersions()
                 #expect(applied == migrations.map(\.version))
                 for try await (tables) in try await client.query(
-                    "SELECT count(*)::int8 FROM pg_tables WHERE schemaname = \(schema)", logger: TestEnvironment.logger).decode(Int64.self) {
-                    #expect(tables == 5)  // currencies, payment_jobs, ledger_entries, payment_jobs_archive, schema_migrations
+                    """
+                    SELECT count(*)::int8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = \(schema) AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+                    """, logger: TestEnvironment.logger).decode(Int64.self) {
+                    // currencies, payment_queue, payment_keys, payment_history (and its partitions),
+                    // payment_history_totals, ledger_entries, payment_jobs_archive, schema_migrations
+                    #expect(tables == 8)
                 }
                 try await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"), logger: TestEnvironment.logger)
             }

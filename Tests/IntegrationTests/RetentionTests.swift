@@ -14,10 +14,9 @@ extension Integration {
             // Four jobs: an old failure, an old cancellation, a recent failure, one still queued.
             try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
                 try await client.query("""
-                    UPDATE payment_jobs SET state = CASE idempotency_key WHEN \(prefix + "-1") THEN 'cancelled' ELSE 'failed' END,
-                           finished_at = CASE WHEN idempotency_key = \(prefix + "-2") THEN now() ELSE now() - interval '40 days' END,
-                           last_error = 'test'
-                    WHERE idempotency_key IN (\(prefix + "-0"), \(prefix + "-1"), \(prefix + "-2"))
+                    SELECT payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE idempotency_key = \(prefix + "-0")), 'failed', 'test', now() - interval '40 days'),
+                           payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE idempotency_key = \(prefix + "-1")), 'cancelled', 'test', now() - interval '40 days'),
+                           payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE idempotency_key = \(prefix + "-2")), 'failed', 'test', now())
                     """, logger: TestEnvironment.logger)
             }
             let dry = try await TestEnvironment.run(["prune", "--older-than-days", "30", "--dry-run"])

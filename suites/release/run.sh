@@ -61,7 +61,7 @@ first_migrate() { "$WORK/payments" migrate --write-dsn "$DSN" --read-dsn "$DSN" 
 check "migrate from the copy applies all $files files of Migrations/" first_migrate
 recorded() { [ "$("${TOPO[@]}" psql super -d "$DB" -tAc "SELECT count(*) FROM schema_migrations")" = "$files" ]; }
 check "schema_migrations records $files versions" recorded
-tables() { [ "$("${TOPO[@]}" psql super -d "$DB" -tAc "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('payment_jobs', 'ledger_entries', 'currencies')")" = 3 ]; }
+tables() { [ "$("${TOPO[@]}" psql super -d "$DB" -tAc "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('payment_queue', 'payment_keys', 'ledger_entries', 'currencies')")" = 4 ]; }
 check "the schema's tables exist" tables
 second_migrate() { "$WORK/payments" migrate --write-dsn "$DSN" --read-dsn "$DSN" | grep -q "schema up to date"; }
 check "a second migrate is a no-op" second_migrate

@@ -78,7 +78,7 @@ public struct Enqueuer: Sendable {
     }
 
     /// Inserts the payments of one file atomically: if any key belongs to a different
-    /// payment (live or archived, including one another writer commits meanwhile),
+    /// payment (queued, finished or archived, including one another writer commits meanwhile),
     /// nothing is inserted and the conflicting lines are reported.
     public func enqueueFile(_ payments: [NewPayment], progress: @escaping @Sendable (Progress) -> Void) async throws -> Summary {
         let clock = ContinuousClock()
@@ -148,11 +148,8 @@ public struct Enqueuer: Sendable {
     static func conflicts(in jobs: [NewPayment], on connection: PostgresConnection, logger: Logger) async throws -> [LineError] {
         let lineOf = Dictionary(jobs.map { ($0.idempotencyKey, $0.line) }, uniquingKeysWith: { a, _ in a })
         var errors: [LineError] = []
-        for try await (key, twice) in try await connection.query(IntakeSQL.conflicts(PaymentRows(jobs)), logger: logger).decode((String, Bool).self) {
-            let reason = twice
-                ? "idempotency_key '\(key)' belongs to a payment payments prune archived while this file was inserted; nothing was inserted, run the file again"
-                : "idempotency_key '\(key)' already exists for a different payment"
-            errors.append(LineError(line: lineOf[key] ?? 0, reason: reason))
+        for try await (key) in try await connection.query(IntakeSQL.conflicts(PaymentRows(jobs)), logger: logger).decode(String.self) {
+            errors.append(LineError(line: lineOf[key] ?? 0, reason: "idempotency_key '\(key)' already exists for a different payment"))
         }
         return errors.sorted { $0.line < $1.line }
     }

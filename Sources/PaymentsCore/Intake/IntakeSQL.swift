@@ -6,6 +6,11 @@ import PostgresNIO
 struct PaymentRows {
     static let insertColumns = "idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, priority, max_attempts"
 
+    /// `insertColumns`, each qualified by `alias`.
+    static func insertColumns(of alias: String) -> String {
+        insertColumns.split(separator: ",").map { "\(alias).\($0.trimmingCharacters(in: .whitespaces))" }.joined(separator: ", ")
+    }
+
     private var keys: [String] = []
     private var fingerprints: [String] = []
     private var amounts: [Int64] = []
@@ -40,52 +45,52 @@ struct PaymentRows {
     }
 }
 
-/// Every statement that takes payments in. A key names one payment for ever: the queue's
-/// unique index covers live jobs, and every insert also skips keys whose payment
-/// `payments prune` moved to the archive. The inserts wrap `PaymentRows.relation` (whose
-/// binds they keep) and add no binds of their own.
+/// Every statement that takes payments in. A key names one payment for ever:
+/// payment_keys, which only grows, holds every key with its payment's id, whether the
+/// payment is queued, finished or archived. The key and the queued job are inserted in
+/// one statement, so a job exists exactly when its key does. The inserts wrap
+/// `PaymentRows.relation` (whose binds they keep) and add no binds of their own.
 enum IntakeSQL {
-    /// The rows whose keys are not archived.
-    private static func unarchived(_ relation: String) -> String {
+    /// Takes the rows' new keys (one id each) and queues their jobs. A key repeated
+    /// within the rows counts once (its first row); a key already taken inserts nothing.
+    private static func insertNew(_ relation: String, returning: String) -> String {
         """
-        SELECT * FROM (\(relation)) r
-        WHERE NOT EXISTS (SELECT 1 FROM payment_jobs_archive a WHERE a.idempotency_key = r.idempotency_key)
+        WITH input AS (
+            SELECT DISTINCT ON (idempotency_key) *
+            FROM (SELECT r.*, row_number() OVER () AS position FROM (\(relation)) r) numbered
+            ORDER BY idempotency_key, position),
+        keyed AS (
+            INSERT INTO payment_keys (idempotency_key, payment_id, request_fingerprint)
+            SELECT idempotency_key, nextval('payment_ids'), request_fingerprint FROM input ORDER BY position
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING idempotency_key, payment_id),
+        queued AS (
+            INSERT INTO payment_queue AS j (id, \(PaymentRows.insertColumns)) OVERRIDING SYSTEM VALUE
+            SELECT k.payment_id, \(PaymentRows.insertColumns(of: "i"))
+            FROM keyed k JOIN input i ON i.idempotency_key = k.idempotency_key
+            ORDER BY k.payment_id
+            RETURNING \(returning))
         """
     }
 
-    /// Inserts new keys, skips existing (live or archived) ones; returns how many rows were new.
+    /// Inserts new keys, skips existing ones; returns how many rows were new.
     static func insertCountingNew(_ rows: PaymentRows) -> PostgresQuery {
         wrapping(rows.relation) { relation in
-            """
-            WITH ins AS (
-                INSERT INTO payment_jobs (\(PaymentRows.insertColumns))
-                \(unarchived(relation))
-                ON CONFLICT (idempotency_key) DO NOTHING
-                RETURNING 1)
-            SELECT count(*)::int8 FROM ins
-            """
+            insertNew(relation, returning: "1") + "\nSELECT count(*)::int8 FROM queued"
         }
     }
 
     /// After inserting a file's rows, in the same transaction and so in a newer snapshot
-    /// than the insert (READ COMMITTED): its keys that now belong to another payment,
-    /// live or archived, including rows other writers committed while the insert waited
-    /// on them; and its keys present both live and archived (prune moved the old payment
-    /// while this insert waited for it). Either refuses the whole file.
+    /// than the insert (READ COMMITTED): its keys that belong to another payment,
+    /// including keys other writers committed while the insert waited on them. Any
+    /// refuses the whole file.
     static func conflicts(_ rows: PaymentRows) -> PostgresQuery {
         wrapping(rows.relation) { relation in
             """
             WITH input AS (\(relation))
-            SELECT i.idempotency_key, f.live AND f.archived AS twice
-            FROM input i CROSS JOIN LATERAL (
-                SELECT EXISTS (SELECT 1 FROM payment_jobs p WHERE p.idempotency_key = i.idempotency_key) AS live,
-                       EXISTS (SELECT 1 FROM payment_jobs_archive a WHERE a.idempotency_key = i.idempotency_key) AS archived,
-                       EXISTS (SELECT 1 FROM payment_jobs p
-                               WHERE p.idempotency_key = i.idempotency_key AND p.request_fingerprint <> i.request_fingerprint)
-                       OR EXISTS (SELECT 1 FROM payment_jobs_archive a
-                                  WHERE a.idempotency_key = i.idempotency_key AND a.request_fingerprint <> i.request_fingerprint)
-                          AS other_payment) f
-            WHERE f.other_payment OR (f.live AND f.archived)
+            SELECT DISTINCT i.idempotency_key
+            FROM input i JOIN payment_keys k ON k.idempotency_key = i.idempotency_key
+            WHERE k.request_fingerprint <> i.request_fingerprint
             """
         }
     }
@@ -93,31 +98,18 @@ enum IntakeSQL {
     /// Inserts and returns the new jobs (`Job.columns`); an existing key returns nothing.
     static func insertReturningJobs(_ rows: PaymentRows) -> PostgresQuery {
         wrapping(rows.relation) { relation in
-            """
-            INSERT INTO payment_jobs AS j (\(PaymentRows.insertColumns))
-            \(unarchived(relation))
-            ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING \(Job.columns)
-            """
+            insertNew(relation, returning: Job.storedColumns) + "\nSELECT \(Job.columns) FROM queued j"
         }
     }
 
-    /// Whether the archive holds a key (after an insert, in its transaction).
-    static func archived(idempotencyKey: String) -> PostgresQuery {
-        "SELECT EXISTS (SELECT 1 FROM payment_jobs_archive WHERE idempotency_key = \(idempotencyKey))"
-    }
-
-    /// The job holding a key, live or archived, with the fingerprint of the request that
-    /// created it.
+    /// The payment holding a key, wherever it is (queue, history, archive), with the
+    /// fingerprint of the request that created it.
     static func lookup(idempotencyKey: String) -> PostgresQuery {
         """
-        SELECT j.request_fingerprint, \(unescaped: Job.columns)
-        FROM (SELECT 0 AS source, request_fingerprint, \(unescaped: Job.storedColumns) FROM payment_jobs
-              WHERE idempotency_key = \(idempotencyKey)
-              UNION ALL
-              SELECT 1, request_fingerprint, \(unescaped: Job.storedColumns) FROM payment_jobs_archive
-              WHERE idempotency_key = \(idempotencyKey)
-              ORDER BY source LIMIT 1) j
+        SELECT k.request_fingerprint, \(unescaped: Job.columns)
+        FROM payment_keys k CROSS JOIN LATERAL (
+            \(unescaped: Job.byID("k.payment_id"))) j
+        WHERE k.idempotency_key = \(idempotencyKey)
         """
     }
 

@@ -17,32 +17,16 @@ public struct PaymentIntake: Sendable {
         self.logger = logger
     }
 
-    /// Raised inside the insert's transaction to roll it back: prune archived this key's
-    /// old payment while the insert waited for it, so the key is taken.
-    private struct KeyArchivedMeanwhile: Error {}
-
     public func create(_ request: PaymentRequest, idempotencyKey: String) async throws -> CreateResult {
         let insert = IntakeSQL.insertReturningJobs(PaymentRows([NewPayment(idempotencyKey: idempotencyKey, request: request)]))
-        var created: Job?
-        do {
-            created = try await client.withTransaction(logger: logger) { connection -> Job? in
-                var job: Job?
-                for try await row in try await connection.query(insert, logger: logger) {
-                    job = try Job.decode(row.makeRandomAccess(), at: 0)
-                }
-                // A newer snapshot than the insert's: sees an archive row that prune
-                // committed while the insert waited on the old payment's row.
-                if job != nil {
-                    for try await (archived) in try await connection.query(IntakeSQL.archived(idempotencyKey: idempotencyKey), logger: logger)
-                        .decode(Bool.self) where archived {
-                        throw KeyArchivedMeanwhile()
-                    }
-                }
-                return job
+        // In a transaction: an autocommit statement's answer arrives before its commit
+        // (see Enqueuer.insertBatch), and a 201 means committed.
+        let created = try await client.withTransaction(logger: logger) { connection -> Job? in
+            var job: Job?
+            for try await row in try await connection.query(insert, logger: logger) {
+                job = try Job.decode(row.makeRandomAccess(), at: 0)
             }
-        } catch where rootCause(error) is KeyArchivedMeanwhile {
-            logger.info("key archived while inserting; answering with the archived payment", metadata: ["idempotency_key": "\(idempotencyKey)"])
-            created = nil
+            return job
         }
         // The token is read after the commit: the commit record's WAL position is then
         // at or before it, so a replica that has replayed past it has the row.

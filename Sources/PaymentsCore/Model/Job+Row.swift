@@ -1,7 +1,7 @@
 import Foundation
 import PostgresNIO
 
-/// The one mapping between a `payment_jobs` row and `Job`: every statement that returns
+/// The one mapping between a payment's row (queue, history or archive) and `Job`: every statement that returns
 /// jobs selects `Job.columns` (with the jobs table aliased `j`) and decodes them here.
 extension Job {
     /// Timestamps leave the database already formatted: ISO 8601, UTC, microseconds.
@@ -9,12 +9,26 @@ extension Job {
         "to_char(\(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
     }
 
-    /// The stored columns a job view needs, present in both payment_jobs and
-    /// payment_jobs_archive, so a derived table `j` can union the two.
+    /// The stored columns a job view needs, present in payment_queue, payment_history and
+    /// payment_jobs_archive, so a derived table `j` can union them.
     static let storedColumns = """
         id, idempotency_key, amount_minor, currency, debtor, creditor, priority, max_attempts,
         state, attempt, last_error, charge_id, created_at, updated_at, finished_at
         """
+
+    /// The stored columns of the payment whose id is `id` (an SQL expression), wherever it
+    /// is: the queue, the history (one primary-key probe per monthly partition) or the
+    /// archive; no row if none.
+    static func byID(_ id: String) -> String {
+        """
+        SELECT \(storedColumns) FROM payment_queue WHERE id = \(id)
+        UNION ALL
+        SELECT \(storedColumns) FROM payment_history WHERE id = \(id)
+        UNION ALL
+        SELECT \(storedColumns) FROM payment_jobs_archive WHERE id = \(id)
+        LIMIT 1
+        """
+    }
 
     static let columns = """
         j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.priority, j.max_attempts,

@@ -37,12 +37,12 @@ public struct JobStore: Sendable {
     static func claimStatement(limit: Int, owner: String, lease: Duration) -> PostgresQuery {
         """
         WITH picked AS (
-            SELECT id FROM payment_jobs
+            SELECT id FROM payment_queue
             WHERE state = \(JobState.queued) AND run_at <= now()
             ORDER BY priority, run_at, id
             LIMIT \(Int64(limit))
             FOR UPDATE SKIP LOCKED)
-        UPDATE payment_jobs j
+        UPDATE payment_queue j
         SET state = \(JobState.running), attempt = j.attempt + 1, lease_owner = \(owner),
             lease_expires_at = now() + make_interval(secs => \(lease.seconds)), claimed_at = now(), updated_at = now()
         FROM picked WHERE j.id = picked.id
@@ -80,9 +80,13 @@ public struct JobStore: Sendable {
 
     /// Records a batch of outcomes in one statement, fenced: a row changes only if it is
     /// still `running` under this owner and attempt (or `reconciling`), so a worker that
-    /// lost its lease changes nothing. Succeeded jobs get their debit and credit in the same statement,
-    /// and the ledger's unique (job, side) refuses a second posting. Returns each
-    /// recorded job with its outcome; a fenced-off completion is simply absent.
+    /// lost its lease changes nothing. A final outcome moves the job out of the queue
+    /// into payment_history (delete and insert in this statement, so the queue keeps
+    /// only open jobs and its cost does not grow with history); a succeeded job gets its
+    /// debit and credit in the same statement, and the ledger's unique (job, side)
+    /// refuses a second posting. A retry or a reconciliation stays in the queue
+    /// (UPDATE). Returns each recorded job with its outcome; a fenced-off completion is
+    /// simply absent.
     static func completeStatement(_ completions: [Completion], fence: Fence) -> PostgresQuery {
         var ids: [Int64] = [], attempts: [Int32] = [], outcomes: [Completion.Outcome] = [], states: [JobState] = []
         var chargeIDs: [String] = [], errors: [String] = [], delays: [Double] = [], refunds: [Int32] = []
@@ -107,31 +111,53 @@ public struct JobStore: Sendable {
                 SELECT * FROM unnest(\(ids)::int8[], \(attempts)::int4[], \(outcomes)::text[], \(states)::text[],
                                      \(chargeIDs)::text[], \(errors)::text[], \(delays)::float8[], \(refunds)::int4[])
                     AS t(id, attempt, outcome, next_state, charge_id, error, delay_s, refund)),
-            done AS (
-                UPDATE payment_jobs j SET
-                    state = i.next_state,
-                    finished_at = CASE WHEN i.next_state = ANY(\(JobState.terminal)::text[]) THEN now() END,
-                    run_at = CASE WHEN i.next_state = ANY(\([JobState.queued, JobState.reconciling])::text[])
-                                  THEN now() + make_interval(secs => i.delay_s) ELSE j.run_at END,
-                    attempt = j.attempt - i.refund,
-                    charge_id = CASE WHEN i.outcome = \(Completion.Outcome.succeeded) THEN i.charge_id END,
-                    last_error = CASE WHEN i.outcome = \(Completion.Outcome.succeeded) THEN j.last_error ELSE i.error END,
-                    lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-                FROM input i
-                WHERE j.id = i.id AND j.state = \(fencedState) AND j.lease_owner IS NOT DISTINCT FROM \(owner) AND j.attempt = i.attempt
-                RETURNING j.id, i.outcome, j.state, j.amount_minor, j.currency, j.debtor, j.creditor, j.attempt, j.created_at, j.finished_at),
+            finished AS (
+                DELETE FROM payment_queue j USING input i
+                WHERE j.id = i.id AND i.next_state = ANY(\(JobState.terminal)::text[])
+                  AND j.state = \(fencedState) AND j.lease_owner IS NOT DISTINCT FROM \(owner) AND j.attempt = i.attempt
+                RETURNING j.*, i.outcome AS new_outcome, i.next_state AS new_state, i.charge_id AS new_charge_id,
+                          i.error AS new_error, i.refund AS new_refund),
+            moved AS (
+                INSERT INTO payment_history (\(unescaped: Self.historyColumns))
+                SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, new_state,
+                       attempt - new_refund, max_attempts, priority, run_at, NULL, NULL,
+                       CASE WHEN new_outcome = \(Completion.Outcome.succeeded) THEN last_error ELSE new_error END,
+                       CASE WHEN new_outcome = \(Completion.Outcome.succeeded) THEN new_charge_id END,
+                       created_at, claimed_at, now(), now(), lease_losses
+                FROM finished
+                RETURNING 1),
             posted AS (
                 INSERT INTO ledger_entries (job_id, side, account, amount_minor, currency, attempt)
-                SELECT d.id, s.side,
-                       CASE s.side WHEN 'debit' THEN d.debtor ELSE d.creditor END,
-                       CASE s.side WHEN 'debit' THEN -d.amount_minor ELSE d.amount_minor END,
-                       d.currency, d.attempt
-                FROM done d CROSS JOIN (VALUES ('debit'), ('credit')) AS s(side)
-                WHERE d.state = \(JobState.succeeded)
-                RETURNING 1)
-            SELECT d.id, d.outcome, EXTRACT(EPOCH FROM d.finished_at - d.created_at)::float8 FROM done d
+                SELECT f.id, s.side,
+                       CASE s.side WHEN 'debit' THEN f.debtor ELSE f.creditor END,
+                       CASE s.side WHEN 'debit' THEN -f.amount_minor ELSE f.amount_minor END,
+                       f.currency, f.attempt
+                FROM finished f CROSS JOIN (VALUES ('debit'), ('credit')) AS s(side)
+                WHERE f.new_state = \(JobState.succeeded)
+                RETURNING 1),
+            kept AS (
+                UPDATE payment_queue j SET
+                    state = i.next_state,
+                    run_at = now() + make_interval(secs => i.delay_s),
+                    attempt = j.attempt - i.refund,
+                    last_error = i.error,
+                    lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+                FROM input i
+                WHERE j.id = i.id AND NOT i.next_state = ANY(\(JobState.terminal)::text[])
+                  AND j.state = \(fencedState) AND j.lease_owner IS NOT DISTINCT FROM \(owner) AND j.attempt = i.attempt
+                RETURNING j.id, i.outcome)
+            SELECT id, new_outcome, EXTRACT(EPOCH FROM now() - created_at)::float8 FROM finished
+            UNION ALL
+            SELECT id, outcome, NULL::float8 FROM kept
             """
     }
+
+    /// The columns of payment_queue and payment_history, in their shared order.
+    static let historyColumns = """
+        id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, state, attempt,
+        max_attempts, priority, run_at, lease_owner, lease_expires_at, last_error, charge_id, created_at,
+        claimed_at, updated_at, finished_at, lease_losses
+        """
 
     public func complete(_ completions: [Completion], fence: Fence) async throws -> [CompletedJob] {
         guard !completions.isEmpty else { return [] }
@@ -156,14 +182,14 @@ public struct JobStore: Sendable {
         // it (in another order than the completion's) could deadlock the two.
         return try await bounded("""
             WITH mine AS (
-                SELECT j.id FROM payment_jobs j
+                SELECT j.id FROM payment_queue j
                 JOIN unnest(\(held.map(\.id))::int8[], \(held.map(\.attempt))::int4[]) AS h(id, attempt)
                   ON j.id = h.id AND j.attempt = h.attempt
                 WHERE j.state = \(JobState.running) AND j.lease_owner = \(owner)
                   AND j.claimed_at > now() - make_interval(secs => \(maxHold.seconds))
                 FOR UPDATE OF j SKIP LOCKED),
             extended AS (
-                UPDATE payment_jobs j SET lease_expires_at = now() + make_interval(secs => \(lease.seconds))
+                UPDATE payment_queue j SET lease_expires_at = now() + make_interval(secs => \(lease.seconds))
                 FROM mine WHERE j.id = mine.id
                 RETURNING 1)
             SELECT count(*)::int8 FROM extended
@@ -183,13 +209,13 @@ public struct JobStore: Sendable {
                                maxLeaseLosses: Int, settleAfter: Duration) async throws -> Int {
         try await bounded("""
             WITH candidates AS (
-                SELECT j.id FROM payment_jobs j
+                SELECT j.id FROM payment_queue j
                 WHERE j.state = \(JobState.running) AND j.lease_owner = \(owner)
                   AND j.claimed_at < now() - make_interval(secs => \(olderThan.seconds))
                   AND (j.id, j.attempt) NOT IN (SELECT * FROM unnest(\(held.map(\.id))::int8[], \(held.map(\.attempt))::int4[]))
                 FOR UPDATE OF j SKIP LOCKED),
             orphans AS (
-                UPDATE payment_jobs j SET
+                UPDATE payment_queue j SET
                     attempt = j.attempt - 1, lease_losses = j.lease_losses + 1,
                     state = CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses)) THEN \(JobState.reconciling) ELSE \(JobState.queued) END,
                     -- Reconciled no sooner than the claim's lease end: no charge sent under it can land later.
@@ -213,13 +239,13 @@ public struct JobStore: Sendable {
     public func reapExpiredLeases(limit: Int = 1_000, maxLeaseLosses: Int, settleAfter: Duration) async throws -> Int {
         try await bounded("""
             WITH expired AS (
-                SELECT id FROM payment_jobs
+                SELECT id FROM payment_queue
                 WHERE state = \(JobState.running) AND lease_expires_at < now()
                 ORDER BY lease_expires_at
                 LIMIT \(Int64(limit))
                 FOR UPDATE SKIP LOCKED),
             requeued AS (
-                UPDATE payment_jobs j SET
+                UPDATE payment_queue j SET
                     lease_losses = j.lease_losses + 1,
                     state = CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses)) THEN \(JobState.reconciling) ELSE \(JobState.queued) END,
                     run_at = now() + CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses))
@@ -245,14 +271,30 @@ public struct JobStore: Sendable {
     public func claimReconciling(limit: Int, recheckAfter: Duration) async throws -> [ClaimedJob] {
         try await bounded("""
             WITH picked AS (
-                SELECT id FROM payment_jobs
+                SELECT id FROM payment_queue
                 WHERE state = \(JobState.reconciling) AND run_at <= now()
                 ORDER BY run_at
                 LIMIT \(Int64(limit))
                 FOR UPDATE SKIP LOCKED)
-            UPDATE payment_jobs j SET run_at = now() + make_interval(secs => \(recheckAfter.seconds)), updated_at = now()
+            UPDATE payment_queue j SET run_at = now() + make_interval(secs => \(recheckAfter.seconds)), updated_at = now()
             FROM picked WHERE j.id = picked.id
             RETURNING j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts, j.run_at
             """, Self.claimedJobs)
+    }
+
+    // MARK: history partitions
+
+    /// Creates payment_history's monthly partitions for this month and the next
+    /// `monthsAhead` (a finished payment whose month has none lands in the default
+    /// partition, which retention cannot drop); returns how many were created.
+    static func addHistoryMonths(_ monthsAhead: Int) -> PostgresQuery {
+        "SELECT payment_history_add_months(now(), \(Int32(monthsAhead + 1)))::int8"
+    }
+
+    public func addHistoryMonths(ahead monthsAhead: Int) async throws -> Int {
+        try await bounded(Self.addHistoryMonths(monthsAhead)) { rows in
+            for try await (created) in rows.decode(Int64.self) { return Int(created) }
+            return 0
+        }
     }
 }

@@ -80,6 +80,7 @@ public final class WorkerPool: Service, Sendable {
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await self.heartbeatLoop() }
             background.addTask { await self.reapLoop() }
+            background.addTask { await self.historyPartitionLoop() }
             background.addTask { await self.reconcileLoop() }
             background.addTask { await self.statsLoop() }
             await withTaskGroup(of: Void.self) { work in
@@ -359,6 +360,20 @@ public final class WorkerPool: Service, Sendable {
                 metrics.recordDatabaseError()
                 logger.debug("reaper failed", metadata: ["error": "\(describe(error))"])
             }
+        }
+    }
+
+    /// Keeps payment_history's monthly partitions three months ahead: at start, then
+    /// hourly (idempotent; cheap when they exist).
+    func historyPartitionLoop() async {
+        while !Task.isCancelled {
+            do {
+                let created = try await withTimeout(clientTimeout) { [store] in try await store.addHistoryMonths(ahead: 3) }
+                if created > 0 { logger.info("created payment_history partitions", metadata: ["partitions": "\(created)"]) }
+            } catch {
+                logger.debug("creating payment_history partitions failed; retrying in an hour", metadata: ["error": "\(describe(error))"])
+            }
+            do { try await Task.sleep(for: .seconds(3600)) } catch { return }
         }
     }
 

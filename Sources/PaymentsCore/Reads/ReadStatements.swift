@@ -4,27 +4,26 @@ import PostgresNIO
 /// `\(readNode: token)`, the answering node's identity, lag and freshness, so they are
 /// evaluated in the same statement as the read and describe the node that answered it.
 enum ReadStatements {
-    /// One job with its postings, from the queue or (once pruned) the archive; a row even
+    /// One job with its postings, wherever it is (queue, history, archive); a row even
     /// when the job does not exist (its columns NULL).
     static func job(id: Int64, freshAs token: String?) -> PostgresQuery {
         """
         SELECT \(readNode: token), \(unescaped: Job.columns), \(unescaped: Job.postingsColumn)
-        FROM (SELECT 1) AS one
-        LEFT JOIN LATERAL (
-            SELECT \(unescaped: Job.storedColumns) FROM payment_jobs WHERE id = \(id)
-            UNION ALL
-            SELECT \(unescaped: Job.storedColumns) FROM payment_jobs_archive WHERE id = \(id)
-            LIMIT 1) j ON true
+        FROM (SELECT \(id)::int8 AS id) AS wanted
+        LEFT JOIN LATERAL (\(unescaped: Job.byID("wanted.id"))) j ON true
         """
     }
 
-    /// One row per state, with the jobs finished in the last minute on every row.
+    /// One row per state, with the jobs finished in the last minute on every row. Open
+    /// jobs are counted in the queue (only they are there); finished ones come from the
+    /// history's running totals, so the cost does not grow with history.
     static func queueCounts() -> PostgresQuery {
         """
-        SELECT \(readNode: nil), s.state, COALESCE(c.n, 0)::int8,
-               (SELECT count(*) FROM payment_jobs WHERE finished_at > now() - interval '60 seconds')::int8
+        SELECT \(readNode: nil), s.state, COALESCE(c.n, t.n, 0)::int8,
+               (SELECT count(*) FROM payment_history WHERE finished_at > now() - interval '60 seconds')::int8
         FROM unnest(\(JobState.allCases)::text[]) WITH ORDINALITY AS s(state, position)
-        LEFT JOIN (SELECT state, count(*) AS n FROM payment_jobs GROUP BY state) c ON c.state = s.state
+        LEFT JOIN (SELECT state, count(*) AS n FROM payment_queue GROUP BY state) c ON c.state = s.state
+        LEFT JOIN (SELECT state, sum(jobs) AS n FROM payment_history_totals GROUP BY state) t ON t.state = s.state
         ORDER BY s.position
         """
     }

@@ -1,10 +1,12 @@
 import Logging
 import PostgresNIO
 
-/// `payments prune`: moves failed and cancelled jobs finished more than a retention
-/// period ago into payment_jobs_archive, in batches of one statement each (a moved row
-/// is deleted and archived atomically). Succeeded jobs are never moved: the ledger
-/// references them. An archived payment keeps its key (intake checks the archive).
+/// `payments prune`: moves failed and cancelled payments finished more than a retention
+/// period ago from payment_history into payment_jobs_archive, in batches of one
+/// statement each (a moved row is deleted and archived atomically). Succeeded payments
+/// are never moved (the history's guard refuses it: the ledger points at them). Every
+/// key stays taken in payment_keys. It also creates the history's monthly partitions
+/// ahead, as `serve` does.
 public struct Retention: Sendable {
     public let client: PostgresClient
     public let logger: Logger
@@ -12,7 +14,7 @@ public struct Retention: Sendable {
     /// Terminal states without ledger entries: safe to move out of the queue table.
     static let prunable: [JobState] = [.failed, .cancelled]
 
-    /// Every column payment_jobs and payment_jobs_archive share.
+    /// Every column payment_history and payment_jobs_archive share.
     static let archivedColumns = """
         id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, state, attempt, max_attempts,
         priority, run_at, lease_owner, lease_expires_at, last_error, charge_id, created_at, claimed_at, updated_at,
@@ -29,23 +31,29 @@ public struct Retention: Sendable {
         let seconds = age.seconds
         if dryRun {
             let query: PostgresQuery = """
-                SELECT count(*)::int8 FROM payment_jobs
+                SELECT count(*)::int8 FROM payment_history
                 WHERE state = ANY(\(Self.prunable)::text[]) AND finished_at < now() - make_interval(secs => \(seconds))
                 """
             for try await (n) in try await client.query(query, logger: logger).decode(Int64.self) { return Int(n) }
             return 0
         }
+        let created = try await client.withTransaction(logger: logger) { connection in
+            var created = 0
+            for try await (n) in try await connection.query(JobStore.addHistoryMonths(3), logger: logger).decode(Int64.self) { created = Int(n) }
+            return created
+        }
+        if created > 0 { logger.info("created payment_history partitions", metadata: ["partitions": "\(created)"]) }
         var total = 0
         while true {
             let query: PostgresQuery = """
                 WITH victims AS (
-                    SELECT id FROM payment_jobs
+                    SELECT id, finished_at FROM payment_history
                     WHERE state = ANY(\(Self.prunable)::text[]) AND finished_at < now() - make_interval(secs => \(seconds))
                     ORDER BY finished_at
                     LIMIT \(Int64(batchSize))
                     FOR UPDATE SKIP LOCKED),
                 moved AS (
-                    DELETE FROM payment_jobs j USING victims v WHERE j.id = v.id
+                    DELETE FROM payment_history j USING victims v WHERE j.id = v.id AND j.finished_at = v.finished_at
                       AND NOT EXISTS (SELECT 1 FROM ledger_entries l WHERE l.job_id = j.id)
                     RETURNING j.*),
                 archived AS (
