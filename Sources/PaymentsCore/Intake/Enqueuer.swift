@@ -139,8 +139,13 @@ public struct Enqueuer: Sendable {
 
     /// One statement per batch (inside the file's transaction); returns how many rows were new.
     static func insertBatch(_ jobs: [NewPayment], on connection: PostgresConnection, logger: Logger) async throws -> Int {
-        let query = IntakeSQL.insertCountingNew(PaymentRows(jobs))
-        for try await (count) in try await connection.query(query, logger: logger).decode(Int64.self) { return Int(count) }
+        let query = IntakeSQL.insertCountingNew(PaymentRows(jobs, distinctKeys: true))
+        for try await (count, unknown) in try await connection.query(query, logger: logger).decode((Int64, Int64).self) {
+            // Checked before the batch (Catalog.currencies), so only a catalog changed
+            // meanwhile gets here; throwing rolls the batch back.
+            if unknown > 0 { throw PaymentsError.database("\(unknown) payments of a batch name a currency no longer in the currencies table; nothing of the batch was inserted") }
+            return Int(count)
+        }
         return 0
     }
 

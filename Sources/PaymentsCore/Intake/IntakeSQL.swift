@@ -20,9 +20,14 @@ struct PaymentRows {
     private var priorities: [Int16] = []
     private var maxAttempts: [Int32] = []
 
-    init(_ payments: some Collection<NewPayment>) {
+    /// - Parameter distinctKeys: keep only the first row of each key (what the inserts
+    ///   need; a later row with the key is a duplicate, or a conflict that
+    ///   `IntakeSQL.conflicts` on all the rows reports).
+    init(_ payments: some Collection<NewPayment>, distinctKeys: Bool = false) {
         keys.reserveCapacity(payments.count)
+        var seen = Set<String>()
         for new in payments {
+            if distinctKeys { guard seen.insert(new.idempotencyKey).inserted else { continue } }
             let request = new.request
             keys.append(new.idempotencyKey)
             fingerprints.append(request.fingerprint)
@@ -51,32 +56,39 @@ struct PaymentRows {
 /// one statement, so a job exists exactly when its key does. The inserts wrap
 /// `PaymentRows.relation` (whose binds they keep) and add no binds of their own.
 enum IntakeSQL {
-    /// Takes the rows' new keys (one id each) and queues their jobs. A key repeated
-    /// within the rows counts once (its first row); a key already taken inserts nothing.
+    /// Takes the rows' new keys (one id each) and queues their jobs; a key already taken
+    /// inserts nothing. The rows' keys must be distinct (`PaymentRows(distinctKeys:)`):
+    /// without a sort to find repeats, the statement stays a hash join. Rows whose
+    /// currency the catalog lacks are left out (one hash join of the catalog, not a
+    /// foreign-key check per row: migration 0007); `unknownCurrencies` counts them so the
+    /// caller refuses the batch.
     private static func insertNew(_ relation: String, returning: String) -> String {
         """
         WITH input AS (
-            SELECT DISTINCT ON (idempotency_key) *
-            FROM (SELECT r.*, row_number() OVER () AS position FROM (\(relation)) r) numbered
-            ORDER BY idempotency_key, position),
+            SELECT r.* FROM (\(relation)) r JOIN currencies c ON c.code = r.currency),
         keyed AS (
             INSERT INTO payment_keys (idempotency_key, payment_id, request_fingerprint)
-            SELECT idempotency_key, nextval('payment_ids'), request_fingerprint FROM input ORDER BY position
+            SELECT idempotency_key, nextval('payment_ids'), request_fingerprint FROM input
             ON CONFLICT (idempotency_key) DO NOTHING
             RETURNING idempotency_key, payment_id),
         queued AS (
             INSERT INTO payment_queue AS j (id, \(PaymentRows.insertColumns)) OVERRIDING SYSTEM VALUE
             SELECT k.payment_id, \(PaymentRows.insertColumns(of: "i"))
             FROM keyed k JOIN input i ON i.idempotency_key = k.idempotency_key
-            ORDER BY k.payment_id
             RETURNING \(returning))
         """
     }
 
-    /// Inserts new keys, skips existing ones; returns how many rows were new.
+    /// How many of the rows name a currency the catalog lacks.
+    private static func unknownCurrencies(_ relation: String) -> String {
+        "(SELECT count(*) FROM (\(relation)) r WHERE NOT EXISTS (SELECT 1 FROM currencies c WHERE c.code = r.currency))::int8"
+    }
+
+    /// Inserts new keys, skips existing ones; returns how many rows were new and how many
+    /// name a currency the catalog lacks (the caller rolls back if any).
     static func insertCountingNew(_ rows: PaymentRows) -> PostgresQuery {
         wrapping(rows.relation) { relation in
-            insertNew(relation, returning: "1") + "\nSELECT count(*)::int8 FROM queued"
+            insertNew(relation, returning: "1") + "\nSELECT (SELECT count(*) FROM queued)::int8, \(unknownCurrencies(relation))"
         }
     }
 

@@ -40,7 +40,10 @@ public struct PaymentIntake: Sendable {
             guard fingerprint == request.fingerprint else { return .keyReusedWithDifferentBody(existingID: job.id) }
             return .existing(job, freshnessToken: token)
         }
-        throw PaymentsError.database("payment with idempotency key vanished between insert and lookup")
+        // Not inserted and no payment holds the key: the catalog lacks the currency (it
+        // changed after the handler's cached check); nothing was written.
+        throw PaymentValidationError(code: "invalid_currency", field: "currency",
+                                     message: "currency '\(request.payment.currency)' is not in the currencies table")
     }
 
     func currentLSN() async throws -> String {
