@@ -8,8 +8,8 @@
 --
 -- After: payment_queue holds only jobs that are queued, running or reconciling. The
 -- fenced statement that records a final outcome deletes the job from the queue and
--- inserts it, with its ledger entries, into payment_history, partitioned by month of
--- finish. Keys live in payment_keys, which only ever grows by inserts: one key names one
+-- inserts it, with its ledger entries, into payment_history, partitioned by ranges of
+-- ten million ids. Keys live in payment_keys, which only ever grows by inserts: one key names one
 -- payment for ever, whether it is queued, finished or archived. `payment_jobs` becomes a
 -- view of the queue and the history, for people and proofs that want every payment.
 
@@ -31,46 +31,52 @@ SELECT idempotency_key, id, request_fingerprint FROM payment_jobs_archive
 ON CONFLICT (idempotency_key) DO NOTHING;
 
 -- Finished payments, immutable. Same columns in the same order as the queue, so the
--- move is `INSERT … SELECT` of the deleted row.
-CREATE TABLE payment_history (LIKE payment_queue) PARTITION BY RANGE (finished_at);
+-- move is `INSERT … SELECT` of the deleted row. Partitioned by id, not by finish time:
+-- a read by id (`GET /v1/payments/{id}`) is then planned against one partition (the
+-- bound id prunes the others at plan time); partitioned by month, every read planned
+-- every month's partition, and planning alone took 1.3 ms of a 1.6 ms read. Ids are
+-- given in order at intake, so a range of ids is also a span of time: a whole old range
+-- is what retention would detach.
+CREATE TABLE payment_history (LIKE payment_queue) PARTITION BY RANGE (id);
 ALTER TABLE payment_history
     ALTER COLUMN finished_at SET NOT NULL,
     ADD CONSTRAINT payment_history_terminal CHECK (state IN ('succeeded', 'failed', 'cancelled')),
     ADD CONSTRAINT payment_history_succeeded_charge CHECK ((state = 'succeeded') = (charge_id IS NOT NULL)),
-    ADD CONSTRAINT payment_history_pkey PRIMARY KEY (id, finished_at);
+    ADD CONSTRAINT payment_history_pkey PRIMARY KEY (id);
 -- Jobs finished in the last minute (/v1/stats), prune by age: a range at the end.
 CREATE INDEX payment_history_finished_at ON payment_history (finished_at);
--- Rows whose month has no partition (none is created ahead, or a backfill of old
--- history) land here rather than fail.
+-- Ids beyond the partitions created so far land here rather than fail.
 CREATE TABLE payment_history_default PARTITION OF payment_history DEFAULT;
 
--- Creates the monthly partitions from `first`'s month for `months` months; returns how
--- many it created. Safe to call from several servers at once and again and again: an
--- existing partition, or one the default partition already holds rows for, is skipped.
-CREATE FUNCTION payment_history_add_months(first timestamptz, months integer) RETURNS integer
+-- Creates the partitions (ten million ids each) from id 0 up to `ahead` partitions past
+-- the last id given; returns how many it created. Safe to call from several servers at
+-- once and again and again: an existing partition, or one whose ids the default
+-- partition already holds, is skipped.
+CREATE FUNCTION payment_history_add_partitions(ahead integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    month   timestamp;
+    size    constant bigint := 10000000;
+    last_id bigint;
     name    text;
     created integer := 0;
 BEGIN
-    FOR i IN 0 .. months - 1 LOOP
-        month := date_trunc('month', first AT TIME ZONE 'UTC') + make_interval(months => i);
-        name := 'payment_history_' || to_char(month, 'YYYY_MM');
+    SELECT CASE WHEN is_called THEN last_value ELSE 0 END INTO last_id FROM payment_ids;
+    FOR p IN 0 .. last_id / size + ahead LOOP
+        name := format('payment_history_p%s', lpad(p::text, 4, '0'));
         CONTINUE WHEN to_regclass(name) IS NOT NULL;
         BEGIN
-            EXECUTE format('CREATE TABLE %I PARTITION OF payment_history FOR VALUES FROM (%L) TO (%L)',
-                           name, month AT TIME ZONE 'UTC', (month + interval '1 month') AT TIME ZONE 'UTC');
+            EXECUTE format('CREATE TABLE %I PARTITION OF payment_history FOR VALUES FROM (%s) TO (%s)',
+                           name, p * size, (p + 1) * size);
             created := created + 1;
         EXCEPTION
             WHEN duplicate_table THEN NULL;  -- another server created it first
-            WHEN check_violation THEN NULL;  -- the default partition holds rows of that month
+            WHEN check_violation THEN NULL;  -- the default partition holds ids of that range
         END;
     END LOOP;
     RETURN created;
 END $$;
 
-SELECT payment_history_add_months(now() - interval '1 month', 14);
+SELECT payment_history_add_partitions(2);
 
 -- Totals by final state, so counts do not scan the history. Sharded by server backend:
 -- completions on different connections do not wait on one row.

@@ -17,8 +17,9 @@ extension Job {
         """
 
     /// The stored columns of the payment whose id is `id` (an SQL expression), wherever it
-    /// is: the queue, the history (one primary-key probe per monthly partition) or the
-    /// archive; no row if none.
+    /// is: the queue, the history or the archive; no row if none. An id from another
+    /// row is known only at run time, so every history partition is planned: for the
+    /// hot read by id, `ReadStatements.job` binds the id instead.
     static func byID(_ id: String) -> String {
         """
         SELECT \(storedColumns) FROM payment_queue WHERE id = \(id)

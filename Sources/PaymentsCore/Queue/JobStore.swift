@@ -21,10 +21,28 @@ public struct JobStore: Sendable {
     }
 
     /// Runs `statement` in its own transaction under the server-side statement timeout.
-    func bounded<T: Sendable>(_ statement: PostgresQuery, _ decode: @escaping @Sendable (PostgresRowSequence) async throws -> T) async throws -> T {
+    ///
+    /// - Parameter hashJoins: plan joins as hash joins (nested loops off, for this
+    ///   transaction only: safe through transaction pooling). For statements that join a
+    ///   batch (a bound array of ids) to the queue: the queue changes faster than ANALYZE
+    ///   sees, and on statistics that said "no job is running" the planner joined every
+    ///   queue row with every batch row (seen: 0.6-7 s per 1,000 completions instead of
+    ///   ~50 ms). Such statements also filter `id = ANY(<the batch's ids>)`, and
+    ///   sequential scans are off too, so the queue side is read through its primary key,
+    ///   never scanned, however long the backlog (on the same stale statistics the planner
+    ///   chose to scan it). JIT is off as well (migration 0008 sets it for the role; the
+    ///   disabled paths' cost would otherwise trigger it).
+    func bounded<T: Sendable>(_ statement: PostgresQuery, hashJoins: Bool = false,
+                              _ decode: @escaping @Sendable (PostgresRowSequence) async throws -> T) async throws -> T {
         let millis = "\(max(1, Int(statementTimeout.seconds * 1000)))ms"
         return try await client.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT set_config('statement_timeout', \(millis), true)", logger: logger)
+            if hashJoins {
+                try await connection.query("""
+                    SELECT set_config('enable_nestloop', 'off', true), set_config('enable_seqscan', 'off', true),
+                           set_config('jit', 'off', true)
+                    """, logger: logger)
+            }
             return try await decode(try await connection.query(statement, logger: logger))
         }
     }
@@ -90,8 +108,10 @@ public struct JobStore: Sendable {
     static func completeStatement(_ completions: [Completion], fence: Fence) -> PostgresQuery {
         var ids: [Int64] = [], attempts: [Int32] = [], outcomes: [Completion.Outcome] = [], states: [JobState] = []
         var chargeIDs: [String] = [], errors: [String] = [], delays: [Double] = [], refunds: [Int32] = []
+        var finishedIDs: [Int64] = [], keptIDs: [Int64] = []
         for c in completions {
             let r = c.resolution
+            if r.nextState.isTerminal { finishedIDs.append(c.jobID) } else { keptIDs.append(c.jobID) }
             ids.append(c.jobID)
             attempts.append(c.attempt)
             outcomes.append(r.outcome)
@@ -106,6 +126,9 @@ public struct JobStore: Sendable {
         case let .lease(owner): (.running, owner)
         case .reconciling: (.reconciling, nil)
         }
+        // Run with hashJoins (see `bounded`): the queue rows are found by primary key
+        // (`id = ANY(…)`), then hashed against the batch. The fence is one row
+        // comparison, which no partial index's predicate matches either.
         return """
             WITH input AS (
                 SELECT * FROM unnest(\(ids)::int8[], \(attempts)::int4[], \(outcomes)::text[], \(states)::text[],
@@ -113,8 +136,8 @@ public struct JobStore: Sendable {
                     AS t(id, attempt, outcome, next_state, charge_id, error, delay_s, refund)),
             finished AS (
                 DELETE FROM payment_queue j USING input i
-                WHERE j.id = i.id AND i.next_state = ANY(\(JobState.terminal)::text[])
-                  AND j.state = \(fencedState) AND j.lease_owner IS NOT DISTINCT FROM \(owner) AND j.attempt = i.attempt
+                WHERE j.id = ANY(\(finishedIDs)::int8[]) AND j.id = i.id AND i.next_state = ANY(\(JobState.terminal)::text[])
+                  AND (j.state, j.lease_owner, j.attempt) IS NOT DISTINCT FROM (\(fencedState), \(owner), i.attempt)
                 RETURNING j.*, i.outcome AS new_outcome, i.next_state AS new_state, i.charge_id AS new_charge_id,
                           i.error AS new_error, i.refund AS new_refund),
             moved AS (
@@ -143,8 +166,8 @@ public struct JobStore: Sendable {
                     last_error = i.error,
                     lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
                 FROM input i
-                WHERE j.id = i.id AND NOT i.next_state = ANY(\(JobState.terminal)::text[])
-                  AND j.state = \(fencedState) AND j.lease_owner IS NOT DISTINCT FROM \(owner) AND j.attempt = i.attempt
+                WHERE j.id = ANY(\(keptIDs)::int8[]) AND j.id = i.id AND NOT i.next_state = ANY(\(JobState.terminal)::text[])
+                  AND (j.state, j.lease_owner, j.attempt) IS NOT DISTINCT FROM (\(fencedState), \(owner), i.attempt)
                 RETURNING j.id, i.outcome)
             SELECT id, new_outcome, EXTRACT(EPOCH FROM now() - created_at)::float8 FROM finished
             UNION ALL
@@ -161,7 +184,7 @@ public struct JobStore: Sendable {
 
     public func complete(_ completions: [Completion], fence: Fence) async throws -> [CompletedJob] {
         guard !completions.isEmpty else { return [] }
-        return try await bounded(Self.completeStatement(completions, fence: fence)) { rows in
+        return try await bounded(Self.completeStatement(completions, fence: fence), hashJoins: true) { rows in
             var completed: [CompletedJob] = []
             for try await (id, outcome, latency) in rows.decode((Int64, Completion.Outcome, Double?).self) {
                 completed.append(CompletedJob(id: id, outcome: outcome, latencySeconds: latency))
@@ -185,15 +208,17 @@ public struct JobStore: Sendable {
                 SELECT j.id FROM payment_queue j
                 JOIN unnest(\(held.map(\.id))::int8[], \(held.map(\.attempt))::int4[]) AS h(id, attempt)
                   ON j.id = h.id AND j.attempt = h.attempt
-                WHERE j.state = \(JobState.running) AND j.lease_owner = \(owner)
+                -- By primary key, hashed against the batch (hashJoins in `bounded`).
+                WHERE j.id = ANY(\(held.map(\.id))::int8[])
+                  AND (j.state, j.lease_owner) IS NOT DISTINCT FROM (\(JobState.running), \(owner))
                   AND j.claimed_at > now() - make_interval(secs => \(maxHold.seconds))
                 FOR UPDATE OF j SKIP LOCKED),
             extended AS (
                 UPDATE payment_queue j SET lease_expires_at = now() + make_interval(secs => \(lease.seconds))
-                FROM mine WHERE j.id = mine.id
+                FROM mine WHERE j.id = ANY(\(held.map(\.id))::int8[]) AND j.id = mine.id
                 RETURNING 1)
             SELECT count(*)::int8 FROM extended
-            """) { rows in
+            """, hashJoins: true) { rows in
             for try await (count) in rows.decode(Int64.self) { return Int(count) }
             return 0
         }
@@ -284,15 +309,15 @@ public struct JobStore: Sendable {
 
     // MARK: history partitions
 
-    /// Creates payment_history's monthly partitions for this month and the next
-    /// `monthsAhead` (a finished payment whose month has none lands in the default
-    /// partition, which retention cannot drop); returns how many were created.
-    static func addHistoryMonths(_ monthsAhead: Int) -> PostgresQuery {
-        "SELECT payment_history_add_months(now(), \(Int32(monthsAhead + 1)))::int8"
+    /// Creates payment_history's partitions (ten million ids each) up to `ahead` past the
+    /// last id given (ids beyond them land in the default partition, where a read plans
+    /// one more table and retention cannot detach them); returns how many were created.
+    static func addHistoryPartitions(ahead: Int) -> PostgresQuery {
+        "SELECT payment_history_add_partitions(\(Int32(ahead)))::int8"
     }
 
-    public func addHistoryMonths(ahead monthsAhead: Int) async throws -> Int {
-        try await bounded(Self.addHistoryMonths(monthsAhead)) { rows in
+    public func addHistoryPartitions(ahead: Int) async throws -> Int {
+        try await bounded(Self.addHistoryPartitions(ahead: ahead)) { rows in
             for try await (created) in rows.decode(Int64.self) { return Int(created) }
             return 0
         }

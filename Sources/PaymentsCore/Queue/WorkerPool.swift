@@ -363,17 +363,18 @@ public final class WorkerPool: Service, Sendable {
         }
     }
 
-    /// Keeps payment_history's monthly partitions three months ahead: at start, then
-    /// hourly (idempotent; cheap when they exist).
+    /// Keeps payment_history's partitions two ranges (twenty million ids) ahead of the
+    /// last id given: at start, then every minute (idempotent; a few catalog lookups
+    /// when they exist). Even 100,000 enqueues a second take minutes to use them up.
     func historyPartitionLoop() async {
         while !Task.isCancelled {
             do {
-                let created = try await withTimeout(clientTimeout) { [store] in try await store.addHistoryMonths(ahead: 3) }
+                let created = try await withTimeout(clientTimeout) { [store] in try await store.addHistoryPartitions(ahead: 2) }
                 if created > 0 { logger.info("created payment_history partitions", metadata: ["partitions": "\(created)"]) }
             } catch {
-                logger.debug("creating payment_history partitions failed; retrying in an hour", metadata: ["error": "\(describe(error))"])
+                logger.debug("creating payment_history partitions failed; retrying in a minute", metadata: ["error": "\(describe(error))"])
             }
-            do { try await Task.sleep(for: .seconds(3600)) } catch { return }
+            do { try await Task.sleep(for: .seconds(60)) } catch { return }
         }
     }
 

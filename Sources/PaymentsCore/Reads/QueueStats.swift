@@ -40,7 +40,8 @@ public struct QueueStats: Sendable, Codable, Equatable {
     /// Counts through the read router (a replica, or the primary if the read path fails
     /// and fallback is on); replication state from the primary's pg_stat_replication.
     public static func collect(_ router: ReadRouter, logger: Logger) async throws -> QueueStats {
-        // Counting every job scans the table: give it longer than a single-row read.
+        // Counts the queue (the backlog) and sums the history's totals: longer than a
+        // single-row read when the backlog is large, never a scan of the history.
         let counts = try await router.read(ReadStatements.queueCounts(), timeout: router.timeout * 5) { rows in
             var byState: [String: Int] = [:]
             var finished = 0

@@ -6,11 +6,20 @@ import PostgresNIO
 enum ReadStatements {
     /// One job with its postings, wherever it is (queue, history, archive); a row even
     /// when the job does not exist (its columns NULL).
+    /// The id is bound in each branch (not passed in from an outer row): PostgreSQL
+    /// plans an unnamed statement with its bound values, so the history's other
+    /// partitions are pruned before planning them.
     static func job(id: Int64, freshAs token: String?) -> PostgresQuery {
         """
         SELECT \(readNode: token), \(unescaped: Job.columns), \(unescaped: Job.postingsColumn)
-        FROM (SELECT \(id)::int8 AS id) AS wanted
-        LEFT JOIN LATERAL (\(unescaped: Job.byID("wanted.id"))) j ON true
+        FROM (SELECT 1) AS one
+        LEFT JOIN LATERAL (
+            SELECT \(unescaped: Job.storedColumns) FROM payment_queue WHERE id = \(id)
+            UNION ALL
+            SELECT \(unescaped: Job.storedColumns) FROM payment_history WHERE id = \(id)
+            UNION ALL
+            SELECT \(unescaped: Job.storedColumns) FROM payment_jobs_archive WHERE id = \(id)
+            LIMIT 1) j ON true
         """
     }
 

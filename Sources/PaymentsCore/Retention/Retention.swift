@@ -5,8 +5,8 @@ import PostgresNIO
 /// period ago from payment_history into payment_jobs_archive, in batches of one
 /// statement each (a moved row is deleted and archived atomically). Succeeded payments
 /// are never moved (the history's guard refuses it: the ledger points at them). Every
-/// key stays taken in payment_keys. It also creates the history's monthly partitions
-/// ahead, as `serve` does.
+/// key stays taken in payment_keys. It also creates the history's partitions ahead, as
+/// `serve` does.
 public struct Retention: Sendable {
     public let client: PostgresClient
     public let logger: Logger
@@ -39,7 +39,7 @@ public struct Retention: Sendable {
         }
         let created = try await client.withTransaction(logger: logger) { connection in
             var created = 0
-            for try await (n) in try await connection.query(JobStore.addHistoryMonths(3), logger: logger).decode(Int64.self) { created = Int(n) }
+            for try await (n) in try await connection.query(JobStore.addHistoryPartitions(ahead: 2), logger: logger).decode(Int64.self) { created = Int(n) }
             return created
         }
         if created > 0 { logger.info("created payment_history partitions", metadata: ["partitions": "\(created)"]) }
@@ -47,13 +47,13 @@ public struct Retention: Sendable {
         while true {
             let query: PostgresQuery = """
                 WITH victims AS (
-                    SELECT id, finished_at FROM payment_history
+                    SELECT id FROM payment_history
                     WHERE state = ANY(\(Self.prunable)::text[]) AND finished_at < now() - make_interval(secs => \(seconds))
                     ORDER BY finished_at
                     LIMIT \(Int64(batchSize))
                     FOR UPDATE SKIP LOCKED),
                 moved AS (
-                    DELETE FROM payment_history j USING victims v WHERE j.id = v.id AND j.finished_at = v.finished_at
+                    DELETE FROM payment_history j USING victims v WHERE j.id = v.id
                       AND NOT EXISTS (SELECT 1 FROM ledger_entries l WHERE l.job_id = j.id)
                     RETURNING j.*),
                 archived AS (
