@@ -65,8 +65,15 @@ extension Integration {
             try await serve.waitUntilHealthy()
             try await Self.waitUntilDrained(prefix)
             let stats = try await HTTP.request("GET", "http://127.0.0.1:\(serve.port)/v1/stats").json
+            // Job latency is exported as a Prometheus histogram (buckets, sum, count), one
+            // observation per finished job.
+            let metrics = String(decoding: try await HTTP.request("GET", "http://127.0.0.1:\(serve.port)/metrics").body, as: UTF8.self)
             serve.signal(SIGTERM)
             #expect(try await serve.waitForExit(timeout: .seconds(30)) == 0)
+            #expect(metrics.contains("payments_job_latency_seconds_bucket{le=\""), "\(metrics.prefix(1500))")
+            let observed = metrics.split(separator: "\n").first { $0.hasPrefix("payments_job_latency_seconds_count") }
+                .flatMap { Int($0.split(separator: " ").last ?? "") }
+            #expect(observed == 10_000, "latency histogram count: \(String(describing: observed))")
             let states = try await Self.states(prefix)
             print("states: \(states); worker: \(String(describing: stats?["worker"]))")
             let failed = states["failed", default: 0]
