@@ -138,7 +138,7 @@ wait_drained() {
 # reconciling jobs are left to the reconciler: their charge may have happened.
 cancel_open_jobs() {
   sql "SELECT payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE state IN ('queued', 'running')),
-       'cancelled', 'cancelled by $(basename "$0")')" >/dev/null
+       'cancelled', 'cancelled by $(basename "$0")', now(), ARRAY['queued', 'running'])" >/dev/null
 }
 
 # build_payments debug|release: builds `payments` (release: RELEASE_BUILD), showing the

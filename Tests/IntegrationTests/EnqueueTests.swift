@@ -186,12 +186,14 @@ extension Integration {
 }
 
 enum QueueReset {
-    /// Tests share one queue: jobs a test leaves queued are cancelled (never deleted), so
-    /// the next test's workers start from an empty queue.
+    /// Tests share one queue: jobs a test leaves open are cancelled (never deleted), so
+    /// the next test's workers start from an empty queue. Running and reconciling ones
+    /// too, named explicitly: their servers were stopped or killed by the test.
     static func cancelLeftovers() async throws {
         try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
             try await client.query("""
-                SELECT payment_queue_finish(ARRAY(SELECT id FROM payment_queue), 'cancelled', 'cancelled by test cleanup')
+                SELECT payment_queue_finish(ARRAY(SELECT id FROM payment_queue), 'cancelled', 'cancelled by test cleanup', now(),
+                                            ARRAY['queued', 'running', 'reconciling'])
                 """, logger: TestEnvironment.logger)
         }
     }
