@@ -119,8 +119,7 @@ enum IntakeSQL {
     static func lookup(idempotencyKey: String) -> PostgresQuery {
         """
         SELECT k.request_fingerprint, \(unescaped: Job.columns)
-        FROM payment_keys k CROSS JOIN LATERAL (
-            \(unescaped: Job.byID("k.payment_id"))) j
+        FROM payment_keys k CROSS JOIN LATERAL (\(paymentWithIDFrom: "k.payment_id")) j
         WHERE k.idempotency_key = \(idempotencyKey)
         """
     }

@@ -16,20 +16,16 @@ extension Job {
         state, attempt, last_error, charge_id, created_at, updated_at, finished_at
         """
 
-    /// The stored columns of the payment whose id is `id` (an SQL expression), wherever it
-    /// is: the queue, the history or the archive; no row if none. An id from another
-    /// row is known only at run time, so every history partition is planned: for the
-    /// hot read by id, `ReadStatements.job` binds the id instead.
-    static func byID(_ id: String) -> String {
+    /// Every column of a payment's row, in the order payment_queue and payment_history
+    /// share (payment_jobs_archive has them in another order: always name them).
+    static let rowColumns = """
+        id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, state, attempt,
+        max_attempts, priority, run_at, lease_owner, lease_expires_at, last_error, charge_id, created_at,
+        claimed_at, updated_at, finished_at, lease_losses
         """
-        SELECT \(storedColumns) FROM payment_queue WHERE id = \(id)
-        UNION ALL
-        SELECT \(storedColumns) FROM payment_history WHERE id = \(id)
-        UNION ALL
-        SELECT \(storedColumns) FROM payment_jobs_archive WHERE id = \(id)
-        LIMIT 1
-        """
-    }
+
+    /// The tables a payment lives in, in the order it moves through them.
+    static let tables = ["payment_queue", "payment_history", "payment_jobs_archive"]
 
     static let columns = """
         j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.priority, j.max_attempts,

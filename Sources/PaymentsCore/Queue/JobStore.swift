@@ -141,7 +141,7 @@ public struct JobStore: Sendable {
                 RETURNING j.*, i.outcome AS new_outcome, i.next_state AS new_state, i.charge_id AS new_charge_id,
                           i.error AS new_error, i.refund AS new_refund),
             moved AS (
-                INSERT INTO payment_history (\(unescaped: Self.historyColumns))
+                INSERT INTO payment_history (\(unescaped: Job.rowColumns))
                 SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, new_state,
                        attempt - new_refund, max_attempts, priority, run_at, NULL, NULL,
                        CASE WHEN new_outcome = \(Completion.Outcome.succeeded) THEN last_error ELSE new_error END,
@@ -174,13 +174,6 @@ public struct JobStore: Sendable {
             SELECT id, outcome, NULL::float8 FROM kept
             """
     }
-
-    /// The columns of payment_queue and payment_history, in their shared order.
-    static let historyColumns = """
-        id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, state, attempt,
-        max_attempts, priority, run_at, lease_owner, lease_expires_at, last_error, charge_id, created_at,
-        claimed_at, updated_at, finished_at, lease_losses
-        """
 
     public func complete(_ completions: [Completion], fence: Fence) async throws -> [CompletedJob] {
         guard !completions.isEmpty else { return [] }

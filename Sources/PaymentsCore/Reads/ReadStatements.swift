@@ -5,21 +5,14 @@ import PostgresNIO
 /// evaluated in the same statement as the read and describe the node that answered it.
 enum ReadStatements {
     /// One job with its postings, wherever it is (queue, history, archive); a row even
-    /// when the job does not exist (its columns NULL).
-    /// The id is bound in each branch (not passed in from an outer row): PostgreSQL
-    /// plans an unnamed statement with its bound values, so the history's other
-    /// partitions are pruned before planning them.
+    /// when the job does not exist (its columns NULL). The id is bound, not taken from an
+    /// outer row: PostgreSQL plans an unnamed statement with its bound values, so the
+    /// history's other partitions are pruned before planning them.
     static func job(id: Int64, freshAs token: String?) -> PostgresQuery {
         """
         SELECT \(readNode: token), \(unescaped: Job.columns), \(unescaped: Job.postingsColumn)
         FROM (SELECT 1) AS one
-        LEFT JOIN LATERAL (
-            SELECT \(unescaped: Job.storedColumns) FROM payment_queue WHERE id = \(id)
-            UNION ALL
-            SELECT \(unescaped: Job.storedColumns) FROM payment_history WHERE id = \(id)
-            UNION ALL
-            SELECT \(unescaped: Job.storedColumns) FROM payment_jobs_archive WHERE id = \(id)
-            LIMIT 1) j ON true
+        LEFT JOIN LATERAL (\(paymentWithID: id)) j ON true
         """
     }
 
@@ -56,6 +49,27 @@ enum ReadNode {
 }
 
 extension PostgresQuery.StringInterpolation {
+    /// The stored columns (`Job.storedColumns`) of payment `id`, wherever it lives
+    /// (`Job.tables`); no row if none. The id is bound in each branch, so PostgreSQL
+    /// plans only the history partition holding it.
+    mutating func appendInterpolation(paymentWithID id: Int64) {
+        appendPaymentUnion { $0.appendInterpolation(id) }
+    }
+
+    /// The same for an id known only at run time (`column` of an outer row): every history
+    /// partition is planned, so the hot read by id binds it instead.
+    mutating func appendInterpolation(paymentWithIDFrom column: String) {
+        appendPaymentUnion { $0.appendLiteral(column) }
+    }
+
+    private mutating func appendPaymentUnion(_ id: (inout Self) -> Void) {
+        for (index, table) in Job.tables.enumerated() {
+            appendLiteral("\(index == 0 ? "" : " UNION ALL ")SELECT \(Job.storedColumns) FROM \(table) WHERE id = ")
+            id(&self)
+        }
+        appendLiteral(" LIMIT 1")
+    }
+
     /// Is the node a replica, its cluster_name, its replay lag in seconds (0 when it has
     /// replayed all it received), and whether it has replayed `token` (a WAL position a
     /// write returned; always true on the primary or without a token).

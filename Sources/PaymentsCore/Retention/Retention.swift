@@ -11,15 +11,8 @@ public struct Retention: Sendable {
     public let client: PostgresClient
     public let logger: Logger
 
-    /// Terminal states without ledger entries: safe to move out of the queue table.
+    /// Final states without ledger entries: safe to move out of the history.
     static let prunable: [JobState] = [.failed, .cancelled]
-
-    /// Every column payment_history and payment_jobs_archive share.
-    static let archivedColumns = """
-        id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, state, attempt, max_attempts,
-        priority, run_at, lease_owner, lease_expires_at, last_error, charge_id, created_at, claimed_at, updated_at,
-        finished_at, lease_losses
-        """
 
     public init(client: PostgresClient, logger: Logger) {
         self.client = client
@@ -58,8 +51,8 @@ public struct Retention: Sendable {
                     RETURNING j.*),
                 archived AS (
                     -- Named columns: the archive's order differs (archived_at came before later columns).
-                    INSERT INTO payment_jobs_archive (\(unescaped: Self.archivedColumns))
-                    SELECT \(unescaped: Self.archivedColumns) FROM moved RETURNING 1)
+                    INSERT INTO payment_jobs_archive (\(unescaped: Job.rowColumns))
+                    SELECT \(unescaped: Job.rowColumns) FROM moved RETURNING 1)
                 SELECT count(*)::int8 FROM archived
                 """
             // In a transaction: an autocommit statement's answer arrives before its commit
