@@ -24,8 +24,11 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(name: .customLong("key-prefix"), help: "Idempotency keys are <prefix>-<n> (generated) or <prefix>-<line> (file lines without a key). Default: a new random prefix per run.")
     var keyPrefix: String?
 
-    @Option(name: .customLong("batch-size"), help: "Rows per INSERT statement (100 to 50,000).")
-    var batchSize: Int = 5_000
+    @Option(name: .customLong("batch-size"), help: "Rows per INSERT statement (100 to 50,000; default 5,000). With --rate, 1 to 50,000, default a fiftieth of the rate (at most 5,000).")
+    var batchSize: Int?
+
+    @Option(help: "Generated jobs per second to hold to, for load tests (1 to 1,000,000): batches start on a steady schedule instead of as fast as possible.")
+    var rate: Double?
 
     @Option(help: "Batches in flight at once, one pooled connection each (1 to 32).")
     var connections: Int = 4
@@ -43,12 +46,25 @@ struct EnqueueCommand: AsyncParsableCommand {
         case let (n?, nil) where !(1...10_000_000).contains(n): throw ValidationError("--count must be from 1 to 10,000,000, got \(n)")
         default: break
         }
-        guard (100...50_000).contains(batchSize) else { throw ValidationError("--batch-size must be from 100 to 50,000, got \(batchSize)") }
+        if let rate {
+            guard count != nil else { throw ValidationError("--rate paces generated jobs: give it with --count") }
+            guard rate.isFinite, (1...1_000_000).contains(rate) else { throw ValidationError("--rate must be from 1 to 1,000,000 jobs per second, got \(rate)") }
+            if let batchSize, !(1...50_000).contains(batchSize) { throw ValidationError("--batch-size must be from 1 to 50,000 with --rate, got \(batchSize)") }
+        } else if let batchSize, !(100...50_000).contains(batchSize) {
+            throw ValidationError("--batch-size must be from 100 to 50,000, got \(batchSize)")
+        }
         guard timeout.isFinite, (1...3600).contains(timeout) else { throw ValidationError("--timeout must be from 1 to 3600 seconds, got \(timeout)") }
         guard (1...32).contains(connections) else { throw ValidationError("--connections must be from 1 to 32, got \(connections)") }
         if let keyPrefix, !PaymentRequest.isValidIdempotencyKey(keyPrefix) || keyPrefix.count > 200 {
             throw ValidationError("--key-prefix must be 1-200 printable ASCII characters without spaces")
         }
+    }
+
+    /// Paced batches are small so that jobs arrive evenly (50 batches a second).
+    var effectiveBatchSize: Int {
+        if let batchSize { return batchSize }
+        guard let rate else { return 5_000 }
+        return min(5_000, max(1, Int(rate / 50)))
     }
 
     func run() async throws {
@@ -60,7 +76,7 @@ struct EnqueueCommand: AsyncParsableCommand {
             try await database.checkReachable()
             let display = ProgressDisplay(label: "enqueue")
             let summary = try await database.run {
-                let enqueuer = Enqueuer(client: database.write, logger: logger, batchSize: batchSize, connections: connections,
+                let enqueuer = Enqueuer(client: database.write, logger: logger, batchSize: effectiveBatchSize, connections: connections,
                                         timeout: .milliseconds(Int64(timeout * 1000)), endpoint: database.writeURL.endpoint)
                 let report: @Sendable (Enqueuer.Progress) -> Void = {
                     display.update(done: $0.done, total: $0.total, elapsed: $0.elapsed)
@@ -69,8 +85,8 @@ struct EnqueueCommand: AsyncParsableCommand {
                     let prefix = keyPrefix ?? "gen-\(Int(Date().timeIntervalSince1970))-\(UInt32.random(in: .min ... .max))"
                     // Said first: after an error some batches may be in, and the same prefix
                     // and seed fill in the rest without doubling any.
-                    FileHandle.standardError.write(Data("enqueue: key prefix \(prefix), seed \(seed) (re-run with --key-prefix \(prefix) --seed \(seed) to resume after an error)\n".utf8))
-                    return try await enqueuer.enqueueGenerated(count: count, keyPrefix: prefix, seed: seed, progress: report)
+                    FileHandle.standardError.write(Data("enqueue: key prefix \(prefix), seed \(seed) (re-run with --key-prefix \(prefix) --seed \(seed) --batch-size \(effectiveBatchSize) to resume after an error: a batch's payments depend on its size)\n".utf8))
+                    return try await enqueuer.enqueueGenerated(count: count, keyPrefix: prefix, seed: seed, rate: rate, progress: report)
                 }
                 let currencies = try await enqueuer.bounded { try await Catalog.currencies(database.write, logger: logger) }
                 let parsed = JSONLinesParser.parse(fileData ?? Data(), currencies: currencies, keyPrefix: keyPrefix)
@@ -84,6 +100,12 @@ struct EnqueueCommand: AsyncParsableCommand {
             display.finish()
             print("enqueued \(summary.total.grouped) jobs: \(summary.inserted.grouped) new, \(summary.duplicates.grouped) duplicates, "
                 + "\(String(format: "%.2f", summary.seconds)) s, \(Int(summary.jobsPerSecond).grouped) jobs/s")
+            if let rate {
+                // Whether the load asked for was the load given: a database slower than
+                // the rate shows here rather than as a quietly lower rate.
+                print("paced at \(Int(rate).grouped) jobs/s in batches of \(effectiveBatchSize.grouped); batches started at most "
+                    + "\(String(format: "%.1f", summary.behindSchedule.seconds * 1000)) ms behind their time")
+            }
         }
     }
 

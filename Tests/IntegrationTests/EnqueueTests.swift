@@ -64,8 +64,31 @@ extension Integration {
             try await QueueReset.cancelLeftovers()
         }
 
+        /// `--rate` is the benchmarks' load generator: jobs must arrive spread over time at
+        /// the rate asked for (the database's own clock says when each was inserted), not
+        /// all at once, and be counted as any enqueue.
+        @Test func aPacedEnqueueSpreadsItsJobsAtTheRateAskedFor() async throws {
+            try await TestEnvironment.migrate()
+            let prefix = TestEnvironment.uniquePrefix("paced")
+            let result = try await TestEnvironment.run(["enqueue", "--count", "300", "--rate", "100", "--key-prefix", prefix])
+            try #require(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains("300 new, 0 duplicates"), "\(result.stdout)")
+            #expect(result.stdout.contains("paced at 100 jobs/s in batches of 2"), "\(result.stdout)")
+            // Batch n of 2 jobs starts 2n/100 s after the first: the last at 2.98 s.
+            let spreadMS = try await TestEnvironment.scalar(TestEnvironment.writeURL, """
+                SELECT (extract(epoch FROM max(created_at) - min(created_at)) * 1000)::int8
+                FROM payment_jobs WHERE idempotency_key LIKE \(prefix + "-%")
+                """)
+            #expect(spreadMS >= 2_800, "300 jobs at 100/s arrived within \(spreadMS) ms")
+            #expect(spreadMS < 10_000, "300 jobs at 100/s took \(spreadMS) ms")
+            try await QueueReset.cancelLeftovers()
+        }
+
         @Test(arguments: [
             (["enqueue", "--count", "0"], "--count must be from 1"),
+            (["enqueue", "--count", "5", "--rate", "0"], "--rate must be from 1 to 1,000,000"),
+            (["enqueue", "--input", "x.jsonl", "--rate", "10"], "--rate paces generated jobs"),
+            (["enqueue", "--count", "5", "--rate", "10", "--batch-size", "0"], "--batch-size must be from 1 to 50,000 with --rate"),
             (["enqueue", "--count", "many"], "count"),
             (["enqueue"], "give --count N or --input FILE"),
             (["enqueue", "--count", "5", "--input", "x.jsonl"], "either --count or --input"),

@@ -49,5 +49,36 @@ extension Integration {
             }
             #expect(try await TestEnvironment.scalar(TestEnvironment.writeURL, "SELECT count(*) FROM currencies WHERE code = 'EUR'") == 1)
         }
+    
+
+        /// A posting is money moved: once written it is never changed or removed, by the
+        /// application or by hand (migration 0010). Shown on a posting written and rolled
+        /// back inside each transaction, so the test leaves nothing behind.
+        @Test(arguments: [
+            "UPDATE ledger_entries SET amount_minor = amount_minor - 1 WHERE job_id = $1",
+            "UPDATE ledger_entries SET account = 'acct_elsewhere' WHERE job_id = $1",
+            "DELETE FROM ledger_entries WHERE job_id = $1",
+        ])
+        func aPostingIsNeverChangedOrRemoved(_ statement: String) async throws {
+            try await TestEnvironment.migrate()
+            try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+                do {
+                    try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                        let id = try await connection.query("SELECT nextval('payment_ids')", logger: TestEnvironment.logger)
+                            .collect().first!.decode(Int64.self)
+                        try await connection.query("""
+                            INSERT INTO ledger_entries (job_id, side, account, amount_minor, currency, attempt)
+                            VALUES (\(id), 'debit', 'acct_1', -100, 'EUR', 1)
+                            """, logger: TestEnvironment.logger)
+                        var query = PostgresQuery(unsafeSQL: statement)
+                        query.binds.append(id, context: .default)
+                        try await connection.query(query, logger: TestEnvironment.logger)
+                    }
+                    Issue.record("a posting was changed or removed: \(statement)")
+                } catch {
+                    #expect(describe(error).contains("postings are never changed"), "\(describe(error))")
+                }
+            }
+        }
     }
 }

@@ -35,5 +35,37 @@ extension Integration {
             #expect(bad.stderr.contains("--older-than-days must be"))
             try await QueueReset.cancelLeftovers()
         }
+
+        /// Partition upkeep (every `serve` each minute, `prune`, the migrations) keeps
+        /// partitions ready ahead of the ids intake gives: a payment finished now, or
+        /// twenty million payments from now, lands in its own range of the history and of
+        /// the ledger, never in a default partition (whose rows would block creating
+        /// that range later). Shown with a posting written and rolled back.
+        @Test func partitionUpkeepKeepsRangesReadyAheadOfTheIds() async throws {
+            try await TestEnvironment.migrate()
+            try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+                do { try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                    _ = try await connection.query("SELECT payment_history_add_partitions(2), ledger_entries_add_partitions(2)",
+                                                   logger: TestEnvironment.logger).collect()
+                    let last = try #require(try await connection.query("SELECT nextval('payment_ids')", logger: TestEnvironment.logger)
+                        .collect().first?.decode(Int64.self))
+                    for id in [last, last + 19_999_999] {
+                        let rows = try await connection.query("""
+                            INSERT INTO ledger_entries (job_id, side, account, amount_minor, currency, attempt)
+                            VALUES (\(id), 'credit', 'acct_2', 100, 'EUR', 1)
+                            RETURNING tableoid::regclass::text,
+                                      to_regclass(format('payment_history_p%s', lpad((\(id) / 10000000)::text, 4, '0')))::text
+                            """, logger: TestEnvironment.logger).collect()
+                        let (ledgerPartition, historyPartition) = try #require(rows.first).decode((String, String?).self)
+                        #expect(ledgerPartition == String(format: "ledger_entries_p%05d", id / 1_000_000), "payment \(id): \(ledgerPartition)")
+                        #expect(historyPartition == String(format: "payment_history_p%04d", id / 10_000_000), "payment \(id)")
+                    }
+                    // Leave nothing behind.
+                    throw RollBack()
+                } } catch where rootCause(error) is RollBack {}
+            }
+        }
     }
+
+    struct RollBack: Error {}
 }

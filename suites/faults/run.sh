@@ -402,10 +402,10 @@ scenario_proofs_fail_when_sabotaged() {
   # 3: the same charge journaled twice.
   { cat "$JOURNAL"; grep -m1 "\"${one#* }\"" "$JOURNAL"; } > "$WORK/double.jsonl"
   expect_fail "a key charged twice" "gateway charged each idempotency key at most once" "$WORK/double.jsonl"
-  # 4-7: the database (superuser, triggers off): a credit changed; a charged job
+  # 4-7: the database (superuser, triggers off: postings and the history are guarded): a credit changed; a charged job
   # recorded failed; an acknowledged job deleted.
-  # (A second credit cannot even be written: UNIQUE (job_id, side).)
-  "${super[@]}" "UPDATE ledger_entries SET amount_minor = amount_minor + 1 WHERE job_id = $two AND side = 'credit'" >/dev/null
+  # (A second credit cannot even be written: the primary key (job_id, side).)
+  "${super[@]}" "SET session_replication_role = replica; UPDATE ledger_entries SET amount_minor = amount_minor + 1 WHERE job_id = $two AND side = 'credit'" >/dev/null
   expect_fail "a credit of the wrong amount" "succeeded jobs posted exactly once"
   expect_fail "a credit of the wrong amount" "ledger balanced per currency"
   "${super[@]}" "SET session_replication_role = replica; DELETE FROM ledger_entries WHERE job_id = $three;

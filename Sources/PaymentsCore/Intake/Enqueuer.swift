@@ -18,7 +18,18 @@ public struct Enqueuer: Sendable {
         public var inserted: Int
         public var duplicates: Int
         public var seconds: Double
+        /// With a rate: the most any batch started behind its time (zero when the
+        /// database kept up with the rate asked for).
+        public var behindSchedule: Duration = .zero
         public var jobsPerSecond: Double { seconds > 0 ? Double(total) / seconds : 0 }
+
+        public init(total: Int, inserted: Int, duplicates: Int, seconds: Double, behindSchedule: Duration = .zero) {
+            self.total = total
+            self.inserted = inserted
+            self.duplicates = duplicates
+            self.seconds = seconds
+            self.behindSchedule = behindSchedule
+        }
     }
 
     public let client: PostgresClient
@@ -48,7 +59,12 @@ public struct Enqueuer: Sendable {
     }
 
     /// Generates `count` realistic jobs and inserts them, `connections` batches at a time.
-    public func enqueueGenerated(count: Int, keyPrefix: String, seed: UInt64,
+    /// - Parameter rate: jobs per second to hold to, as a load generator: the batch
+    ///   holding job n starts no sooner than n / rate seconds after the first, so jobs
+    ///   arrive at a steady pace rather than as fast as the connections go (one process
+    ///   instead of many started per second, whose start-up would load the machine it
+    ///   measures). nil: as fast as possible.
+    public func enqueueGenerated(count: Int, keyPrefix: String, seed: UInt64, rate: Double? = nil,
                                  progress: @escaping @Sendable (Progress) -> Void) async throws -> Summary {
         let clock = ContinuousClock()
         let start = clock.now
@@ -62,6 +78,11 @@ public struct Enqueuer: Sendable {
                     // now could commit without being counted.
                     while !Task.isCancelled, let index = counters.takeBatch(below: batches.count) {
                         let (lower, upper) = batches[index]
+                        if let rate {
+                            let due = start + .seconds(Double(lower) / rate)
+                            if due > clock.now { try await Task.sleep(until: due, clock: clock) }
+                            counters.behind(clock.now - due)
+                        }
                         var generator = JobGenerator(keyPrefix: keyPrefix, seed: seed &+ UInt64(index) &* 0x9E37_79B9)
                         let jobs = (lower..<upper).map { generator.make(index: $0) }
                         let new = try await bounded { try await Self.insertBatch(jobs, on: client, logger: logger) }
@@ -74,7 +95,8 @@ public struct Enqueuer: Sendable {
         }
         let seconds = (clock.now - start).seconds
         let new = counters.inserted
-        return Summary(total: count, inserted: new, duplicates: count - new, seconds: seconds)
+        return Summary(total: count, inserted: new, duplicates: count - new, seconds: seconds,
+                       behindSchedule: counters.mostBehind)
     }
 
     /// Inserts the payments of one file atomically: if any key belongs to a different
@@ -110,7 +132,7 @@ public struct Enqueuer: Sendable {
     }
 
     final class Counters: Sendable {
-        private let state = Mutex<(next: Int, done: Int, inserted: Int)>((0, 0, 0))
+        private let state = Mutex<(next: Int, done: Int, inserted: Int, behind: Duration)>((0, 0, 0, .zero))
         func takeBatch(below limit: Int) -> Int? {
             state.withLock { s in
                 guard s.next < limit else { return nil }
@@ -125,7 +147,11 @@ public struct Enqueuer: Sendable {
                 return (s.done, s.inserted)
             }
         }
+        func behind(_ lateness: Duration) {
+            state.withLock { s in s.behind = max(s.behind, lateness) }
+        }
         var inserted: Int { state.withLock { $0.inserted } }
+        var mostBehind: Duration { state.withLock { $0.behind } }
     }
 
     /// One statement per batch, in a transaction of its own; returns how many rows were new.

@@ -34,13 +34,6 @@ extension Job {
         """
     static let columnCount = 15
 
-    /// The job's ledger postings as one JSON array, debit first (nil when none).
-    static let postingsColumn = """
-        (SELECT json_agg(json_build_object('side', l.side, 'account', l.account, 'amount_minor', l.amount_minor,
-             'currency', l.currency, 'posted_at', \(iso8601("l.posted_at"))) ORDER BY l.side DESC)::text
-         FROM ledger_entries l WHERE l.job_id = j.id)
-        """
-
     /// Decodes the job whose `columns` start at `offset`; nil when the row holds no job
     /// (a LEFT JOIN that matched nothing).
     static func decode(_ row: PostgresRandomAccessRow, at offset: Int) throws -> Job? {
@@ -64,7 +57,7 @@ extension Job {
             finishedAt: try row[offset + 14].decode(String?.self))
     }
 
-    /// Decodes `postingsColumn` at `index`.
+    /// Decodes the postings column (`\(postingsOf:)` in ReadStatements) at `index`.
     static func decodePostings(_ row: PostgresRandomAccessRow, at index: Int) throws -> [Posting] {
         guard let json = try row[index].decode(String?.self) else { return [] }
         return try JSONDecoder().decode([Posting].self, from: Data(json.utf8))

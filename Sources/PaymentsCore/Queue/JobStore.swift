@@ -101,7 +101,7 @@ public struct JobStore: Sendable {
     /// lost its lease changes nothing. A final outcome moves the job out of the queue
     /// into payment_history (delete and insert in this statement, so the queue keeps
     /// only open jobs and its cost does not grow with history); a succeeded job gets its
-    /// debit and credit in the same statement, and the ledger's unique (job, side)
+    /// debit and credit in the same statement, and the ledger's primary key (job, side)
     /// refuses a second posting. A retry or a reconciliation stays in the queue
     /// (UPDATE). Returns each recorded job with its outcome; a fenced-off completion is
     /// simply absent.
@@ -300,19 +300,34 @@ public struct JobStore: Sendable {
             """, Self.claimedJobs)
     }
 
-    // MARK: history partitions
+    // MARK: partitions
 
-    /// Creates payment_history's partitions (ten million ids each) up to `ahead` past the
-    /// last id given (ids beyond them land in the default partition, where a read plans
-    /// one more table and retention cannot detach them); returns how many were created.
-    static func addHistoryPartitions(ahead: Int) -> PostgresQuery {
-        "SELECT payment_history_add_partitions(\(Int32(ahead)))::int8"
+    /// The partitioned tables and the function that creates each one's partitions up to
+    /// `ahead` ranges of ten million ids past the last id given (ids beyond them land in
+    /// a default partition, where a read plans one more table and retention cannot
+    /// detach them). Each runs in a transaction of its own: adding a partition takes its
+    /// table's exclusive lock, and holding one table's while waiting for the other's
+    /// could deadlock with a statement that reads both.
+    static let partitionUpkeep: [(table: String, function: String)] = [
+        ("payment_history", "payment_history_add_partitions"),
+        ("ledger_entries", "ledger_entries_add_partitions"),
+    ]
+
+    static func addPartitions(_ function: String, ahead: Int) -> PostgresQuery {
+        "SELECT \(unescaped: function)(\(Int32(ahead)))::int8"
     }
 
-    public func addHistoryPartitions(ahead: Int) async throws -> Int {
-        try await bounded(Self.addHistoryPartitions(ahead: ahead)) { rows in
-            for try await (created) in rows.decode(Int64.self) { return Int(created) }
-            return 0
+    /// Creates the missing partitions of every partitioned table; returns how many were
+    /// created, by table (only tables that got some).
+    public func addPartitions(ahead: Int) async throws -> [String: Int] {
+        var created: [String: Int] = [:]
+        for (table, function) in Self.partitionUpkeep {
+            let n = try await bounded(Self.addPartitions(function, ahead: ahead)) { rows in
+                for try await (n) in rows.decode(Int64.self) { return Int(n) }
+                return 0
+            }
+            if n > 0 { created[table] = n }
         }
+        return created
     }
 }

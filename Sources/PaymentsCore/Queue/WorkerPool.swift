@@ -80,7 +80,7 @@ public final class WorkerPool: Service, Sendable {
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await self.heartbeatLoop() }
             background.addTask { await self.reapLoop() }
-            background.addTask { await self.historyPartitionLoop() }
+            background.addTask { await self.partitionLoop() }
             background.addTask { await self.reconcileLoop() }
             background.addTask { await self.statsLoop() }
             await withTaskGroup(of: Void.self) { work in
@@ -363,16 +363,19 @@ public final class WorkerPool: Service, Sendable {
         }
     }
 
-    /// Keeps payment_history's partitions two ranges (twenty million ids) ahead of the
+    /// Keeps the history's and the ledger's partitions twenty million ids ahead of the
     /// last id given: at start, then every minute (idempotent; a few catalog lookups
     /// when they exist). Even 100,000 enqueues a second take minutes to use them up.
-    func historyPartitionLoop() async {
+    func partitionLoop() async {
         while !Task.isCancelled {
             do {
-                let created = try await withTimeout(clientTimeout) { [store] in try await store.addHistoryPartitions(ahead: 2) }
-                if created > 0 { logger.info("created payment_history partitions", metadata: ["partitions": "\(created)"]) }
+                // Two statements, each bounded by the statement timeout on the server.
+                let created = try await withTimeout(clientTimeout * 2) { [store] in try await store.addPartitions(ahead: 2) }
+                for (table, n) in created.sorted(by: { $0.key < $1.key }) {
+                    logger.info("created partitions", metadata: ["table": "\(table)", "partitions": "\(n)"])
+                }
             } catch {
-                logger.debug("creating payment_history partitions failed; retrying in a minute", metadata: ["error": "\(describe(error))"])
+                logger.debug("creating partitions failed; retrying in a minute", metadata: ["error": "\(describe(error))"])
             }
             do { try await Task.sleep(for: .seconds(60)) } catch { return }
         }

@@ -10,7 +10,7 @@ enum ReadStatements {
     /// history's other partitions are pruned before planning them.
     static func job(id: Int64, freshAs token: String?) -> PostgresQuery {
         """
-        SELECT \(readNode: token), \(unescaped: Job.columns), \(unescaped: Job.postingsColumn)
+        SELECT \(readNode: token), \(unescaped: Job.columns), \(postingsOf: id)
         FROM (SELECT 1) AS one
         LEFT JOIN LATERAL (\(paymentWithID: id)) j ON true
         """
@@ -54,6 +54,19 @@ extension PostgresQuery.StringInterpolation {
     /// plans only the history partition holding it.
     mutating func appendInterpolation(paymentWithID id: Int64) {
         appendPaymentUnion { $0.appendInterpolation(id) }
+    }
+
+    /// The postings of payment `id` as one JSON array, debit first (NULL when none). The
+    /// id is bound, not taken from the job row: the ledger is partitioned by payment id,
+    /// and a bound id has PostgreSQL plan only the partition holding it.
+    mutating func appendInterpolation(postingsOf id: Int64) {
+        appendLiteral("""
+            (SELECT json_agg(json_build_object('side', l.side, 'account', l.account, 'amount_minor', l.amount_minor,
+                 'currency', l.currency, 'posted_at', \(Job.iso8601("l.posted_at"))) ORDER BY l.side DESC)::text
+             FROM ledger_entries l WHERE l.job_id = 
+            """)
+        appendInterpolation(id)
+        appendLiteral(")")
     }
 
     /// The same for an id known only at run time (`column` of an outer row): every history

@@ -5,8 +5,8 @@ import PostgresNIO
 /// period ago from payment_history into payment_jobs_archive, in batches of one
 /// statement each (a moved row is deleted and archived atomically). Succeeded payments
 /// are never moved (the history's guard refuses it: the ledger points at them). Every
-/// key stays taken in payment_keys. It also creates the history's partitions ahead, as
-/// `serve` does.
+/// key stays taken in payment_keys. It also creates the history's and the ledger's
+/// partitions ahead, as `serve` does.
 public struct Retention: Sendable {
     public let client: PostgresClient
     public let logger: Logger
@@ -30,12 +30,15 @@ public struct Retention: Sendable {
             for try await (n) in try await client.query(query, logger: logger).decode(Int64.self) { return Int(n) }
             return 0
         }
-        let created = try await client.withTransaction(logger: logger) { connection in
-            var created = 0
-            for try await (n) in try await connection.query(JobStore.addHistoryPartitions(ahead: 2), logger: logger).decode(Int64.self) { created = Int(n) }
-            return created
+        for (table, function) in JobStore.partitionUpkeep {
+            // One transaction per table (see JobStore.partitionUpkeep).
+            let created = try await client.withTransaction(logger: logger) { connection in
+                var created = 0
+                for try await (n) in try await connection.query(JobStore.addPartitions(function, ahead: 2), logger: logger).decode(Int64.self) { created = Int(n) }
+                return created
+            }
+            if created > 0 { logger.info("created partitions", metadata: ["table": "\(table)", "partitions": "\(created)"]) }
         }
-        if created > 0 { logger.info("created payment_history partitions", metadata: ["partitions": "\(created)"]) }
         var total = 0
         while true {
             let query: PostgresQuery = """

@@ -1,0 +1,11 @@
+-- Retention finds what it may archive without reading what it may not.
+--
+-- `payments prune` takes failed and cancelled payments in order of finish time. Through
+-- the index of every finished payment by finish time, each batch walked from the oldest
+-- payment past every succeeded one before it (a succeeded payment is never archived, so
+-- they never leave): 20,000 cancelled payments among ten million finished took 24.7 s
+-- (each batch of 5,000 walked ten million entries), and the walk grows with history.
+-- This index holds only what retention can take, and shrinks as it takes it: 0.66 s.
+-- Built on the partitioned table, it locks every partition against writes meanwhile
+-- (12 s at ten million payments): apply with no server running.
+CREATE INDEX payment_history_prunable ON payment_history (finished_at) WHERE state IN ('failed', 'cancelled');
