@@ -63,8 +63,8 @@ struct EnqueueCommand: AsyncParsableCommand {
     /// Paced batches are small so that jobs arrive evenly (50 batches a second).
     var effectiveBatchSize: Int {
         if let batchSize { return batchSize }
-        guard let rate else { return 5_000 }
-        return min(5_000, max(1, Int(rate / 50)))
+        guard let rate else { return Enqueuer.defaultBatchSize }
+        return min(Enqueuer.defaultBatchSize, max(1, Int(rate / 50)))
     }
 
     func run() async throws {

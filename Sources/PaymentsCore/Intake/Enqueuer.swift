@@ -43,7 +43,10 @@ public struct Enqueuer: Sendable {
     /// Where the writes go, for the error a timeout turns into.
     public var endpoint: String
 
-    public init(client: PostgresClient, logger: Logger, batchSize: Int = 5_000, connections: Int = 4,
+    /// Rows per INSERT when the caller does not say.
+    public static let defaultBatchSize = 5_000
+
+    public init(client: PostgresClient, logger: Logger, batchSize: Int = Enqueuer.defaultBatchSize, connections: Int = 4,
                 timeout: Duration = .seconds(30), endpoint: String = "pgbouncer-write") {
         self.client = client
         self.logger = logger

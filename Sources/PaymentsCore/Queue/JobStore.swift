@@ -308,17 +308,19 @@ public struct JobStore: Sendable {
     /// detach them). Each runs in a transaction of its own: adding a partition takes its
     /// table's exclusive lock, and holding one table's while waiting for the other's
     /// could deadlock with a statement that reads both.
-    static let partitionUpkeep: [(table: String, function: String)] = [
+    private static let partitionUpkeep: [(table: String, function: String)] = [
         ("payment_history", "payment_history_add_partitions"),
         ("ledger_entries", "ledger_entries_add_partitions"),
     ]
 
-    static func addPartitions(_ function: String, ahead: Int) -> PostgresQuery {
+    private static func addPartitions(_ function: String, ahead: Int) -> PostgresQuery {
         "SELECT \(unescaped: function)(\(Int32(ahead)))::int8"
     }
 
-    /// Creates the missing partitions of every partitioned table; returns how many were
-    /// created, by table (only tables that got some).
+    /// Creates the missing partitions of every partitioned table, one transaction per
+    /// table, and logs what it created; returns how many, by table (only tables that got
+    /// some). `serve` runs it every minute, `payments prune` before it prunes.
+    @discardableResult
     public func addPartitions(ahead: Int) async throws -> [String: Int] {
         var created: [String: Int] = [:]
         for (table, function) in Self.partitionUpkeep {
@@ -326,7 +328,10 @@ public struct JobStore: Sendable {
                 for try await (n) in rows.decode(Int64.self) { return Int(n) }
                 return 0
             }
-            if n > 0 { created[table] = n }
+            if n > 0 {
+                created[table] = n
+                logger.info("created partitions", metadata: ["table": "\(table)", "partitions": "\(n)"])
+            }
         }
         return created
     }

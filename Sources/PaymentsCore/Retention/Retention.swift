@@ -30,15 +30,9 @@ public struct Retention: Sendable {
             for try await (n) in try await client.query(query, logger: logger).decode(Int64.self) { return Int(n) }
             return 0
         }
-        for (table, function) in JobStore.partitionUpkeep {
-            // One transaction per table (see JobStore.partitionUpkeep).
-            let created = try await client.withTransaction(logger: logger) { connection in
-                var created = 0
-                for try await (n) in try await connection.query(JobStore.addPartitions(function, ahead: 2), logger: logger).decode(Int64.self) { created = Int(n) }
-                return created
-            }
-            if created > 0 { logger.info("created partitions", metadata: ["table": "\(table)", "partitions": "\(created)"]) }
-        }
+        // The same upkeep as serve's. A generous statement timeout: each partition it
+        // creates waits at most 1 s for its lock (the SQL function's own bound).
+        try await JobStore(client: client, statementTimeout: .seconds(120), logger: logger).addPartitions(ahead: 2)
         var total = 0
         while true {
             let query: PostgresQuery = """
