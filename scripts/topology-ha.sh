@@ -1,0 +1,284 @@
+# HA mode of scripts/topology (`--ha`), sourced after the seed's functions and
+# overriding those that differ. WORK IN PROGRESS (issue 13): up/down/status/env/psql.
+#
+# Services: etcd-1..3 (a three-member etcd cluster), node-1..3 (Patroni, each managing
+# one PostgreSQL on the seed's node ports 5432-5434), haproxy (pg_write: the leader, by
+# Patroni's GET /primary; pg_read: replicas within READ_LAG_BOUND by GET /replica?lag=,
+# the leader when none), pgbouncer-write (its server side through haproxy's pg_write, so
+# writes follow the leader) and pgbouncer-read (through pg_read), on the seed's ports.
+
+SERVICES=(etcd-1 etcd-2 etcd-3 node-1 node-2 node-3 haproxy pgbouncer-write pgbouncer-read)
+NODES=(node-1 node-2 node-3)
+HAPROXY_WRITE_PORT=$((5439 + PORT_OFFSET))
+READ_LAG_BOUND="${READ_LAG_BOUND:-16MB}"
+REWIND_USER="${REWIND_USER:-payments_rewind}"
+REWIND_PASSWORD="${REWIND_PASSWORD:-rewind_password}"
+
+node_index() { echo "${1##*-}"; }
+node_pg_port() { echo $((5431 + $(node_index "$1") + PORT_OFFSET)); }
+node_rest_port() { echo $((8007 + $(node_index "$1") + PORT_OFFSET)); }
+etcd_client_port() { echo $((2377 + 2 * $(node_index "$1") + PORT_OFFSET)); }
+etcd_peer_port() { echo $((2378 + 2 * $(node_index "$1") + PORT_OFFSET)); }
+etcd_hosts() { local i out=""; for i in 1 2 3; do out+="${out:+,}127.0.0.1:$(etcd_client_port "etcd-$i")"; done; echo "$out"; }
+
+port_of() {
+  case "$1" in
+    node-1|node-2|node-3) node_pg_port "$1" ;;
+    etcd-1|etcd-2|etcd-3) etcd_client_port "$1" ;;
+    haproxy) echo "$HAPROXY_PORT" ;; haproxy-write) echo "$HAPROXY_WRITE_PORT" ;;
+    pgbouncer-write) echo "$PGB_WRITE_PORT" ;; pgbouncer-read) echo "$PGB_READ_PORT" ;;
+    *) die "unknown service '$1' (one of: ${SERVICES[*]})" ;;
+  esac
+}
+
+ha_ensure_packages() {
+  command -v patroni >/dev/null && command -v etcd >/dev/null && command -v etcdctl >/dev/null && return 0
+  [ "$(id -u)" = 0 ] || die "missing packages: patroni etcd-server etcd-client (run as root)"
+  log "installing patroni etcd-server etcd-client"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  local policy=/usr/sbin/policy-rc.d created=0
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created=1; fi
+  apt-get install -y -q --no-install-recommends patroni etcd-server etcd-client >/dev/null
+  [ "$created" = 1 ] && rm -f "$policy"
+}
+
+# ---------------------------------------------------------------- configs
+render_configs() {
+  cp "$CONFIGS/postgres/postgresql.conf" "$CONF_DIR/postgresql-common.conf"
+  sed -e "s|@CLIENT_CIDR@|127.0.0.1/32|g" -e "s|@REPL_USER@|$REPL_USER|g" \
+    "$CONFIGS/postgres/pg_hba.conf" > "$CONF_DIR/pg_hba.conf"
+  # pg_rewind's role connects to the new leader over TCP (scram, like every role).
+  cp "$CONFIGS/postgres/primary/roles.psql" "$CONF_DIR/roles.psql"
+  cp "$CONFIGS/patroni/post-bootstrap.sh" "$CONF_DIR/patroni-post-bootstrap.sh"
+  chmod 755 "$CONF_DIR/patroni-post-bootstrap.sh"
+  cp "$CONFIGS/haproxy/haproxy-ha.cfg" "$CONF_DIR/haproxy.cfg"
+  local node
+  for node in "${NODES[@]}"; do
+    sed -e "s|@NODE@|$node|g" -e "s|@REST_PORT@|$(node_rest_port "$node")|g" -e "s|@PG_PORT@|$(node_pg_port "$node")|g" \
+        -e "s|@ETCD_HOSTS@|$(etcd_hosts)|g" -e "s|@CONF_DIR@|$CONF_DIR|g" -e "s|@STATE_DIR@|$STATE_DIR|g" \
+        -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@DATA_DIR@|$(data_of "$node")|g" -e "s|@PG_BIN@|$PG_BIN|g" \
+        -e "s|@REPL_USER@|$REPL_USER|g" -e "s|@REPL_PASSWORD@|$REPL_PASSWORD|g" \
+        -e "s|@REWIND_USER@|$REWIND_USER|g" -e "s|@REWIND_PASSWORD@|$REWIND_PASSWORD|g" \
+        "$CONFIGS/patroni/patroni.yml" > "$CONF_DIR/$node.yml"
+    chmod 600 "$CONF_DIR/$node.yml"
+  done
+  write_userlist
+  local name upstream port
+  for name in write read; do
+    if [ "$name" = write ]; then upstream="host=127.0.0.1 port=$HAPROXY_WRITE_PORT"; port=$PGB_WRITE_PORT
+    else upstream="host=127.0.0.1 port=$HAPROXY_PORT"; port=$PGB_READ_PORT; fi
+    sed -e "s|host=postgres-primary port=5432|$upstream|; s|host=haproxy-read port=5440|$upstream|" \
+        -e "s|^listen_addr = .*|listen_addr = 127.0.0.1|" \
+        -e "s|^listen_port = .*|listen_port = $port|" \
+        -e "s|^unix_socket_dir = .*|unix_socket_dir = $RUN_DIR|" \
+        -e "s|^auth_file = .*|auth_file = $CONF_DIR/userlist.txt|" \
+        -e "s|^admin_users = .*|admin_users = $PGBOUNCER_ADMIN_USER|" \
+        -e "s|^stats_users = .*|stats_users = $PGBOUNCER_ADMIN_USER|" \
+        -e "s|^resilient_payment_processor = |$DB_NAME = |; s|dbname=resilient_payment_processor|dbname=$DB_NAME|" \
+        "$CONFIGS/pgbouncer/pgbouncer-$name.ini" > "$CONF_DIR/pgbouncer-$name.ini"
+    printf 'logfile = %s\npidfile = %s\n' "$LOG_DIR/pgbouncer-$name.log" "$(pidfile_of "pgbouncer-$name")" >> "$CONF_DIR/pgbouncer-$name.ini"
+  done
+  if [ "$(id -u)" = 0 ]; then chown -R "$RUN_AS": "$CONF_DIR"; fi
+  chmod 600 "$CONF_DIR/userlist.txt"
+}
+
+# The leader's node name, from any Patroni that answers; empty if none does.
+leader() {
+  local node
+  for node in "${NODES[@]}"; do
+    curl -fsS --max-time 1 "http://127.0.0.1:$(node_rest_port "$node")/cluster" 2>/dev/null \
+      | python3 -c 'import json,sys; print(next((m["name"] for m in json.load(sys.stdin)["members"] if m["role"] == "leader"), ""))' 2>/dev/null \
+      && return 0
+  done
+  echo ""
+}
+leader_port() { local l; l="$(leader)"; [ -n "$l" ] && node_pg_port "$l"; }
+
+write_userlist() {
+  local secret="" port=""
+  port="$(leader_port 2>/dev/null || true)"
+  if [ -n "$port" ]; then
+    secret="$(super_psql "$port" -d postgres -tAc "SELECT rolpassword FROM pg_authid WHERE rolname = '$DB_USER' AND rolpassword LIKE 'SCRAM-SHA-256\$%'" 2>/dev/null || true)"
+  fi
+  local new="$CONF_DIR/userlist.txt.new"
+  printf '"%s" "%s"\n"%s" "%s"\n' "$DB_USER" "${secret:-$DB_PASSWORD}" "$PGBOUNCER_ADMIN_USER" "$PGBOUNCER_ADMIN_PASSWORD" > "$new"
+  if [ "$(id -u)" = 0 ]; then chown "$RUN_AS": "$new"; fi
+  chmod 600 "$new"
+  if cmp -s "$new" "$CONF_DIR/userlist.txt"; then rm -f "$new"; return 0; fi
+  mv "$new" "$CONF_DIR/userlist.txt"
+  local s
+  for s in pgbouncer-write pgbouncer-read; do
+    if running "$s"; then kill -HUP "$(cat "$(pidfile_of "$s")")" 2>/dev/null || true; fi
+  done
+}
+
+# ---------------------------------------------------------------- processes
+# etcd and Patroni do not daemonise: each runs in the background, detached from this
+# script's output, and writes its own pid (the shell's, which it then becomes).
+spawn() { # service, log, command...
+  local service="$1" logf="$2"; shift 2
+  local pidfile; pidfile="$(pidfile_of "$service")"
+  rm -f "$pidfile"
+  as_user bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" >>"$logf" 2>&1 < /dev/null &
+  wait_for "$service to write its pid" 10 test -s "$pidfile" || die "$service did not start (log: $logf)"
+}
+
+running() {
+  case "$1" in
+    etcd-*) pid_running "$1" etcd ;;
+    node-*) pid_running "$1" patroni ;;
+    haproxy) pid_running haproxy haproxy ;;
+    pgbouncer-*) pid_running "$1" pgbouncer ;;
+  esac
+}
+
+etcd_start() { # etcd-N
+  running "$1" && return 0
+  local i cluster=""
+  for i in 1 2 3; do cluster+="${cluster:+,}etcd-$i=http://127.0.0.1:$(etcd_peer_port "etcd-$i")"; done
+  mkdir -p "$STATE_DIR/$1"; [ "$(id -u)" = 0 ] && chown "$RUN_AS": "$STATE_DIR/$1"
+  spawn "$1" "$LOG_DIR/$1.log" etcd --name "$1" --data-dir "$STATE_DIR/$1/data" \
+    --listen-client-urls "http://127.0.0.1:$(etcd_client_port "$1")" --advertise-client-urls "http://127.0.0.1:$(etcd_client_port "$1")" \
+    --listen-peer-urls "http://127.0.0.1:$(etcd_peer_port "$1")" --initial-advertise-peer-urls "http://127.0.0.1:$(etcd_peer_port "$1")" \
+    --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "payments-$PORT_OFFSET"
+}
+
+node_start() { # node-N
+  running "$1" && return 0
+  port_busy "$(node_pg_port "$1")" && die "port $(node_pg_port "$1") is already taken: cannot start $1 (use --port-offset)"
+  mkdir -p "$STATE_DIR/$1"; [ "$(id -u)" = 0 ] && chown "$RUN_AS": "$STATE_DIR/$1"
+  spawn "$1" "$LOG_DIR/$1.log" env DB_USER="$DB_USER" DB_PASSWORD="$DB_PASSWORD" DB_NAME="$DB_NAME" \
+    REPL_USER="$REPL_USER" REPL_PASSWORD="$REPL_PASSWORD" HAPROXY_CHECK_USER="$HAPROXY_CHECK_USER" \
+    patroni "$CONF_DIR/$1.yml"
+}
+
+haproxy_start() {
+  running haproxy && return 0
+  port_busy "$HAPROXY_PORT" && die "port $HAPROXY_PORT is already taken: cannot start haproxy (use --port-offset)"
+  rm -f "$RUN_DIR/haproxy.sock"
+  raise_fd_limit
+  as_user env HAPROXY_BIND="127.0.0.1:$HAPROXY_PORT" HAPROXY_WRITE_BIND="127.0.0.1:$HAPROXY_WRITE_PORT" \
+    HAPROXY_STATS_BIND="127.0.0.1:$HAPROXY_STATS_PORT" HAPROXY_STATS_SOCKET="$RUN_DIR/haproxy.sock" READ_LAG_BOUND="$READ_LAG_BOUND" \
+    NODE1_ADDR="127.0.0.1:$(node_pg_port node-1)" NODE2_ADDR="127.0.0.1:$(node_pg_port node-2)" NODE3_ADDR="127.0.0.1:$(node_pg_port node-3)" \
+    NODE1_REST="$(node_rest_port node-1)" NODE2_REST="$(node_rest_port node-2)" NODE3_REST="$(node_rest_port node-3)" \
+    haproxy -D -q -f "$CONF_DIR/haproxy.cfg" -p "$(pidfile_of haproxy)" >>"$LOG_DIR/haproxy.log" 2>&1 \
+    || { tail -5 "$LOG_DIR/haproxy.log" >&2; die "haproxy did not start"; }
+}
+
+start_service() {
+  case "$1" in
+    etcd-*) etcd_start "$1" ;;
+    node-*) node_start "$1" ;;
+    haproxy) haproxy_start ;;
+    pgbouncer-write|pgbouncer-read) pgbouncer_start "$1" ;;
+    *) die "unknown service '$1' (one of: ${SERVICES[*]})" ;;
+  esac
+  wait_for "$1 to run" 10 running "$1" || die "$1 is not running after start (log: $LOG_DIR)"
+}
+
+stop_service() {
+  case "$1" in
+    # Patroni stops its PostgreSQL (fast) before it exits.
+    node-*) stop_pid "$1" TERM; if pg_running "$1"; then as_user "$PG_BIN/pg_ctl" -D "$(data_of "$1")" -m fast -w -t 60 stop >/dev/null || true; fi ;;
+    etcd-*) stop_pid "$1" TERM ;;
+    haproxy) stop_pid haproxy TERM ;;
+    pgbouncer-write|pgbouncer-read) stop_pid "$1" INT ;;
+    *) die "unknown service '$1' (one of: ${SERVICES[*]})" ;;
+  esac
+  ! running "$1" || die "$1 is still running after stop"
+}
+
+service_pid() {
+  running "$1" || die "$1 is not running"
+  cat "$(pidfile_of "$1")"
+}
+
+# ---------------------------------------------------------------- readiness
+etcd_healthy() { ETCDCTL_API=3 etcdctl --endpoints="$(etcd_hosts)" endpoint health >/dev/null 2>&1; }
+node_is() { # node, primary|replica
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$(node_rest_port "$1")/$2")" = 200 ]
+}
+has_leader() { [ -n "$(leader)" ]; }
+replicas_ready() {
+  local node n=0
+  for node in "${NODES[@]}"; do node_is "$node" "replica?lag=$READ_LAG_BOUND" && n=$((n + 1)); done
+  [ "$n" = 2 ]
+}
+haproxy_replicas_up() {
+  [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$HAPROXY_STATS_PORT/;csv" 2>/dev/null \
+    | awk -F, '$1=="pg_replicas" && $2 ~ /^node-/ && $18=="UP" {n++} END {print n+0}')" = 2 ]
+}
+
+wait_ready() {
+  wait_for "a Patroni leader" 90 has_leader
+  wait_for "two replicas streaming within $READ_LAG_BOUND" 180 replicas_ready
+  wait_for "haproxy marking both replicas UP" 60 haproxy_replicas_up
+  wait_for "pgbouncer-write" 30 pooler_answers "$PGB_WRITE_PORT"
+  wait_for "pgbouncer-read" 30 pooler_answers "$PGB_READ_PORT"
+}
+
+# ---------------------------------------------------------------- commands
+cmd_up() {
+  local t0=$SECONDS s
+  ensure_packages
+  ha_ensure_packages
+  prepare_state
+  for s in etcd-1 etcd-2 etcd-3; do etcd_start "$s"; done
+  wait_for "etcd quorum" 30 etcd_healthy || die "etcd did not become healthy (logs: $LOG_DIR/etcd-*.log)"
+  node_start node-1
+  wait_for "a Patroni leader" 90 has_leader || die "no leader (log: $LOG_DIR/node-1.log)"
+  node_start node-2
+  node_start node-3
+  write_userlist
+  haproxy_start
+  pgbouncer_start pgbouncer-write
+  pgbouncer_start pgbouncer-read
+  wait_ready || { cmd_status >&2 || true; die "the HA topology did not become ready"; }
+  log "HA up in $((SECONDS - t0))s (state: $STATE_DIR); leader $(leader); pgbouncer-write 127.0.0.1:$PGB_WRITE_PORT, pgbouncer-read 127.0.0.1:$PGB_READ_PORT"
+}
+
+cmd_down() {
+  local purge=0 s
+  [ "${1:-}" = "--purge" ] && purge=1
+  [ -d "$STATE_DIR" ] || { log "nothing to stop (no state at $STATE_DIR)"; return 0; }
+  for s in pgbouncer-read pgbouncer-write haproxy node-3 node-2 node-1 etcd-3 etcd-2 etcd-1; do stop_service "$s"; done
+  if [ "$purge" = 1 ]; then
+    rm -rf "${STATE_DIR:?}"; rm -f "$REPO/.state/$(basename "$STATE_DIR")"
+    log "stopped and purged $STATE_DIR"
+  else log "stopped (data kept in $STATE_DIR)"; fi
+}
+
+cmd_status() {
+  local s rc=0 state
+  echo "state: $STATE_DIR (HA mode)"
+  printf '%-16s %-6s %-6s\n' SERVICE PORT STATE
+  for s in "${SERVICES[@]}"; do
+    if running "$s"; then state=up; else state=down; rc=1; fi
+    printf '%-16s %-6s %-6s\n' "$s" "$(port_of "$s")" "$state"
+  done
+  echo; echo "Patroni cluster:"
+  local node
+  for node in "${NODES[@]}"; do
+    if running "$node"; then as_user patronictl -c "$CONF_DIR/$node.yml" list 2>/dev/null && break; fi
+  done
+  if running haproxy; then
+    echo "haproxy backends:"
+    curl -fsS --max-time 2 "http://127.0.0.1:$HAPROXY_STATS_PORT/;csv" 2>/dev/null \
+      | awk -F, 'NR>1 && ($1=="pg_leader" || $1=="pg_replicas") && $2!="BACKEND" {printf "  %-12s %-8s %-5s sessions=%s\n", $1, $2, $18, $5}' || true
+  fi
+  return $rc
+}
+
+cmd_psql() {
+  local target="${1:-pgbouncer-write}"; [ $# -gt 0 ] && shift
+  case "$target" in
+    super)
+      local port; port="$(leader_port)"
+      case "${1:-}" in node-1|node-2|node-3) port="$(node_pg_port "$1")"; shift ;; esac
+      as_user psql -X -h "$RUN_DIR" -p "$port" -U postgres -d "$DB_NAME" "$@" ;;
+    admin-write) admin_psql "$PGB_WRITE_PORT" "$@" ;;
+    admin-read) admin_psql "$PGB_READ_PORT" "$@" ;;
+    *) app_psql "$(port_of "$target")" "$@" ;;
+  esac
+}
