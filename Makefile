@@ -1,5 +1,5 @@
 # The two commands: `make demo` and `make test`. Everything else is a helper.
-.PHONY: test test-release chaos scale demo up down status build release bench
+.PHONY: test test-release test-ha chaos scale demo demo-failover up up-ha down down-ha status status-ha build release bench
 
 test:
 	scripts/run-tests
@@ -18,14 +18,32 @@ chaos:
 scale:
 	scripts/run-scale
 
+# The HA fault suite (suites/ha) on a fresh HA topology (offset 100): RUNS= (1 by
+# default; the README's figures are RUNS=5), scenario names as SCENARIOS=.
+test-ha:
+	scripts/run-ha $(SCENARIOS)
+
 demo:
 	scripts/demo
+
+# The demo on the HA topology with the leader killed a third of the way through.
+demo-failover:
+	FAILOVER=1 scripts/demo
 
 up:
 	scripts/topology up
 
 down:
 	scripts/demo down
+
+up-ha:
+	scripts/topology --ha up
+
+down-ha:
+	FAILOVER=1 scripts/demo down
+
+status-ha:
+	scripts/topology --ha status
 
 status:
 	scripts/topology status

@@ -1,5 +1,5 @@
 # HA mode of scripts/topology (`--ha`), sourced after the seed's functions and
-# overriding those that differ. WORK IN PROGRESS (issue 13): up/down/status/env/psql.
+# overriding those that differ.
 #
 # Services: etcd-1..3 (a three-member etcd cluster), node-1..3 (Patroni, each managing
 # one PostgreSQL on the seed's node ports 5432-5434), haproxy (pg_write: the leader, by
@@ -55,7 +55,7 @@ render_configs() {
   cp "$CONFIGS/haproxy/haproxy-ha.cfg" "$CONF_DIR/haproxy.cfg"
   local node
   for node in "${NODES[@]}"; do
-    sed -e "s|@NODE@|$node|g" -e "s|@REST_PORT@|$(node_rest_port "$node")|g" -e "s|@PG_PORT@|$(node_pg_port "$node")|g" \
+    sed -e "s|@NODE@|$node|g" -e "s|@LISTEN_HOST@|127.0.0.1|g" -e "s|@CONNECT_HOST@|127.0.0.1|g" -e "s|@REST_PORT@|$(node_rest_port "$node")|g" -e "s|@PG_PORT@|$(node_pg_port "$node")|g" \
         -e "s|@ETCD_HOSTS@|$(etcd_hosts)|g" -e "s|@CONF_DIR@|$CONF_DIR|g" -e "s|@STATE_DIR@|$STATE_DIR|g" \
         -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@DATA_DIR@|$(data_of "$node")|g" -e "s|@PG_BIN@|$PG_BIN|g" \
         -e "s|@REPL_USER@|$REPL_USER|g" -e "s|@REPL_PASSWORD@|$REPL_PASSWORD|g" \
@@ -78,6 +78,10 @@ render_configs() {
         -e "s|^resilient_payment_processor = |$DB_NAME = |; s|dbname=resilient_payment_processor|dbname=$DB_NAME|" \
         "$CONFIGS/pgbouncer/pgbouncer-$name.ini" > "$CONF_DIR/pgbouncer-$name.ini"
     printf 'logfile = %s\npidfile = %s\n' "$LOG_DIR/pgbouncer-$name.log" "$(pidfile_of "pgbouncer-$name")" >> "$CONF_DIR/pgbouncer-$name.ini"
+    # Behind HAProxy a failed login means "no leader yet", and HAProxy answers at once:
+    # try again after 0.2 s rather than the seed's 1 s, which alone held the write path
+    # shut for two seconds after a switchover (two failed logins in a row).
+    sed -i 's/^server_login_retry = .*/server_login_retry = 0.2/' "$CONF_DIR/pgbouncer-$name.ini"
   done
   if [ "$(id -u)" = 0 ]; then chown -R "$RUN_AS": "$CONF_DIR"; fi
   chmod 600 "$CONF_DIR/userlist.txt"
@@ -262,12 +266,51 @@ cmd_status() {
   for node in "${NODES[@]}"; do
     if running "$node"; then as_user patronictl -c "$CONF_DIR/$node.yml" list 2>/dev/null && break; fi
   done
+  local lp; lp="$(leader_port 2>/dev/null || true)"
+  if [ -n "$lp" ]; then
+    echo "replication (from the leader; sync = the standby whose flush every commit waits for):"
+    super_psql "$lp" -d postgres -tAF'|' -c "SELECT application_name, state, sync_state, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn),
+        COALESCE(EXTRACT(EPOCH FROM replay_lag), 0), (SELECT timeline_id FROM pg_control_checkpoint())
+      FROM pg_stat_replication ORDER BY application_name" 2>/dev/null \
+      | awk -F'|' '{printf "  %-8s %-10s %-6s replay lag %s bytes, %.3f s (leader timeline %s)\n", $1, $2, $3, $4, $5, $6}'
+  fi
   if running haproxy; then
     echo "haproxy backends:"
     curl -fsS --max-time 2 "http://127.0.0.1:$HAPROXY_STATS_PORT/;csv" 2>/dev/null \
       | awk -F, 'NR>1 && ($1=="pg_leader" || $1=="pg_replicas") && $2!="BACKEND" {printf "  %-12s %-8s %-5s sessions=%s\n", $1, $2, $18, $5}' || true
   fi
   return $rc
+}
+
+cmd_env() {
+  # PRIMARY_DSN: whichever node leads now, through HAProxy's pg_write (no pooler).
+  cat <<EOF
+export WRITE_DSN='postgres://$DB_USER:$DB_PASSWORD@127.0.0.1:$PGB_WRITE_PORT/$DB_NAME?sslmode=disable'
+export READ_DSN='postgres://$DB_USER:$DB_PASSWORD@127.0.0.1:$PGB_READ_PORT/$DB_NAME?sslmode=disable'
+export PRIMARY_DSN='postgres://$DB_USER:$DB_PASSWORD@127.0.0.1:$HAPROXY_WRITE_PORT/$DB_NAME?sslmode=disable'
+export NODE_DSNS='$(for n in "${NODES[@]}"; do printf 'postgres://%s:%s@127.0.0.1:%s/%s?sslmode=disable&connect_timeout=1 ' "$DB_USER" "$DB_PASSWORD" "$(node_pg_port "$n")" "$DB_NAME"; done)'
+export PORT_OFFSET=$PORT_OFFSET
+export TOPOLOGY_HA=1
+export TOPOLOGY_STATE_DIR='$STATE_DIR'
+EOF
+}
+
+# The postmaster of a node (not Patroni's pid, which `pid` gives).
+node_postmaster() {
+  case "$1" in node-1|node-2|node-3) ;; *) die "unknown node '$1' (node-1, node-2 or node-3)" ;; esac
+  local pidfile; pidfile="$(data_of "$1")/postmaster.pid"
+  [ -r "$pidfile" ] || die "$1 has no postmaster.pid (not running)"
+  local pid; pid="$(head -1 "$pidfile")"
+  kill -0 "$pid" 2>/dev/null || die "$1's postmaster $pid is not running"
+  echo "$pid"
+}
+
+cmd_patronictl() {
+  local node
+  for node in "${NODES[@]}"; do
+    if running "$node"; then as_user patronictl -c "$CONF_DIR/$node.yml" "$@"; return; fi
+  done
+  die "no Patroni is running"
 }
 
 cmd_psql() {

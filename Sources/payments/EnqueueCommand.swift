@@ -73,7 +73,9 @@ struct EnqueueCommand: AsyncParsableCommand {
             let database = try db.makeDatabase(logger: logger, writePool: connections, readPool: 1)
             // Read the file before touching the database: a missing file is the first thing to report.
             let fileData = try input.map(Self.readInput)
-            try await database.checkReachable()
+            // Through a failover (HA mode) the pooler answers but cannot log in for a few
+            // seconds: wait for it within the enqueue's own timeout.
+            try await database.checkReachable(patience: .milliseconds(Int64(timeout * 1000)))
             let display = ProgressDisplay(label: "enqueue")
             let summary = try await database.run {
                 let enqueuer = Enqueuer(client: database.write, logger: logger, batchSize: effectiveBatchSize, connections: connections,

@@ -76,7 +76,7 @@ struct WatchCommand: AsyncParsableCommand {
         let report = try await Invariants.check(database.write, keyPrefix: keyPrefix, journals: gatewayJournal, logger: logger)
         let figures = try await RunFigures.measure(database, keyPrefix: keyPrefix, logger: logger)
         let served = reads.router.counts.snapshot
-        let replicasServing = served.filter { $0.key.contains("replica") && $0.value > 0 }.count
+        let replicasServing = reads.router.counts.replicaNodes.count
         var lines: [(Bool, String)] = report.checks.map { check in (check.passed, "\(check.name): \(check.detail)") }
         lines.append((progress.total == count, "all \(count) jobs enqueued: \(progress.total) found"))
         let servedText = served.sorted { $0.key < $1.key }.map { entry in "\(entry.key) \(entry.value)" }.joined(separator: ", ")

@@ -131,6 +131,16 @@ import PaymentsCore
         #expect(isTransientDatabaseError(TimeoutError()))
         #expect(!isTransientDatabaseError(PaymentsError.invalidOption("x")))
     }
+
+    /// What a failover shows a client: connections reset (08006), a pooler that cannot
+    /// log in yet (08P01), the old leader shutting down (57P01), and a write on a server
+    /// connection to the node just demoted (25006). None wrote anything, so all are
+    /// retried; a constraint or a transaction in the wrong state is not.
+    @Test(arguments: [("08006", true), ("08P01", true), ("57P01", true), ("57P03", true), ("40001", true), ("53300", true),
+                      ("25006", true), ("25P02", false), ("25001", false), ("23505", false), ("42601", false), ("22P02", false)])
+    func transientSQLStates(state: String, transient: Bool) {
+        #expect(isTransientSQLState(state) == transient, "\(state)")
+    }
 }
 
 @Suite struct TimeoutTests {

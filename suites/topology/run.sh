@@ -51,6 +51,7 @@ test_compose_config() {
   local dc
   if docker compose version >/dev/null 2>&1; then dc=(docker compose); else dc=(docker-compose); fi
   "${dc[@]}" -f "$REPO/compose/docker-compose.yml" config -q || fail "compose config is invalid"
+  "${dc[@]}" -f "$REPO/compose/docker-compose.ha.yml" config -q || fail "the HA compose config is invalid"
 }
 
 test_up_twice_is_fine() {

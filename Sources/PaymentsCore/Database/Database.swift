@@ -58,25 +58,47 @@ public struct Database: Sendable {
     }
 
     /// Fails fast, with the pooler's name and the reason, when a pooler does not answer.
-    public func checkReachable(write checkWrite: Bool = true, read checkRead: Bool = false, timeout: Duration = .seconds(5)) async throws {
-        if checkWrite { try await Self.ping(writeURL, role: "pgbouncer-write", timeout: timeout, logger: logger) }
-        if checkRead { try await Self.ping(readURL, role: "pgbouncer-read", timeout: timeout, logger: logger) }
+    /// - Parameter patience: how long to keep asking while the pooler answers but its
+    ///   server side is switching (a failover: server_login_retry, a node starting or
+    ///   shutting down, a demoted node): those errors carry a SQLSTATE from the server
+    ///   and pass. A pooler that does not answer at all (refused, no SQLSTATE) or an
+    ///   error no wait can fix (authentication, unknown database) fails at once.
+    public func checkReachable(write checkWrite: Bool = true, read checkRead: Bool = false, timeout: Duration = .seconds(5),
+                               patience: Duration = .zero) async throws {
+        if checkWrite { try await Self.ping(writeURL, role: "pgbouncer-write", timeout: timeout, patience: patience, logger: logger) }
+        if checkRead { try await Self.ping(readURL, role: "pgbouncer-read", timeout: timeout, patience: patience, logger: logger) }
     }
 
     /// One dedicated connection and `SELECT 1`: unlike a pooled query, it surfaces the
     /// real cause (refused, authentication failed, unknown database) at once.
-    public static func ping(_ url: DatabaseURL, role: String, timeout: Duration, logger: Logger) async throws {
-        do {
-            try await withTimeout(timeout) {
-                let config = try url.connectionConfiguration(connectTimeout: timeout)
-                let connection = try await PostgresConnection.connect(configuration: config, id: 0, logger: logger)
-                defer { Task { try? await connection.close() } }
-                _ = try await connection.query("SELECT 1", logger: logger).collect()
+    public static func ping(_ url: DatabaseURL, role: String, timeout: Duration, patience: Duration = .zero, logger: Logger) async throws {
+        let deadline = ContinuousClock.now + patience
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                try await withTimeout(timeout) {
+                    let config = try url.connectionConfiguration(connectTimeout: timeout)
+                    let connection = try await PostgresConnection.connect(configuration: config, id: 0, logger: logger)
+                    defer { Task { try? await connection.close() } }
+                    _ = try await connection.query("SELECT 1", logger: logger).collect()
+                }
+                return
+            } catch {
+                // A pooler holding the login while no server is there (the wait of a
+                // failover) looks like a timeout; one that answers with the server's
+                // SQLSTATE says so.
+                let switching = error is TimeoutError
+                    || (rootCause(error) as? PSQLError)?.serverInfo?[.sqlState].map(isTransientSQLState) == true
+                if switching, ContinuousClock.now + delay < deadline {
+                    logger.warning("\(role) answers but its server side is switching; waiting", metadata: [
+                        "error": "\(describe(error))", "retry_in": "\(delay)"])
+                    try await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(1))
+                    continue
+                }
+                let reason = error is TimeoutError ? "no answer within \(timeout)" : describe(error)
+                throw PaymentsError.unreachable(role: role, endpoint: url.endpoint, reason: reason)
             }
-        } catch is TimeoutError {
-            throw PaymentsError.unreachable(role: role, endpoint: url.endpoint, reason: "no answer within \(timeout)")
-        } catch {
-            throw PaymentsError.unreachable(role: role, endpoint: url.endpoint, reason: describe(error))
         }
     }
 }

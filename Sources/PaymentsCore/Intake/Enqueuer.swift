@@ -61,6 +61,27 @@ public struct Enqueuer: Sendable {
         try await withDeadline(timeout, role: "pgbouncer-write", endpoint: endpoint, hint: "is the primary up?", operation)
     }
 
+    /// `operation` again after each transient error (a failover's reset connections, a
+    /// demoted node's 25006, a pooler that cannot log in yet), within `timeout` in all.
+    /// Safe because every insert is keyed: a batch whose COMMIT committed but whose answer
+    /// was lost inserts nothing the second time (its payments then count as duplicates,
+    /// never twice).
+    func boundedRetrying<T: Sendable>(what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let logger = logger
+        return try await bounded {
+            var delay = Duration.milliseconds(50)
+            while true {
+                do {
+                    return try await operation()
+                } catch where isTransientDatabaseError(error) && !Task.isCancelled {
+                    logger.warning("\(what) failed; retrying", metadata: ["error": "\(describe(error))", "retry_in": "\(delay)"])
+                    try await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(1))
+                }
+            }
+        }
+    }
+
     /// Generates `count` realistic jobs and inserts them, `connections` batches at a time.
     /// - Parameter rate: jobs per second to hold to, as a load generator: the batch
     ///   holding job n starts no sooner than n / rate seconds after the first, so jobs
@@ -88,7 +109,9 @@ public struct Enqueuer: Sendable {
                         }
                         var generator = JobGenerator(keyPrefix: keyPrefix, seed: seed &+ UInt64(index) &* 0x9E37_79B9)
                         let jobs = (lower..<upper).map { generator.make(index: $0) }
-                        let new = try await bounded { try await Self.insertBatch(jobs, on: client, logger: logger) }
+                        let new = try await boundedRetrying(what: "a batch of \(jobs.count) payments") {
+                            try await Self.insertBatch(jobs, on: client, logger: logger)
+                        }
                         let (doneTotal, newTotal) = counters.record(done: jobs.count, inserted: new)
                         progress(Progress(done: doneTotal, total: count, inserted: newTotal, elapsed: clock.now - start))
                     }
@@ -111,7 +134,7 @@ public struct Enqueuer: Sendable {
         let batchSize = self.batchSize
         let logger = self.logger
         let client = self.client
-        let new = try await bounded { try await client.withTransaction(logger: logger) { connection -> Int in
+        let new = try await boundedRetrying(what: "the file's transaction") { try await client.withTransaction(logger: logger) { connection -> Int in
             var new = 0
             var conflicts: [LineError] = []
             let batches = stride(from: 0, to: payments.count, by: batchSize).map {

@@ -43,7 +43,7 @@ public struct ReadRouter: Sendable {
             let (answer, fresh) = try await withTimeout(timeout) {
                 try await self.run(statement, on: self.database.read, decode: decode)
             }
-            counts.record(answer.source.node)
+            counts.record(answer.source)
             if !fresh {
                 reason = "\(answer.source.node) has not replayed the token yet"
             } else if let why = unusable(answer.value, answer.source) {
@@ -61,7 +61,7 @@ public struct ReadRouter: Sendable {
         var (answer, _) = try await withTimeout(timeout) {
             try await self.run(statement, on: self.database.write, decode: decode)
         }
-        counts.record(answer.source.node)
+        counts.record(answer.source)
         answer.source.viaWritePath = true
         answer.source.reason = reason
         return answer

@@ -2,7 +2,9 @@
 public struct ReadSource: Sendable, Equatable {
     public enum Kind: String, Sendable { case replica, primary }
     public var kind: Kind
-    /// cluster_name of the node: payments-replica-1, payments-replica-2 or payments-primary.
+    /// The node's name: its `payments.node` setting where set (HA mode: payments-node-1..3,
+    /// since Patroni sets every node's cluster_name to the cluster's scope), else its
+    /// cluster_name (the seed: payments-primary, payments-replica-1, payments-replica-2).
     public var node: String
     public var lagSeconds: Double?
     /// The read came from the primary through pgbouncer-write because the read path

@@ -83,12 +83,13 @@ extension PostgresQuery.StringInterpolation {
         appendLiteral(" LIMIT 1")
     }
 
-    /// Is the node a replica, its cluster_name, its replay lag in seconds (0 when it has
+    /// Is the node a replica, its name, its replay lag in seconds (0 when it has
     /// replayed all it received), and whether it has replayed `token` (a WAL position a
     /// write returned; always true on the primary or without a token).
     mutating func appendInterpolation(readNode token: String?) {
         appendLiteral("""
-            pg_is_in_recovery(), current_setting('cluster_name'),
+            pg_is_in_recovery(),
+            COALESCE(NULLIF(current_setting('payments.node', true), ''), current_setting('cluster_name')),
             CASE WHEN NOT pg_is_in_recovery() THEN 0::float8
                  WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8
                  ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8, 0) END,
