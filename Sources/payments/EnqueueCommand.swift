@@ -74,7 +74,7 @@ struct EnqueueCommand: AsyncParsableCommand {
             // Read the file before touching the database: a missing file is the first thing to report.
             let fileData = try input.map(Self.readInput)
             // Through a failover (HA mode) the pooler answers but cannot log in for a few
-            // seconds: wait for it within the enqueue's own timeout.
+            // seconds: wait for it, up to the enqueue's timeout (before the batches' own).
             try await database.checkReachable(patience: .milliseconds(Int64(timeout * 1000)))
             let display = ProgressDisplay(label: "enqueue")
             let summary = try await database.run {
@@ -90,7 +90,9 @@ struct EnqueueCommand: AsyncParsableCommand {
                     FileHandle.standardError.write(Data("enqueue: key prefix \(prefix), seed \(seed) (re-run with --key-prefix \(prefix) --seed \(seed) --batch-size \(effectiveBatchSize) to resume after an error: a batch's payments depend on its size)\n".utf8))
                     return try await enqueuer.enqueueGenerated(count: count, keyPrefix: prefix, seed: seed, rate: rate, progress: report)
                 }
-                let currencies = try await enqueuer.bounded { try await Catalog.currencies(database.write, logger: logger) }
+                let currencies = try await enqueuer.boundedRetrying(what: "reading the currencies") {
+                    try await Catalog.currencies(database.write, logger: logger)
+                }
                 let parsed = JSONLinesParser.parse(fileData ?? Data(), currencies: currencies, keyPrefix: keyPrefix)
                 guard parsed.errors.isEmpty else { throw PaymentsError.invalidInput(lines: parsed.errors, total: parsed.total) }
                 guard !parsed.payments.isEmpty else { throw PaymentsError.emptyInput }

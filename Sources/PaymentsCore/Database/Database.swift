@@ -59,10 +59,9 @@ public struct Database: Sendable {
 
     /// Fails fast, with the pooler's name and the reason, when a pooler does not answer.
     /// - Parameter patience: how long to keep asking while the pooler answers but its
-    ///   server side is switching (a failover: server_login_retry, a node starting or
-    ///   shutting down, a demoted node): those errors carry a SQLSTATE from the server
-    ///   and pass. A pooler that does not answer at all (refused, no SQLSTATE) or an
-    ///   error no wait can fix (authentication, unknown database) fails at once.
+    ///   server side is switching (see `isServerSideSwitching`). A pooler that refuses the
+    ///   connection, or an error no wait can fix (authentication, an unknown database),
+    ///   fails at once whatever the patience.
     public func checkReachable(write checkWrite: Bool = true, read checkRead: Bool = false, timeout: Duration = .seconds(5),
                                patience: Duration = .zero) async throws {
         if checkWrite { try await Self.ping(writeURL, role: "pgbouncer-write", timeout: timeout, patience: patience, logger: logger) }
@@ -72,7 +71,8 @@ public struct Database: Sendable {
     /// One dedicated connection and `SELECT 1`: unlike a pooled query, it surfaces the
     /// real cause (refused, authentication failed, unknown database) at once.
     public static func ping(_ url: DatabaseURL, role: String, timeout: Duration, patience: Duration = .zero, logger: Logger) async throws {
-        let deadline = ContinuousClock.now + patience
+        let clock = ContinuousClock()
+        let start = clock.now
         var delay = Duration.milliseconds(100)
         while true {
             do {
@@ -84,21 +84,30 @@ public struct Database: Sendable {
                 }
                 return
             } catch {
-                // A pooler holding the login while no server is there (the wait of a
-                // failover) looks like a timeout; one that answers with the server's
-                // SQLSTATE says so.
-                let switching = error is TimeoutError
-                    || (rootCause(error) as? PSQLError)?.serverInfo?[.sqlState].map(isTransientSQLState) == true
-                if switching, ContinuousClock.now + delay < deadline {
+                if isServerSideSwitching(error), clock.now + delay < start + patience {
                     logger.warning("\(role) answers but its server side is switching; waiting", metadata: [
                         "error": "\(describe(error))", "retry_in": "\(delay)"])
                     try await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(1))
                     continue
                 }
-                let reason = error is TimeoutError ? "no answer within \(timeout)" : describe(error)
+                var reason = error is TimeoutError ? "no answer within \(timeout)" : describe(error)
+                let waited = clock.now - start
+                if waited > timeout { reason += " (still so after \(Int(waited.seconds)) s of waiting)" }
                 throw PaymentsError.unreachable(role: role, endpoint: url.endpoint, reason: reason)
             }
         }
+    }
+
+    /// The errors of a failover seen from behind a pooler: the pooler holding a login
+    /// while no server takes it (a timeout), PgBouncer's "server login has been failing"
+    /// (08P01, server_login_retry), a node shutting down or starting (57P01-57P03), a
+    /// node demoted a moment ago (25006). Not PgBouncer's other 08P01s (an unknown
+    /// database, a wrong password), which no wait fixes.
+    static func isServerSideSwitching(_ error: any Error) -> Bool {
+        if error is TimeoutError { return true }
+        guard let psql = rootCause(error) as? PSQLError, let state = psql.serverInfo?[.sqlState] else { return false }
+        if ["57P01", "57P02", "57P03", "25006"].contains(state) { return true }
+        return state == "08P01" && (psql.serverInfo?[.message] ?? "").contains("server login")
     }
 }

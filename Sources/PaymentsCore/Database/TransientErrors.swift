@@ -16,12 +16,11 @@ public func isTransientDatabaseError(_ error: any Error) -> Bool {
 }
 
 /// The SQLSTATEs a retry can get past. 25006 (read_only_sql_transaction) is the one of
-/// its class that is: in HA mode, a server connection pgbouncer-write opened to the
-/// leader before a switchover still reaches that node after Patroni demotes it to a
-/// replica, and every write on it fails so until the pooler drops it (HAProxy closes
-/// it on the switch); nothing was written, so running the transaction again, on a
-/// connection to the new leader, is safe. The rest of class 25 (a transaction in the
-/// wrong state) is a defect, not a moment.
+/// its class that is: in HA mode, for the moment between a switchover's demotion and
+/// HAProxy's next check of the old leader (200 ms), a new server connection can still
+/// reach the node just demoted, where every write fails so; nothing was written, so
+/// running the transaction again, on a connection to the new leader, is safe. The rest
+/// of class 25 (a transaction in the wrong state) is a defect, not a moment.
 public func isTransientSQLState(_ state: String) -> Bool {
     state == "25006" || ["08", "40", "53", "57", "58"].contains(String(state.prefix(2)))
 }

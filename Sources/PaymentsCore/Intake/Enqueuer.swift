@@ -65,21 +65,35 @@ public struct Enqueuer: Sendable {
     /// demoted node's 25006, a pooler that cannot log in yet), within `timeout` in all.
     /// Safe because every insert is keyed: a batch whose COMMIT committed but whose answer
     /// was lost inserts nothing the second time (its payments then count as duplicates,
-    /// never twice).
-    func boundedRetrying<T: Sendable>(what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// never twice). The tries run one after another, never side by side. Past the
+    /// timeout, the error names the last failure retried, not just the silence.
+    public func boundedRetrying<T: Sendable>(what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let logger = logger
-        return try await bounded {
-            var delay = Duration.milliseconds(50)
-            while true {
-                do {
-                    return try await operation()
-                } catch where isTransientDatabaseError(error) && !Task.isCancelled {
-                    logger.warning("\(what) failed; retrying", metadata: ["error": "\(describe(error))", "retry_in": "\(delay)"])
-                    try await Task.sleep(for: delay)
-                    delay = min(delay * 2, .seconds(1))
+        let last = LastError()
+        do {
+            return try await bounded {
+                var delay = Duration.milliseconds(50)
+                while true {
+                    do {
+                        return try await operation()
+                    } catch where isTransientDatabaseError(error) && !Task.isCancelled {
+                        last.set(describe(error))
+                        logger.warning("\(what) failed; retrying", metadata: ["error": "\(describe(error))", "retry_in": "\(delay)"])
+                        try await Task.sleep(for: delay)
+                        delay = min(delay * 2, .seconds(1))
+                    }
                 }
             }
+        } catch PaymentsError.unreachable(let role, let endpoint, let reason) {
+            guard let lastError = last.value else { throw PaymentsError.unreachable(role: role, endpoint: endpoint, reason: reason) }
+            throw PaymentsError.unreachable(role: role, endpoint: endpoint, reason: "\(what) still failing after \(timeout): \(lastError)")
         }
+    }
+
+    final class LastError: Sendable {
+        private let state = Mutex<String?>(nil)
+        func set(_ text: String) { state.withLock { $0 = text } }
+        var value: String? { state.withLock { $0 } }
     }
 
     /// Generates `count` realistic jobs and inserts them, `connections` batches at a time.
