@@ -11,6 +11,10 @@ SERVICES=(etcd-1 etcd-2 etcd-3 node-1 node-2 node-3 haproxy pgbouncer-write pgbo
 NODES=(node-1 node-2 node-3)
 HAPROXY_WRITE_PORT=$((5439 + PORT_OFFSET))
 READ_LAG_BOUND="${READ_LAG_BOUND:-16MB}"
+# Where patroni and patronictl are: Debian's (3.0.2, on PATH) unless PATRONI_BIN_DIR
+# names another (a virtual environment with Patroni from PyPI).
+PATRONI_BIN="${PATRONI_BIN_DIR:+$PATRONI_BIN_DIR/}patroni"
+PATRONICTL_BIN="${PATRONI_BIN_DIR:+$PATRONI_BIN_DIR/}patronictl"
 REWIND_USER="${REWIND_USER:-payments_rewind}"
 REWIND_PASSWORD="${REWIND_PASSWORD:-rewind_password}"
 
@@ -154,7 +158,7 @@ node_start() { # node-N
   mkdir -p "$STATE_DIR/$1"; [ "$(id -u)" = 0 ] && chown "$RUN_AS": "$STATE_DIR/$1"
   spawn "$1" "$LOG_DIR/$1.log" env DB_USER="$DB_USER" DB_PASSWORD="$DB_PASSWORD" DB_NAME="$DB_NAME" \
     REPL_USER="$REPL_USER" REPL_PASSWORD="$REPL_PASSWORD" HAPROXY_CHECK_USER="$HAPROXY_CHECK_USER" \
-    patroni "$CONF_DIR/$1.yml"
+    "$PATRONI_BIN" "$CONF_DIR/$1.yml"
 }
 
 haproxy_start() {
@@ -264,7 +268,7 @@ cmd_status() {
   echo; echo "Patroni cluster:"
   local node
   for node in "${NODES[@]}"; do
-    if running "$node"; then as_user patronictl -c "$CONF_DIR/$node.yml" list 2>/dev/null && break; fi
+    if running "$node"; then as_user "$PATRONICTL_BIN" -c "$CONF_DIR/$node.yml" list 2>/dev/null && break; fi
   done
   local lp; lp="$(leader_port 2>/dev/null || true)"
   if [ -n "$lp" ]; then
@@ -308,7 +312,7 @@ node_postmaster() {
 cmd_patronictl() {
   local node
   for node in "${NODES[@]}"; do
-    if running "$node"; then as_user patronictl -c "$CONF_DIR/$node.yml" "$@"; return; fi
+    if running "$node"; then as_user "$PATRONICTL_BIN" -c "$CONF_DIR/$node.yml" "$@"; return; fi
   done
   die "no Patroni is running"
 }
