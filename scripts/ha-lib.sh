@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# The HA topology as Patroni sees it, for suites/ha and the failover demo. Source after
-# scripts/lib.sh (TOPO with --ha or TOPOLOGY_HA=1) with the topology's env evaluated.
+# The HA topology as Patroni sees it, for suites/ha, the failover demo and
+# scripts/topology-ha.sh (which uses ha_leader). Needs PORT_OFFSET; ha_kill_node needs
+# TOPO (scripts/lib.sh), ha_streaming the topology env (PRIMARY_DSN).
 
 # /cluster from whichever Patroni answers.
 ha_rest_port() { echo $((8007 + ${1##*-} + PORT_OFFSET)); }

@@ -52,11 +52,8 @@ ha_ensure_packages() {
 
 # ---------------------------------------------------------------- configs
 render_configs() {
-  cp "$CONFIGS/postgres/postgresql.conf" "$CONF_DIR/postgresql-common.conf"
-  sed -e "s|@CLIENT_CIDR@|127.0.0.1/32|g" -e "s|@REPL_USER@|$REPL_USER|g" \
-    "$CONFIGS/postgres/pg_hba.conf" > "$CONF_DIR/pg_hba.conf"
   # pg_rewind's role connects to the new leader over TCP (scram, like every role).
-  cp "$CONFIGS/postgres/primary/roles.psql" "$CONF_DIR/roles.psql"
+  render_node_configs
   cp "$CONFIGS/patroni/post-bootstrap.sh" "$CONF_DIR/patroni-post-bootstrap.sh"
   chmod 755 "$CONF_DIR/patroni-post-bootstrap.sh"
   cp "$CONFIGS/haproxy/haproxy-ha.cfg" "$CONF_DIR/haproxy.cfg"
@@ -71,58 +68,21 @@ render_configs() {
     chmod 600 "$CONF_DIR/$node.yml"
   done
   write_userlist
-  local name upstream port
-  for name in write read; do
-    if [ "$name" = write ]; then upstream="host=127.0.0.1 port=$HAPROXY_WRITE_PORT"; port=$PGB_WRITE_PORT
-    else upstream="host=127.0.0.1 port=$HAPROXY_PORT"; port=$PGB_READ_PORT; fi
-    sed -e "s|host=postgres-primary port=5432|$upstream|; s|host=haproxy-read port=5440|$upstream|" \
-        -e "s|^listen_addr = .*|listen_addr = 127.0.0.1|" \
-        -e "s|^listen_port = .*|listen_port = $port|" \
-        -e "s|^unix_socket_dir = .*|unix_socket_dir = $RUN_DIR|" \
-        -e "s|^auth_file = .*|auth_file = $CONF_DIR/userlist.txt|" \
-        -e "s|^admin_users = .*|admin_users = $PGBOUNCER_ADMIN_USER|" \
-        -e "s|^stats_users = .*|stats_users = $PGBOUNCER_ADMIN_USER|" \
-        -e "s|^resilient_payment_processor = |$DB_NAME = |; s|dbname=resilient_payment_processor|dbname=$DB_NAME|" \
-        "$CONFIGS/pgbouncer/pgbouncer-$name.ini" > "$CONF_DIR/pgbouncer-$name.ini"
-    printf 'logfile = %s\npidfile = %s\n' "$LOG_DIR/pgbouncer-$name.log" "$(pidfile_of "pgbouncer-$name")" >> "$CONF_DIR/pgbouncer-$name.ini"
-    # Behind HAProxy a failed login means "no leader yet", and HAProxy answers at once:
-    # try again after 0.2 s rather than the seed's 1 s, which alone held the write path
-    # shut for two seconds after a switchover (two failed logins in a row).
-    sed -i 's/^server_login_retry = .*/server_login_retry = 0.2/' "$CONF_DIR/pgbouncer-$name.ini"
-  done
-  if [ "$(id -u)" = 0 ]; then chown -R "$RUN_AS": "$CONF_DIR"; fi
-  chmod 600 "$CONF_DIR/userlist.txt"
+  # Writes through HAProxy's pg_write (the leader), reads through its pg_read.
+  render_poolers "$HAPROXY_WRITE_PORT" "$HAPROXY_PORT"
+  # Behind HAProxy a failed login means "no leader yet", and HAProxy answers at once:
+  # try again after 0.2 s rather than the seed's 1 s, which alone held the write path
+  # shut for two seconds after a switchover (two failed logins in a row).
+  sed -i 's/^server_login_retry = .*/server_login_retry = 0.2/' "$CONF_DIR/pgbouncer-write.ini" "$CONF_DIR/pgbouncer-read.ini"
+  finish_configs
 }
 
-# The leader's node name, from any Patroni that answers; empty if none does.
-leader() {
-  local node
-  for node in "${NODES[@]}"; do
-    curl -fsS --max-time 1 "http://127.0.0.1:$(node_rest_port "$node")/cluster" 2>/dev/null \
-      | python3 -c 'import json,sys; print(next((m["name"] for m in json.load(sys.stdin)["members"] if m["role"] == "leader"), ""))' 2>/dev/null \
-      && return 0
-  done
-  echo ""
-}
+# The leader's node name (Patroni's /cluster, from any node that answers); empty if none.
+. "$REPO/scripts/ha-lib.sh"
+leader() { ha_leader || true; }
 leader_port() { local l; l="$(leader)"; [ -n "$l" ] && node_pg_port "$l"; }
-
-write_userlist() {
-  local secret="" port=""
-  port="$(leader_port 2>/dev/null || true)"
-  if [ -n "$port" ]; then
-    secret="$(super_psql "$port" -d postgres -tAc "SELECT rolpassword FROM pg_authid WHERE rolname = '$DB_USER' AND rolpassword LIKE 'SCRAM-SHA-256\$%'" 2>/dev/null || true)"
-  fi
-  local new="$CONF_DIR/userlist.txt.new"
-  printf '"%s" "%s"\n"%s" "%s"\n' "$DB_USER" "${secret:-$DB_PASSWORD}" "$PGBOUNCER_ADMIN_USER" "$PGBOUNCER_ADMIN_PASSWORD" > "$new"
-  if [ "$(id -u)" = 0 ]; then chown "$RUN_AS": "$new"; fi
-  chmod 600 "$new"
-  if cmp -s "$new" "$CONF_DIR/userlist.txt"; then rm -f "$new"; return 0; fi
-  mv "$new" "$CONF_DIR/userlist.txt"
-  local s
-  for s in pgbouncer-write pgbouncer-read; do
-    if running "$s"; then kill -HUP "$(cat "$(pidfile_of "$s")")" 2>/dev/null || true; fi
-  done
-}
+# The app role's SCRAM secret comes from whichever node leads.
+userlist_source_port() { leader_port 2>/dev/null || true; }
 
 # ---------------------------------------------------------------- processes
 # etcd and Patroni do not daemonise: each runs in the background, detached from this

@@ -183,3 +183,46 @@ import PaymentsCore
         }
     }
 }
+
+/// The retry loop behind the enqueue's batches and the start-up ping.
+@Suite struct RetryingTests {
+    struct Flaky: Error {}
+    struct Fatal: Error {}
+    final class Tries: @unchecked Sendable { var count = 0; var delays: [Duration] = [] }
+
+    @Test func retriesWhileAllowedWithADoublingCappedDelay() async throws {
+        let tries = Tries()
+        let value = try await retrying(first: .milliseconds(1), cap: .milliseconds(4),
+                                       while: { error, _ in error is Flaky },
+                                       onRetry: { _, delay in tries.delays.append(delay) }) { () async throws -> Int in
+            tries.count += 1
+            if tries.count < 5 { throw Flaky() }
+            return 42
+        }
+        #expect(value == 42)
+        #expect(tries.count == 5)
+        #expect(tries.delays == [.milliseconds(1), .milliseconds(2), .milliseconds(4), .milliseconds(4)])
+    }
+
+    @Test func throwsAnErrorItMayNotRetryAtOnce() async {
+        let tries = Tries()
+        await #expect(throws: Fatal.self) {
+            try await retrying(first: .milliseconds(1), cap: .milliseconds(4), while: { error, _ in error is Flaky }) { () async throws -> Int in
+                tries.count += 1
+                throw Fatal()
+            }
+        }
+        #expect(tries.count == 1)
+    }
+
+    @Test func stopsWhenThePredicateSaysTheWaitIsOver() async {
+        let tries = Tries()
+        await #expect(throws: Flaky.self) {
+            try await retrying(first: .milliseconds(1), cap: .milliseconds(1), while: { _, _ in tries.count < 3 }) { () async throws -> Int in
+                tries.count += 1
+                throw Flaky()
+            }
+        }
+        #expect(tries.count == 3)
+    }
+}

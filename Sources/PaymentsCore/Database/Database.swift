@@ -73,29 +73,25 @@ public struct Database: Sendable {
     public static func ping(_ url: DatabaseURL, role: String, timeout: Duration, patience: Duration = .zero, logger: Logger) async throws {
         let clock = ContinuousClock()
         let start = clock.now
-        var delay = Duration.milliseconds(100)
-        while true {
-            do {
+        do {
+            try await retrying(first: .milliseconds(100), cap: .seconds(1),
+                               while: { error, delay in isServerSideSwitching(error) && clock.now + delay < start + patience },
+                               onRetry: { error, delay in
+                                   logger.warning("\(role) answers but its server side is switching; waiting", metadata: [
+                                       "error": "\(describe(error))", "retry_in": "\(delay)"])
+                               }) {
                 try await withTimeout(timeout) {
                     let config = try url.connectionConfiguration(connectTimeout: timeout)
                     let connection = try await PostgresConnection.connect(configuration: config, id: 0, logger: logger)
                     defer { Task { try? await connection.close() } }
                     _ = try await connection.query("SELECT 1", logger: logger).collect()
                 }
-                return
-            } catch {
-                if isServerSideSwitching(error), clock.now + delay < start + patience {
-                    logger.warning("\(role) answers but its server side is switching; waiting", metadata: [
-                        "error": "\(describe(error))", "retry_in": "\(delay)"])
-                    try await Task.sleep(for: delay)
-                    delay = min(delay * 2, .seconds(1))
-                    continue
-                }
-                var reason = error is TimeoutError ? "no answer within \(timeout)" : describe(error)
-                let waited = clock.now - start
-                if waited > timeout { reason += " (still so after \(Int(waited.seconds)) s of waiting)" }
-                throw PaymentsError.unreachable(role: role, endpoint: url.endpoint, reason: reason)
             }
+        } catch {
+            var reason = error is TimeoutError ? "no answer within \(timeout)" : describe(error)
+            let waited = clock.now - start
+            if waited > timeout { reason += " (still so after \(Int(waited.seconds)) s of waiting)" }
+            throw PaymentsError.unreachable(role: role, endpoint: url.endpoint, reason: reason)
         }
     }
 

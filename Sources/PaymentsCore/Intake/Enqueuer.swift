@@ -72,17 +72,12 @@ public struct Enqueuer: Sendable {
         let last = LastError()
         do {
             return try await bounded {
-                var delay = Duration.milliseconds(50)
-                while true {
-                    do {
-                        return try await operation()
-                    } catch where isTransientDatabaseError(error) && !Task.isCancelled {
-                        last.set(describe(error))
-                        logger.warning("\(what) failed; retrying", metadata: ["error": "\(describe(error))", "retry_in": "\(delay)"])
-                        try await Task.sleep(for: delay)
-                        delay = min(delay * 2, .seconds(1))
-                    }
-                }
+                try await retrying(first: .milliseconds(50), cap: .seconds(1),
+                                   while: { error, _ in isTransientDatabaseError(error) && !Task.isCancelled },
+                                   onRetry: { error, delay in
+                                       last.set(describe(error))
+                                       logger.warning("\(what) failed; retrying", metadata: ["error": "\(describe(error))", "retry_in": "\(delay)"])
+                                   }, operation)
             }
         } catch PaymentsError.unreachable(let role, let endpoint, let reason) {
             guard let lastError = last.value else { throw PaymentsError.unreachable(role: role, endpoint: endpoint, reason: reason) }
