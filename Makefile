@@ -1,5 +1,5 @@
 # The two commands: `make demo` and `make test`. Everything else is a helper.
-.PHONY: test test-release test-ha chaos scale demo demo-failover up up-ha down down-ha status status-ha build release bench
+.PHONY: test test-release test-ha test-dashboard chaos scale demo demo-failover up up-ha down down-ha status status-ha build release bench
 
 test:
 	scripts/run-tests
@@ -22,6 +22,11 @@ scale:
 # default; the README's figures are RUNS=5), scenario names as SCENARIOS=.
 test-ha:
 	scripts/run-ha $(SCENARIOS)
+
+# The dashboard in headless Chromium (suites/dashboard) against the running topology
+# (`make up` first; PORT_OFFSET= for another one); SHOTS=dir keeps the screenshots.
+test-dashboard:
+	suites/dashboard/run.sh
 
 demo:
 	scripts/demo

@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // Domain and database logic: queue, intake, reads, gateway, schema.
@@ -30,6 +31,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             // Compiles the top-level Migrations/*.sql into the binary.
             plugins: ["EmbedFiles"]
@@ -46,9 +49,10 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
-            // openapi.yaml is compiled into the binary, not shipped as a bundle.
-            exclude: ["openapi.yaml"],
+            // openapi.yaml and the dashboard's page are compiled into the binary, not shipped as a bundle.
+            exclude: ["openapi.yaml", "Dashboard/dashboard.html"],
             plugins: ["EmbedFiles"]
         ),
         // What the demo and the tests use to prove a run correct; not part of serving.
@@ -80,7 +84,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PaymentsCoreTests",
-            dependencies: ["PaymentsCore"]
+            dependencies: ["PaymentsCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "PaymentsProofTests",

@@ -6,7 +6,7 @@ import PackagePlugin
 /// OpenAPI document: nothing is looked up in the build folder at run time.
 ///
 /// - PaymentsCore gets the package's top-level `Migrations/*.sql` as `EmbeddedMigrations`.
-/// - PaymentsHTTP gets its `openapi.yaml` as `EmbeddedOpenAPI`.
+/// - PaymentsHTTP gets its `openapi.yaml` and `dashboard.html` as `EmbeddedHTTPFiles`.
 @main
 struct EmbedFiles: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
@@ -21,8 +21,8 @@ struct EmbedFiles: BuildToolPlugin {
                 .sorted()
                 .map { folder.appending(path: $0) }
         case "PaymentsHTTP":
-            enumName = "EmbeddedOpenAPI"
-            inputs = [target.directoryURL.appending(path: "openapi.yaml")]
+            enumName = "EmbeddedHTTPFiles"
+            inputs = ["openapi.yaml", "Dashboard/dashboard.html"].map { target.directoryURL.appending(path: $0) }
         default:
             Diagnostics.error("EmbedFiles knows no files for target \(target.name)")
             return []

@@ -36,6 +36,10 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
         services.append(try WorkerPool(store: JobStore(client: database.write, logger: logger), gateway: gateway,
                                        configuration: workers, metrics: metrics, logger: logger))
     }
+    // After the worker pool: it stops asking its sources before the workers drain.
+    let dashboard = DashboardCollector(sources: settings.dashboardSources, database: database, apiReads: api.router.counts,
+                                       metrics: metrics, concurrency: settings.workers?.concurrency, logger: logger)
+    services.append(dashboard)
     logger.info("serve starting", metadata: [
         "write": "\(database.writeURL)", "read": "\(database.readURL)", "workers": "\(settings.workers != nil)",
         "concurrency": "\(settings.workers?.concurrency ?? 0)", "read_fallback": "\(settings.readFallback)",
@@ -43,7 +47,7 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
     ])
     let (host, port) = (settings.host, settings.port)
     return Application(
-        router: buildRouter(api: api, registry: registry),
+        router: buildRouter(api: api, registry: registry, dashboard: dashboard),
         configuration: .init(address: .hostname(host, port: port), serverName: "payments"),
         services: services,
         onServerRunning: { _ in logger.info("HTTP API listening", metadata: ["address": "http://\(host):\(port)"]) },

@@ -30,5 +30,9 @@ struct OperationsRoutes<API: PaymentsAPI>: Sendable {
 
 /// `openapi.yaml`, compiled into the binary by the EmbedFiles plugin.
 public enum OpenAPIDocument {
-    public static var yaml: String { EmbeddedOpenAPI.files.first?.contents ?? "" }
+    public static var yaml: String { EmbeddedHTTPFiles.named("openapi.yaml") }
+}
+
+extension EmbeddedHTTPFiles {
+    static func named(_ name: String) -> String { files.first { $0.name == name }?.contents ?? "" }
 }

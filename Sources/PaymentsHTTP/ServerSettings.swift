@@ -21,6 +21,23 @@ public struct ServerSettings: Sendable {
     public var gatewayConnections = 256
     /// Read from the primary when the read path fails.
     public var readFallback = true
+    /// What the dashboard (`GET /`) watches besides the database. The poolers' admin
+    /// consoles are the listeners of `writeURL` and `readURL`, asked with these
+    /// credentials (a `stats_users` entry of both poolers).
+    public var haproxyStatsURL: String?
+    public var patroniURLs: [String] = []
+    public var poolerStatsUser: String?
+    public var poolerStatsPassword: String?
+
+    /// The dashboard's sources from the settings above.
+    public var dashboardSources: DashboardSources {
+        DashboardSources(
+            haproxyStatsURL: haproxyStatsURL, patroniURLs: patroniURLs,
+            poolers: [("pgbouncer-write", writeURL), ("pgbouncer-read", readURL)].map { name, url in
+                PgBouncerAdmin(name: name, host: url.host, port: url.port, user: poolerStatsUser, password: poolerStatsPassword)
+            },
+            gatewayURL: gatewayURL)
+    }
 
     public init(writeURL: DatabaseURL, readURL: DatabaseURL) {
         self.writeURL = writeURL
@@ -36,6 +53,12 @@ public struct ServerSettings: Sendable {
         if let url = gatewayURL {
             guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
                 throw .invalidOption("--gateway-url must be an http(s) URL such as http://127.0.0.1:8090, got '\(url)'")
+            }
+        }
+        for (flag, url) in [("--haproxy-stats", haproxyStatsURL)] + patroniURLs.map({ ("--patroni-url", Optional($0)) }) {
+            guard let url else { continue }
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                throw .invalidOption("\(flag) must be an http(s) URL such as http://127.0.0.1:8404/;csv, got '\(url)'")
             }
         }
         guard (1...10_000).contains(gatewayConnections) else { throw .invalidOption("--gateway-connections must be from 1 to 10,000") }

@@ -48,6 +48,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("gateway-journal"), help: "File of the in-process gateway's accepted charges, read at start so its charges survive a restart of this serve. Its deduplication is per process: several serves need `payments gateway` (--gateway-url).")
     var gatewayJournal: String?
 
+    @Option(name: .customLong("haproxy-stats"), help: "The dashboard's view of HAProxy: its stats page as CSV (env HAPROXY_STATS_URL), e.g. http://127.0.0.1:8404/;csv.")
+    var haproxyStats: String? = ProcessInfo.processInfo.environment["HAPROXY_STATS_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    @Option(name: .customLong("patroni-url"), help: "HA mode: a Patroni REST API the dashboard asks for the cluster (repeatable; env PATRONI_URLS, space-separated).")
+    var patroniURLs: [String] = (ProcessInfo.processInfo.environment["PATRONI_URLS"] ?? "").split(separator: " ").map(String.init)
+
     @Option(name: .customLong("retry-base-ms"), help: "Backoff base: the n-th retry waits up to base * 2^(n-1).") var retryBaseMs: Double = 500
     @Option(name: .customLong("retry-cap-ms"), help: "Backoff cap.") var retryCapMs: Double = 60_000
     @Option(name: .customLong("stats-interval"), help: "Seconds between progress log lines.") var statsInterval: Double = 5
@@ -81,6 +86,12 @@ struct ServeCommand: AsyncParsableCommand {
         settings.readFallback = readFallback
         settings.gatewayURL = gatewayURL
         settings.gatewayConnections = gatewayConnections
+        settings.haproxyStatsURL = haproxyStats
+        settings.patroniURLs = patroniURLs
+        // Credentials from the environment only: a flag would show in `ps`.
+        let environment = ProcessInfo.processInfo.environment
+        settings.poolerStatsUser = environment["PGBOUNCER_STATS_USER"].flatMap { $0.isEmpty ? nil : $0 }
+        settings.poolerStatsPassword = environment["PGBOUNCER_STATS_PASSWORD"]
         if noWorkers {
             settings.workers = nil
         } else {

@@ -20,6 +20,7 @@ python3 suites/api/check_openapi.py "http://127.0.0.1:$PORT" Sources/PaymentsHTT
 echo "--- schemathesis (${FUZZ_EXAMPLES:-60} examples per operation)"
 if schemathesis run "http://127.0.0.1:$PORT/openapi.yaml" --url "http://127.0.0.1:$PORT" \
      --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+     --exclude-path /v1/dashboard/events \
      --max-examples "${FUZZ_EXAMPLES:-60}" --seed 42 --request-timeout 30 --no-color >"$LOG.st" 2>&1; then
   tail -15 "$LOG.st"; echo "schemathesis: 1 passed, 0 failed"
 else

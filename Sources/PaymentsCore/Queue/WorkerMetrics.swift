@@ -44,6 +44,10 @@ public final class WorkerMetrics: Sendable {
 
     private let totals = Mutex(Totals())
     private let latencies = Mutex(LatencyHistogram())
+    /// Latencies since the dashboard last took them (bounded: a dashboard that stopped
+    /// asking must not grow it).
+    private let recent = Mutex<[Double]>([])
+    static let recentCap = 50_000
 
     public init() {}
 
@@ -93,7 +97,19 @@ public final class WorkerMetrics: Sendable {
             $0.succeeded += s; $0.retried += r; $0.failed += f; $0.released += rel; $0.fencedOff += lost; $0.toReconcile += rec
         }
         let samples = jobs.compactMap(\.latencySeconds)
-        if !samples.isEmpty { latencies.withLock { $0.add(samples) } }
+        if !samples.isEmpty {
+            latencies.withLock { $0.add(samples) }
+            recent.withLock { $0.append(contentsOf: samples.prefix(max(0, Self.recentCap - $0.count))) }
+        }
+    }
+
+    /// The enqueue-to-completion latencies recorded since the last call (the dashboard's
+    /// per-second percentiles; the histogram above covers the whole run).
+    public func takeRecentLatencies() -> [Double] {
+        recent.withLock { samples in
+            defer { samples.removeAll(keepingCapacity: true) }
+            return samples
+        }
     }
 
     func recordReconciled(_ jobs: [CompletedJob]) {

@@ -13,6 +13,13 @@ public struct QueueStats: Sendable, Codable, Equatable {
             case name, state
             case replayLagBytes = "replay_lag_bytes", replayLagSeconds = "replay_lag_seconds"
         }
+
+        public init(name: String, state: String, replayLagBytes: Int64?, replayLagSeconds: Double?) {
+            self.name = name
+            self.state = state
+            self.replayLagBytes = replayLagBytes
+            self.replayLagSeconds = replayLagSeconds
+        }
     }
 
     public var countsByState: [String: Int]
@@ -40,9 +47,18 @@ public struct QueueStats: Sendable, Codable, Equatable {
     /// Counts through the read router (a replica, or the primary if the read path fails
     /// and fallback is on); replication state from the primary's pg_stat_replication.
     public static func collect(_ router: ReadRouter, logger: Logger) async throws -> QueueStats {
-        // Counts the queue (the backlog) and sums the history's totals: longer than a
-        // single-row read when the backlog is large, never a scan of the history.
-        let counts = try await router.read(ReadStatements.queueCounts(), timeout: router.timeout * 5) { rows in
+        let counts = try await counts(router)
+        let replicas = try await replication(router.database, logger: logger)
+        return QueueStats(countsByState: counts.value.byState, finishedLastMinute: counts.value.finished,
+                          jobsPerSecondLastMinute: Double(counts.value.finished) / 60,
+                          replicas: replicas, countsServedBy: counts.source.node)
+    }
+
+    /// Jobs per state, and those finished in the last minute. Counts the queue (the
+    /// backlog) and sums the history's totals: longer than a single-row read when the
+    /// backlog is large, never a scan of the history.
+    public static func counts(_ router: ReadRouter) async throws -> Routed<(byState: [String: Int], finished: Int)> {
+        try await router.read(ReadStatements.queueCounts(), timeout: router.timeout * 5) { rows in
             var byState: [String: Int] = [:]
             var finished = 0
             for row in rows {
@@ -52,13 +68,16 @@ public struct QueueStats: Sendable, Codable, Equatable {
             }
             return (byState, finished)
         }
+    }
+
+    /// The primary's replicas as it sees them (through pgbouncer-write, never routed).
+    /// Needs no table of the app: it answers before the first migration too.
+    public static func replication(_ database: Database, logger: Logger) async throws -> [Replica] {
         var replicas: [Replica] = []
-        let rows = try await router.database.write.query(ReadStatements.replication, logger: logger)
+        let rows = try await database.write.query(ReadStatements.replication, logger: logger)
         for try await (name, state, bytes, seconds) in rows.decode((String, String, Int64?, Double?).self) {
             replicas.append(Replica(name: name, state: state, replayLagBytes: bytes, replayLagSeconds: seconds ?? 0))
         }
-        let (byState, finished) = counts.value
-        return QueueStats(countsByState: byState, finishedLastMinute: finished, jobsPerSecondLastMinute: Double(finished) / 60,
-                          replicas: replicas, countsServedBy: counts.source.node)
+        return replicas
     }
 }

@@ -1,0 +1,111 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PaymentsCore
+import Prometheus
+import Testing
+@testable import PaymentsHTTP
+
+/// The dashboard's logic without a topology: per-second figures, tiles, events, and
+/// its routes. The page in a real browser against the real topology is suites/dashboard.
+@Suite struct DashboardTests {
+    static let logger = Logger(label: "test")
+
+    func observation(replicas: [(String, String)] = [], succeeded: Int = 0) -> Observation {
+        Observation(counts: .success(["queued": 5, "succeeded": succeeded, "failed": 0]),
+                    replication: .success(replicas.map { .init(name: $0.0, state: $0.1, replayLagBytes: 0, replayLagSeconds: 0.1) }),
+                    haproxy: nil, patroni: nil, gateway: nil, pools: [])
+    }
+
+    @Test func percentilesByNearestRank() {
+        #expect(Store.percentile([], 0.5) == nil)
+        #expect(Store.percentile([1, 2, 3, 4], 0.5) == 2)
+        #expect(Store.percentile([1, 2, 3, 4], 0.99) == 4)
+        #expect(Store.percentile([7], 0.01) == 7)
+    }
+
+    @Test func ratesAreDeltasOverElapsedTime() {
+        var store = Store()
+        var totals = WorkerMetrics.Totals()
+        _ = store.point(at: 100, totals: totals, reads: ["payments-replica-1": 10], latencies: [],
+                        observation: observation(succeeded: 100))
+        totals.succeeded = 50
+        totals.claimed = 80
+        let point = store.point(at: 102, totals: totals, reads: ["payments-replica-1": 30], latencies: [0.1, 0.2, 0.9],
+                                observation: observation(replicas: [("payments-replica-1", "streaming")], succeeded: 300))
+        #expect(point.succeeded == 25)
+        #expect(point.claimed == 40)
+        #expect(point.finishedAll == 100)
+        #expect(point.readsPerNode["replica-1"] == 10)
+        #expect(point.lagSeconds["replica-1"] == 0.1)
+        #expect(point.latencyP50 == 0.2 && point.latencyP99 == 0.9)
+    }
+
+    @Test func aReplicaThatStopsStreamingIsShownDownThenUp() {
+        var store = Store()
+        let both = [("payments-replica-1", "streaming"), ("payments-replica-2", "streaming")]
+        func tiles(_ replicas: [(String, String)]) -> [String: String] {
+            let state = store.state(at: 1, observation: observation(replicas: replicas), sources: DashboardSources(),
+                                    totals: .init(), concurrency: 10)
+            return Dictionary(uniqueKeysWithValues: state.tiles.map { ($0.name, "\($0.status) \($0.detail ?? "")") })
+        }
+        #expect(tiles(both)["replica-1"] == "up streaming")
+        #expect(tiles([both[1]])["replica-1"] == "down not streaming to the primary")
+        #expect(store.events.map(\.text) == ["replica-1 down"])
+        #expect(tiles(both)["replica-2"] == "up streaming")
+        #expect(store.events.map(\.text) == ["replica-1 down", "replica-1 up"])
+    }
+
+    @Test func aSourceThatFailsIsUnknownAndListedOnce() {
+        var store = Store()
+        struct Refused: Error, CustomStringConvertible { var description: String { "connection refused" } }
+        for _ in 0..<3 {
+            var seen = observation()
+            seen.replication = .failure(Refused())
+            let state = store.state(at: 1, observation: seen, sources: DashboardSources(), totals: .init(), concurrency: nil)
+            #expect(state.tiles.first?.status == "unknown")
+        }
+        #expect(store.errors.count == 1)
+        #expect(store.errors.first?.source == "primary")
+    }
+
+    @Test func aMissingAdminCredentialSaysSo() {
+        let tile = Tiles.pooler("pgbouncer-read", .failure(PgBouncerAdminError.noCredentials(pooler: "pgbouncer-read")))
+        #expect(tile.status == "no_credentials")
+        #expect(tile.detail?.contains("PGBOUNCER_STATS_USER") == true)
+    }
+
+    @Test func patroniMemberStates() {
+        #expect(Tiles.status(ofMember: "running") == "up")
+        #expect(Tiles.status(ofMember: "streaming") == "up")
+        #expect(Tiles.status(ofMember: "stopped") == "down")
+        #expect(Tiles.status(ofMember: "starting") == "unknown")
+    }
+
+    @Test func serverSentEventFraming() {
+        let event = ServerSentEvent.encode(name: "tick", ["a": 1])
+        #expect(event.map { String(buffer: $0) } == "event: tick\ndata: {\"a\":1}\n\n")
+    }
+
+    @Test func pageAndSnapshotRoutes() async throws {
+        let url = try DatabaseURL(parsing: "postgres://u:p@127.0.0.1:1/db")
+        let database = Database(writeURL: url, readURL: url, writePoolSize: 1, readPoolSize: 1, logger: Self.logger)
+        let collector = DashboardCollector(sources: DashboardSources(), database: database, apiReads: ReadCounters(),
+                                           metrics: WorkerMetrics(), concurrency: nil, logger: Self.logger)
+        let app = Application(router: buildRouter(api: FakePaymentsAPI(), registry: PrometheusCollectorRegistry(), dashboard: collector))
+        try await app.test(.router) { client in
+            let page = try await client.execute(uri: "/", method: .get)
+            #expect(page.status == .ok)
+            #expect(page.headers[.contentType]?.hasPrefix("text/html") == true)
+            let html = String(buffer: page.body)
+            #expect(html.contains("new EventSource(\"/v1/dashboard/events\")"))
+            #expect(!html.contains("http://") && !html.contains("https://"), "no CDN or outside resource")
+            let snapshot = try await client.execute(uri: "/v1/dashboard", method: .get)
+            #expect(snapshot.status == .ok)
+            let json = try JSONSerialization.jsonObject(with: Data(buffer: snapshot.body)) as? [String: Any]
+            #expect(json?["series"] as? [Any] != nil)
+            #expect(json?["interval"] as? Double == 1)
+        }
+    }
+}
