@@ -11,7 +11,7 @@ if [ "${1:-}" = "--port-offset" ]; then PORT_OFFSET="$2"; shift 2; fi
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 cd "$REPO"
 BIN="${BIN:-$REPO/.build/release/payments}"
-PORT=$((8080 + PORT_OFFSET + 61))
+PORT=$((8080 + PORT_OFFSET + 67))
 VIEWERS="${VIEWERS:-50}" EACH="${SECONDS_EACH:-30}"
 eval "$("${TOPO[@]}" env)"
 WORK="$(mktemp -d /tmp/payments-dashboard-cost.XXXXXX)"

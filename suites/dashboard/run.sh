@@ -13,7 +13,7 @@ if [ "${1:-}" = "--port-offset" ]; then PORT_OFFSET="$2"; shift 2; fi
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 cd "$REPO"
 BIN="${BIN:-$REPO/.build/debug/payments}"
-PORT=$((8080 + PORT_OFFSET + 60))
+PORT=$((8080 + PORT_OFFSET + 64))   # and the two after it (beside the fault suites' serve, +60)
 WORK="$(mktemp -d /tmp/payments-dashboard.XXXXXX)"
 SHOTS="${SHOTS:-$WORK}"
 DB="empty_$RANDOM$RANDOM"

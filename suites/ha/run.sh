@@ -156,6 +156,9 @@ scenario_leader_lost() {
   local old tl0; old=$(ha_leader); tl0=$(ha_timeline)
   [ -n "$old" ] || fault_missing "no leader before the fault"
   snapshot_jobs "$p"
+  # A page watching the dashboard (its stream keeps serve's collector asking Patroni).
+  curl -sN "$API/v1/dashboard/events" > "$WORK/dashboard.sse" 2>/dev/null & local watcher=$!
+  sleep 2
   local t0 killed
   killed=$(ha_kill_node "$old") || fault_missing "could not find $old's processes"
   t0=$(now)
@@ -174,9 +177,17 @@ scenario_leader_lost() {
   local rejoined; rejoined=$(wait_for 120 ha_streaming "$old") || rejoined=""
   tl=$(ha_timeline)   # read again: /cluster can show the old timeline for a moment after the promotion
   log "$old started again: streaming from $leader on timeline $tl after ${rejoined:-never} s$(grep -q 'pg_rewind' "$TOPOLOGY_STATE_DIR/log/$old.log" 2>/dev/null && echo ' (pg_rewind ran)')"
+  # The failover as the dashboard's timeline showed it while it happened.
+  local shown; shown=$(curl -s "$API/v1/dashboard" | python3 -c "
+import json, sys
+state = json.load(sys.stdin).get('state') or {}
+print(' | '.join(f'+{e[\"at\"] - $t0:.1f}s {e[\"text\"]}' for e in state.get('events', []) if e['at'] >= $t0 - 1))" 2>/dev/null)
+  kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null
+  log "dashboard timeline: ${shown:-nothing}"
   sleep 1; end_ha
   local gap; gap=$(write_gap "$t0")
   local ok=PASS
+  [[ "$shown" == *"leader $old → $leader"* ]] || { ok=FAIL; log "the dashboard's timeline does not show leader $old → $leader"; }
   [ -n "$elected" ] && python3 -c "import sys; sys.exit(0 if $elected <= $NEW_LEADER_BOUND else 1)" || { ok=FAIL; log "no new leader within $NEW_LEADER_BOUND s"; }
   [ -n "$resumed" ] && [ -n "$settled" ] && [ -n "$rejoined" ] && [ "$tl" -gt "$tl0" ] || ok=FAIL
   [ "$(split_brain)" = 0 ] || { ok=FAIL; log "TWO NODES ACCEPTED WRITES in $(split_brain) samples"; }
