@@ -38,7 +38,8 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
     }
     // After the worker pool: it stops asking its sources before the workers drain.
     let dashboard = DashboardCollector(sources: settings.dashboardSources, database: database, apiReads: api.router.counts,
-                                       metrics: metrics, concurrency: settings.workers?.concurrency, logger: logger)
+                                       metrics: metrics, concurrency: settings.workers?.concurrency,
+                                       owner: settings.workers?.owner, logger: logger)
     services.append(dashboard)
     logger.info("serve starting", metadata: [
         "write": "\(database.writeURL)", "read": "\(database.readURL)", "workers": "\(settings.workers != nil)",

@@ -15,7 +15,7 @@ import Testing
     func observation(replicas: [(String, String)] = [], succeeded: Int = 0) -> Observation {
         Observation(counts: .success(["queued": 5, "succeeded": succeeded, "failed": 0]),
                     replication: .success(replicas.map { .init(name: $0.0, state: $0.1, replayLagBytes: 0, replayLagSeconds: 0.1) }),
-                    haproxy: nil, patroni: nil, gateway: nil, pools: [])
+                    owners: .success(["host/1/a": 3, "host/2/b": 5]), haproxy: nil, patroni: nil, gateway: nil, pools: [])
     }
 
     @Test func percentilesByNearestRank() {
@@ -74,6 +74,12 @@ import Testing
         let tile = Tiles.pooler("pgbouncer-read", .failure(PgBouncerAdminError.noCredentials(pooler: "pgbouncer-read")))
         #expect(tile.status == "no_credentials")
         #expect(tile.detail?.contains("PGBOUNCER_STATS_USER") == true)
+    }
+
+    @Test func otherServesFromTheLeaseOwners() {
+        let tiles = Tiles.serves(totals: .init(), concurrency: 10, owner: "host/1/a", owners: .success(["host/1/a": 3, "host/2/b": 5]))
+        #expect(tiles.map(\.name) == ["serve (this process)", "serve pid 2 on host"])
+        #expect(tiles[1].detail == "5 jobs held")
     }
 
     @Test func patroniMemberStates() {

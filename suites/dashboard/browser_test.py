@@ -82,8 +82,30 @@ def console_errors(driver, ignore=()):
             if e["level"] == "SEVERE" and not any(i in e["message"] for i in ignore)]
 
 
+# The page re-renders its tiles every second: an element found a moment ago may be gone
+# (stale) by the time it is asked. Tiles are read in one script, atomically.
 def tile(driver, name):
-    return driver.find_element(By.CSS_SELECTOR, f'.tile[data-name="{name}"]')
+    """(status, text, shown) of a tile, or None if there is none."""
+    return driver.execute_script("""
+        const t = document.querySelector(`.tile[data-name="${arguments[0]}"]`);
+        if (!t) return null;
+        const box = t.getBoundingClientRect();
+        return [t.dataset.status, t.innerText, box.width > 0 && box.height > 0 && box.right <= window.innerWidth + 1];
+        """, name)
+
+
+def status(driver, name):
+    info = tile(driver, name)
+    return info[0] if info else None
+
+
+def text(driver, name):
+    info = tile(driver, name)
+    return info[1] if info else ""
+
+
+def element_text(driver, id):
+    return driver.execute_script("const e = document.getElementById(arguments[0]); return e ? e.innerText : ''", id)
 
 
 def main():
@@ -105,41 +127,42 @@ def main():
     enqueue = None
     try:
         driver.get(url)
-        check("the page goes live", wait(lambda: driver.find_element(By.ID, "link").text == "live", 15))
-        streaming = wait(lambda: all(tile(driver, r).find_element(By.CLASS_NAME, "detail").text == "streaming"
+        check("the page goes live", wait(lambda: element_text(driver, "link") == "live", 15))
+        streaming = wait(lambda: all(status(driver, r) == "up" and "streaming" in text(driver, r).split("\n")
                                      for r in ("replica-1", "replica-2")), 20)
         check("both replica tiles show streaming", bool(streaming))
-        pools = wait(lambda: "clients" in tile(driver, "pgbouncer-write").text and tile(driver, "pgbouncer-read").get_attribute("data-status") == "up", 10)
-        check("both pooler tiles show SHOW POOLS", bool(pools), tile(driver, "pgbouncer-write").text.replace("\n", " ")[:120])
-        check("haproxy's tile lists its backends", "replica-1" in tile(driver, "haproxy").text)
+        pools = wait(lambda: all(status(driver, p) == "up" and "clients" in text(driver, p) and "cl act" in text(driver, p)
+                                 for p in ("pgbouncer-write", "pgbouncer-read")), 10)
+        check("both pooler tiles show SHOW POOLS", bool(pools), text(driver, "pgbouncer-write").replace("\n", " ")[:120])
+        check("haproxy's tile lists its backends", bool(wait(lambda: "pg_read/replica-1" in text(driver, "haproxy"), 5)))
 
         before = int(driver.find_element(By.TAG_NAME, "body").get_attribute("data-succeeded-total") or 0)
         enqueue = subprocess.Popen([args.bin, "enqueue", "--count", "4000", "--rate", "200"], env=env,
                                    stdout=open(f"{args.logs}/enqueue.log", "a"), stderr=subprocess.STDOUT)
         def moving():
-            rate = driver.find_element(By.ID, "rate-succeeded").text
+            rate = element_text(driver, "rate-succeeded")
             total = int(driver.find_element(By.TAG_NAME, "body").get_attribute("data-succeeded-total") or 0)
             return rate not in ("–", "0.0") and total > before + 20
         check("the throughput series moves while jobs are processed", bool(wait(moving, 40)),
-              f"succeeded/s {driver.find_element(By.ID, 'rate-succeeded').text}")
+              f"succeeded/s {element_text(driver, 'rate-succeeded')}")
         time.sleep(3)
         driver.save_screenshot(f"{args.shots}/dashboard.png")
 
         subprocess.run(topology + ["stop", "replica-1"], check=True, stdout=subprocess.DEVNULL)
-        down = wait(lambda: tile(driver, "replica-1").get_attribute("data-status") == "down", 30)
+        down = wait(lambda: status(driver, "replica-1") == "down", 30)
         check("replica-1 stopped: its tile turns down", bool(down))
-        check("the timeline shows it", bool(wait(lambda: "replica-1 down" in driver.find_element(By.ID, "events").text, 5)))
+        check("the timeline shows it", bool(wait(lambda: "replica-1 down" in element_text(driver, "events"), 5)))
         driver.save_screenshot(f"{args.shots}/dashboard-replica-down.png")
         subprocess.run(topology + ["start", "replica-1"], check=True, stdout=subprocess.DEVNULL)
-        up = wait(lambda: tile(driver, "replica-1").get_attribute("data-status") == "up", 60)
+        up = wait(lambda: status(driver, "replica-1") == "up", 60)
         check("replica-1 restarted: its tile turns up again", bool(up))
         errors = console_errors(driver)
         check("no console errors", not errors, "; ".join(errors)[:300])
 
         serve.stop()
-        lost = wait(lambda: driver.find_element(By.ID, "link").text != "live", 10)
+        lost = wait(lambda: element_text(driver, "link") != "live", 10)
         serve.start()
-        back = wait(lambda: driver.find_element(By.ID, "link").text == "live"
+        back = wait(lambda: element_text(driver, "link") == "live"
                     and int(driver.find_element(By.TAG_NAME, "body").get_attribute("data-points") or 0) >= 2, 30)
         check("the page survives the server restarting (reconnects by itself)", bool(lost) and bool(back))
         # The browser reports the refused reconnection attempts; nothing else may fail.
@@ -149,8 +172,9 @@ def main():
         driver.set_window_size(390, 844)
         time.sleep(1.5)
         width = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
-        visible = all(tile(driver, n).is_displayed() for n in ("primary", "replica-1", "replica-2", "pgbouncer-write"))
-        check("renders at a phone's width (no sideways scroll, tiles shown)", width[0] <= width[1] + 1 and visible, f"{width}")
+        visible = wait(lambda: all((tile(driver, n) or [None, None, False])[2]
+                                   for n in ("primary", "replica-1", "replica-2", "pgbouncer-write")), 5)
+        check("renders at a phone's width (no sideways scroll, tiles shown)", width[0] <= width[1] + 1 and bool(visible), f"{width}")
         driver.save_screenshot(f"{args.shots}/dashboard-phone.png")
         driver.set_window_size(1280, 1100)
     finally:
@@ -165,10 +189,10 @@ def main():
     bare.start()
     try:
         driver.get(f"http://127.0.0.1:{args.port + 1}/")
-        said = wait(lambda: tile(driver, "pgbouncer-write").get_attribute("data-status") == "no_credentials"
-                    and "PGBOUNCER_STATS_USER" in tile(driver, "pgbouncer-write").text, 15)
+        said = wait(lambda: status(driver, "pgbouncer-write") == "no_credentials"
+                    and "PGBOUNCER_STATS_USER" in text(driver, "pgbouncer-write"), 15)
         check("a missing admin credential: the pooler tile says so", bool(said))
-        check("the other tiles still work", tile(driver, "replica-2").get_attribute("data-status") == "up")
+        check("the other tiles still work", bool(wait(lambda: status(driver, "replica-2") == "up", 5)))
     finally:
         bare.stop()
 
@@ -179,9 +203,8 @@ def main():
         try:
             driver.get_log("browser")
             driver.get(f"http://127.0.0.1:{args.port + 2}/")
-            shown = wait(lambda: driver.find_element(By.ID, "link").text == "live"
-                         and driver.find_element(By.ID, "counts").text != "", 15)
-            counts = driver.find_element(By.ID, "counts").text.replace("\n", " ")
+            shown = wait(lambda: element_text(driver, "link") == "live" and element_text(driver, "counts") != "", 15)
+            counts = element_text(driver, "counts").replace("\n", " ")
             check("an empty database: the page shows zero jobs", bool(shown) and all(
                 c == "0" for c in counts.split() if c.replace(",", "").isdigit()), counts[:120])
             errors = console_errors(driver)

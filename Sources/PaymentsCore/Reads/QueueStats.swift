@@ -70,6 +70,18 @@ public struct QueueStats: Sendable, Codable, Equatable {
         }
     }
 
+    /// Running jobs per lease owner (each a `serve` process: host/pid/tag).
+    public static func leaseOwners(_ router: ReadRouter) async throws -> [String: Int] {
+        try await router.read(ReadStatements.leaseOwners()) { rows in
+            var owners: [String: Int] = [:]
+            for row in rows {
+                guard let owner = try row[ReadNode.columnCount].decode(String?.self) else { continue }
+                owners[owner] = Int(try row[ReadNode.columnCount + 1].decode(Int64?.self) ?? 0)
+            }
+            return owners
+        }.value
+    }
+
     /// The primary's replicas as it sees them (through pgbouncer-write, never routed).
     /// Needs no table of the app: it answers before the first migration too.
     public static func replication(_ database: Database, logger: Logger) async throws -> [Replica] {

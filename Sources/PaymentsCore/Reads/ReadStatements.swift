@@ -30,6 +30,18 @@ enum ReadStatements {
         """
     }
 
+    /// The processes holding running jobs now, with how many each holds: the serves at
+    /// work (`lease_owner` is host/pid/tag). Only open jobs are in the queue, so the cost
+    /// follows the backlog, not history. A row even when none runs (owner NULL).
+    static func leaseOwners() -> PostgresQuery {
+        """
+        SELECT \(readNode: nil), o.owner, o.n
+        FROM (SELECT 1) AS one
+        LEFT JOIN LATERAL (SELECT lease_owner AS owner, count(*)::int8 AS n FROM payment_queue
+                           WHERE state = \(JobState.running) GROUP BY lease_owner) o ON true
+        """
+    }
+
     /// Only the node's identity: what `payments status` asks to see which nodes serve.
     static func nodeIdentity() -> PostgresQuery {
         "SELECT \(readNode: nil)"

@@ -22,6 +22,8 @@ public final class DashboardCollector: Service, Sendable {
     let apiReads: ReadCounters
     let metrics: WorkerMetrics
     let concurrency: Int?
+    /// This process's `lease_owner` (nil without workers): the other owners are other serves.
+    let owner: String?
     /// The shared client (never shut down by us): each request is bounded by its own timeout.
     let http = HTTPClient.shared
     let logger: Logger
@@ -30,12 +32,13 @@ public final class DashboardCollector: Service, Sendable {
     /// - Parameter apiReads: the API's read counters (the series shows what the API
     ///   answered; the dashboard's own reads are counted apart).
     public init(sources: DashboardSources, database: Database, apiReads: ReadCounters, metrics: WorkerMetrics,
-                concurrency: Int?, logger: Logger) {
+                concurrency: Int?, owner: String? = nil, logger: Logger) {
         self.sources = sources
         self.router = ReadRouter(database: database, fallback: true, counts: ReadCounters(), logger: logger)
         self.apiReads = apiReads
         self.metrics = metrics
         self.concurrency = concurrency
+        self.owner = owner
         self.logger = logger
     }
 
@@ -111,7 +114,8 @@ public final class DashboardCollector: Service, Sendable {
             s.series.append(point)
             if s.series.count > Self.seriesLength { s.series.removeFirst(s.series.count - Self.seriesLength) }
             if let observation {
-                s.state = s.state(at: now, observation: observation, sources: sources, totals: totals, concurrency: concurrency)
+                s.state = s.state(at: now, observation: observation, sources: sources, totals: totals, concurrency: concurrency,
+                                  owner: owner)
             }
             guard !s.subscribers.isEmpty else { return (nil, []) }
             return (ServerSentEvent.encode(name: "tick", DashboardTick(state: s.state, point: point)), Array(s.subscribers.values))
@@ -123,6 +127,7 @@ public final class DashboardCollector: Service, Sendable {
     func observe() async -> Observation {
         let router = self.router, logger = self.logger
         async let counts = Result { try await withTimeout(.milliseconds(900)) { try await QueueStats.counts(router).value.byState } }
+        async let owners = Result { try await withTimeout(.milliseconds(900)) { try await QueueStats.leaseOwners(router) } }
         async let replication = Result {
             try await withTimeout(.milliseconds(900)) { try await QueueStats.replication(router.database, logger: logger) }
         }
@@ -138,7 +143,7 @@ public final class DashboardCollector: Service, Sendable {
             for await result in group { collected.append(result) }
             pools = collected.sorted { $0.0 < $1.0 }.map { ($0.1, $0.2) }
         }
-        return Observation(counts: await counts, replication: await replication, haproxy: await haproxy, patroni: await patroni, gateway: await gateway, pools: pools)
+        return Observation(counts: await counts, replication: await replication, owners: await owners, haproxy: await haproxy, patroni: await patroni, gateway: await gateway, pools: pools)
     }
 
     private func get(_ url: String) async throws -> String {
@@ -184,6 +189,8 @@ struct Observation: Sendable {
     /// Jobs per state (the read path); the primary's replicas (the write path).
     var counts: Result<[String: Int], any Error>
     var replication: Result<[QueueStats.Replica], any Error>
+    /// Running jobs per lease owner: the serve processes at work.
+    var owners: Result<[String: Int], any Error>
     var haproxy: Result<[HAProxyServer], any Error>?
     var patroni: Result<PatroniCluster, any Error>?
     var gateway: Result<Void, any Error>?

@@ -66,11 +66,11 @@ struct Store {
     }
 
     mutating func state(at now: Double, observation: Observation, sources: DashboardSources,
-                        totals: WorkerMetrics.Totals, concurrency: Int?) -> DashboardState {
+                        totals: WorkerMetrics.Totals, concurrency: Int?, owner: String? = nil) -> DashboardState {
         var tiles = Tiles.nodes(observation, replicasSeen: &replicasSeen, membersSeen: &membersSeen)
         tiles.append(Tiles.haproxy(observation.haproxy))
         for (name, pools) in observation.pools { tiles.append(Tiles.pooler(name, pools)) }
-        tiles.append(Tiles.serve(totals: totals, concurrency: concurrency))
+        tiles.append(contentsOf: Tiles.serves(totals: totals, concurrency: concurrency, owner: owner, owners: observation.owners))
         tiles.append(Tiles.gateway(observation.gateway, url: sources.gatewayURL))
 
         var patroni: DashboardState.Patroni?

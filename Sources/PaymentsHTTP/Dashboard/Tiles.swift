@@ -111,9 +111,23 @@ enum Tiles {
         return tile
     }
 
-    static func serve(totals: WorkerMetrics.Totals, concurrency: Int?) -> Tile {
-        Tile(name: "serve (this process)", kind: "serve", status: "up", role: concurrency == nil ? "API only" : "API + workers",
-             detail: concurrency.map { "\(totals.inFlight) of \($0) in flight" } ?? "no workers")
+    /// This process, then every other serve holding running jobs (from the queue's lease
+    /// owners: a serve that holds none, or serves the API only, is not seen from here).
+    static func serves(totals: WorkerMetrics.Totals, concurrency: Int?, owner: String?,
+                       owners: Result<[String: Int], any Error>) -> [Tile] {
+        var tiles = [Tile(name: "serve (this process)", kind: "serve", status: "up",
+                          role: concurrency == nil ? "API only" : "API + workers",
+                          detail: concurrency.map { "\(totals.inFlight) of \($0) in flight" } ?? "no workers")]
+        if case let .success(held) = owners {
+            for (other, jobs) in held.sorted(by: { $0.key < $1.key }) where other != owner {
+                // host/pid/tag → "serve pid 1234 on host"
+                let parts = other.split(separator: "/")
+                let name = parts.count >= 2 ? "serve pid \(parts[1]) on \(parts[0])" : "serve \(other)"
+                tiles.append(Tile(name: name, kind: "serve", status: "up", role: "another process",
+                                  detail: "\(jobs) jobs held"))
+            }
+        }
+        return tiles
     }
 
     static func gateway(_ result: Result<Void, any Error>?, url: String?) -> Tile {
