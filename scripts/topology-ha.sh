@@ -40,13 +40,7 @@ ha_ensure_packages() {
   [ "$(id -u)" = 0 ] || die "missing packages: patroni etcd-server etcd-client (run as root)"
   # Debian's etcd-server would start a system etcd on 2379: policy-rc.d forbids it.
   log "installing patroni etcd-server etcd-client"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  local policy=/usr/sbin/policy-rc.d created=0
-  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created=1; fi
-  apt-get install -y -q --no-install-recommends patroni etcd-server etcd-client >/dev/null
-  # (An `if`: as the function's last command, a false `[ ] &&` would fail `up` under set -e.)
-  if [ "$created" = 1 ]; then rm -f "$policy"; fi
+  "$REPO/scripts/apt-install" patroni etcd-server etcd-client || die "installing patroni etcd-server etcd-client failed"
   command -v patroni >/dev/null && command -v etcd >/dev/null || die "patroni or etcd still missing after apt-get install"
 }
 

@@ -26,11 +26,9 @@ trap cleanup EXIT
 
 # Chromium and its driver from Debian (the same version, so they match); Selenium from PyPI.
 if ! command -v chromium >/dev/null || ! [ -x /usr/bin/chromedriver ]; then
-  [ "$(id -u)" = 0 ] || { echo "dashboard: chromium and chromium-driver are missing (run as root to install)" >&2; exit 1; }
   echo "dashboard: installing chromium and chromium-driver (Debian)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null \
-    || { echo "dashboard: apt-get install chromium chromium-driver failed" >&2; exit 1; }
+  "$(dirname "${BASH_SOURCE[0]}")/../../scripts/apt-install" chromium chromium-driver \
+    || { echo "dashboard: installing chromium chromium-driver failed" >&2; exit 1; }
 fi
 # 4.51.0: 4.52.0 needs a certifi (>= 2026.10.23) the package index here does not have.
 python3 -c "import selenium" 2>/dev/null || python3 -m pip install -q "selenium==4.51.0" \
