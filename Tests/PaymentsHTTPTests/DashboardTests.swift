@@ -95,10 +95,7 @@ import Testing
     }
 
     @Test func pageAndSnapshotRoutes() async throws {
-        let url = try DatabaseURL(parsing: "postgres://u:p@127.0.0.1:1/db")
-        let database = Database(writeURL: url, readURL: url, writePoolSize: 1, readPoolSize: 1, logger: Self.logger)
-        let collector = DashboardCollector(sources: DashboardSources(), database: database, apiReads: ReadCounters(),
-                                           metrics: WorkerMetrics(), concurrency: nil, logger: Self.logger)
+        let collector = try unreachableCollector()
         let app = Application(router: buildRouter(api: FakePaymentsAPI(), registry: PrometheusCollectorRegistry(), dashboard: collector))
         try await app.test(.router) { client in
             let page = try await client.execute(uri: "/", method: .get)
@@ -114,4 +111,103 @@ import Testing
             #expect(json?["interval"] as? Double == 1)
         }
     }
+    @Test func anotherServesFactLeavesWithItsTileAndAFailedOwnersReadIsListed() {
+        var store = Store()
+        _ = store.state(at: 1, observation: observation(), sources: DashboardSources(), totals: .init(), concurrency: nil)
+        #expect(store.facts.keys.contains("serve pid 2 on host"))
+        var gone = observation()
+        gone.owners = .success([:])
+        _ = store.state(at: 2, observation: gone, sources: DashboardSources(), totals: .init(), concurrency: nil)
+        #expect(!store.facts.keys.contains { $0.hasPrefix("serve pid") })
+        #expect(store.facts["serve (this process)"] == "up")
+        struct Refused: Error, CustomStringConvertible { var description: String { "connection refused" } }
+        gone.owners = .failure(Refused())
+        _ = store.state(at: 3, observation: gone, sources: DashboardSources(), totals: .init(), concurrency: nil)
+        #expect(store.errors.map(\.source) == ["other serves"])
+    }
+
+    func unreachableCollector() throws -> DashboardCollector {
+        let url = try DatabaseURL(parsing: "postgres://u:p@127.0.0.1:1/db")
+        let database = Database(writeURL: url, readURL: url, writePoolSize: 1, readPoolSize: 1, logger: Self.logger)
+        return DashboardCollector(sources: DashboardSources(), database: database, apiReads: ReadCounters(),
+                                  metrics: WorkerMetrics(), concurrency: nil, logger: Self.logger)
+    }
+
+    /// A viewer that stops reading (a stalled proxy, a suspended client) must not keep
+    /// the collection, and its queries, running for ever.
+    @Test func aViewerThatReadsNothingIsLetGo() async throws {
+        let collector = try unreachableCollector()
+        let stream = collector.subscribe()
+        #expect(collector.viewers == 1)
+        for _ in 0...DashboardCollector.unreadKept { await collector.tick() }
+        #expect(collector.viewers == 0)
+        // What it held is still delivered, then the stream ends (the page reconnects).
+        var received = 0
+        for await _ in stream { received += 1 }
+        #expect(received == DashboardCollector.unreadKept)
+    }
+
+    @Test func aViewerThatReadsKeepsItsStream() async throws {
+        let collector = try unreachableCollector()
+        let stream = collector.subscribe()
+        var iterator = stream.makeAsyncIterator()
+        for _ in 0...DashboardCollector.unreadKept {
+            await collector.tick()
+            _ = await iterator.next()
+        }
+        #expect(collector.viewers == 1)
+    }
+}
+
+/// One read per source at a time, and a late answer is not wasted.
+@Suite struct SingleFlightTests {
+    actor Calls {
+        var count = 0
+        func add() -> Int { count += 1; return count }
+    }
+
+    @Test func aReadStillRunningIsWaitedOnNotStartedAgain() async throws {
+        let flight = SingleFlight<Int>()
+        let calls = Calls()
+        let slow: @Sendable () async throws -> Int = {
+            let n = await calls.add()
+            try await Task.sleep(for: .milliseconds(300))
+            return n
+        }
+        let first = await flight.run(within: .milliseconds(50), slow)
+        #expect(first.timedOut)
+        #expect(flight.isRunning)
+        let second = await flight.run(within: .seconds(5), slow)
+        #expect(try second.get() == 1, "the first read's answer, taken by the next collection")
+        #expect(await calls.count == 1)
+        let third = await flight.run(within: .seconds(5)) { await calls.add() }
+        #expect(try third.get() == 2, "taken once: the next collection reads again")
+    }
+
+    @Test func anAnswerNobodyTookGoesStale() async throws {
+        let flight = SingleFlight<Int>(freshness: .milliseconds(100))
+        let calls = Calls()
+        let first = await flight.run(within: .milliseconds(10)) {
+            let n = await calls.add()
+            try await Task.sleep(for: .milliseconds(50))
+            return n
+        }
+        #expect(first.timedOut)
+        try await Task.sleep(for: .milliseconds(400))
+        let second = await flight.run(within: .seconds(5)) { await calls.add() }
+        #expect(try second.get() == 2)
+    }
+
+    @Test func aFailureIsReturnedAndNotKept() async throws {
+        struct Refused: Error {}
+        let flight = SingleFlight<Int>()
+        let first = await flight.run(within: .seconds(5)) { throw Refused() }
+        #expect(throws: Refused.self) { try first.get() }
+        let second = await flight.run(within: .seconds(5)) { 7 }
+        #expect(try second.get() == 7)
+    }
+}
+
+extension Result {
+    var timedOut: Bool { if case .failure(let error) = self { error is TimeoutError } else { false } }
 }

@@ -41,6 +41,38 @@ def wait(what, seconds, step=0.2):
         time.sleep(step)
 
 
+class StandIn:
+    """What a proxy answers while the server behind it is away: 503 to everything, on
+    the server's port. An EventSource given an answer that is not a stream stops for
+    good; the page has to start a new one."""
+
+    def __init__(self, port):
+        import http.server
+        import threading
+        self.hits = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.hits += 1
+                body = b'{"error":{"code":"unavailable","message":"upstream is restarting"}}'
+                self.send_response(503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Serve:
     """A `payments serve` of this test, stopped by its pid."""
 
@@ -168,6 +200,18 @@ def main():
         # The browser reports the refused reconnection attempts; nothing else may fail.
         errors = console_errors(driver, ignore=("/v1/dashboard/events",))
         check("no console errors besides the refused reconnections", not errors, "; ".join(errors)[:300])
+
+        serve.stop()
+        standin = StandIn(serve.port)
+        answered = wait(lambda: standin.hits >= 1, 15)
+        time.sleep(1)
+        standin.stop()
+        serve.start()
+        back = wait(lambda: element_text(driver, "link") == "live"
+                    and int(driver.find_element(By.TAG_NAME, "body").get_attribute("data-points") or 0) >= 2, 30)
+        check("the page reconnects after an answer that is not a stream (a proxy's 503)", bool(answered) and bool(back),
+              f"{standin.hits} answered 503")
+        console_errors(driver, ignore=("/v1/dashboard/events",))
 
         driver.set_window_size(390, 844)
         time.sleep(1.5)

@@ -16,6 +16,8 @@ public final class DashboardCollector: Service, Sendable {
     static let watchWindow: Duration = .seconds(30)
     static let eventsKept = 50
     static let errorsKept = 20
+    /// Ticks a viewer may leave unread; one more and it is let go (see `tick`).
+    static let unreadKept = 10
 
     let sources: DashboardSources
     let router: ReadRouter
@@ -28,6 +30,11 @@ public final class DashboardCollector: Service, Sendable {
     let http = HTTPClient.shared
     let logger: Logger
     private let store = Mutex(Store())
+    /// One read per source at a time (see `SingleFlight`).
+    private let countsRead = SingleFlight<[String: Int]>()
+    private let ownersRead = SingleFlight<[String: Int]>()
+    private let replicationRead = SingleFlight<[QueueStats.Replica]>()
+    private let httpReads: [String: SingleFlight<String>]
 
     /// - Parameter apiReads: the API's read counters (the series shows what the API
     ///   answered; the dashboard's own reads are counted apart).
@@ -40,6 +47,12 @@ public final class DashboardCollector: Service, Sendable {
         self.concurrency = concurrency
         self.owner = owner
         self.logger = logger
+        var reads: [String: SingleFlight<String>] = [:]
+        for url in [sources.haproxyStatsURL, sources.gatewayURL.map { "\($0)/healthz" }].compactMap({ $0 })
+            + sources.patroniURLs.map({ "\($0)/cluster" }) {
+            reads[url] = SingleFlight()
+        }
+        self.httpReads = reads
     }
 
     public func run() async throws {
@@ -68,7 +81,7 @@ public final class DashboardCollector: Service, Sendable {
     /// A stream of server-sent events: the snapshot first, then one `tick` per collection.
     /// A viewer that reads too slowly loses old ticks, never grows the server's memory.
     public func subscribe() -> AsyncStream<ByteBuffer> {
-        let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .bufferingNewest(10))
+        let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .bufferingNewest(Self.unreadKept))
         let interval = sources.interval.seconds
         // Snapshot and registration under one lock: no tick can fall between them (lost,
         // or sent before the snapshot that then drops it).
@@ -109,27 +122,42 @@ public final class DashboardCollector: Service, Sendable {
         let totals = metrics.snapshot
         let reads = apiReads.snapshot
         let latencies = metrics.takeRecentLatencies().sorted()
-        let (tick, subscribers) = store.withLock { s -> (ByteBuffer?, [AsyncStream<ByteBuffer>.Continuation]) in
+        let (tick, subscribers) = store.withLock { s -> (ByteBuffer?, [UInt64: AsyncStream<ByteBuffer>.Continuation]) in
             let point = s.point(at: now, totals: totals, reads: reads, latencies: latencies, observation: observation)
             s.series.append(point)
             if s.series.count > Self.seriesLength { s.series.removeFirst(s.series.count - Self.seriesLength) }
             if let observation {
                 s.state = s.state(at: now, observation: observation, sources: sources, totals: totals, concurrency: concurrency,
                                   owner: owner)
+            } else {
+                // Nobody watches: what was seen last goes stale, and the next viewer must
+                // not take it for the present (its page waits for the first collection).
+                s.state = nil
             }
-            guard !s.subscribers.isEmpty else { return (nil, []) }
-            return (ServerSentEvent.encode(name: "tick", DashboardTick(state: s.state, point: point)), Array(s.subscribers.values))
+            guard !s.subscribers.isEmpty else { return (nil, [:]) }
+            return (ServerSentEvent.encode(name: "tick", DashboardTick(state: s.state, point: point)), s.subscribers)
         }
-        if let tick { for continuation in subscribers { continuation.yield(tick) } }
+        guard let tick else { return }
+        for (id, continuation) in subscribers {
+            // A full buffer means the viewer read nothing for `unreadKept` seconds (a
+            // stalled proxy, a suspended client): it is let go, so it no longer counts
+            // as watching and cannot keep the collection running. Its stream ends after
+            // what it holds; a browser that wakes up reconnects.
+            if case .dropped = continuation.yield(tick) {
+                logger.info("dashboard viewer let go: it read nothing for \(Self.unreadKept) s")
+                store.withLock { _ = $0.subscribers.removeValue(forKey: id) }
+                continuation.finish()
+            }
+        }
     }
 
     /// Every source at once, each bounded: one that hangs costs its tile, not the tick.
     func observe() async -> Observation {
         let router = self.router, logger = self.logger
-        async let counts = Result { try await withTimeout(.milliseconds(900)) { try await QueueStats.counts(router).value.byState } }
-        async let owners = Result { try await withTimeout(.milliseconds(900)) { try await QueueStats.leaseOwners(router) } }
-        async let replication = Result {
-            try await withTimeout(.milliseconds(900)) { try await QueueStats.replication(router.database, logger: logger) }
+        async let counts = countsRead.run(within: Self.sourceTimeout) { try await QueueStats.counts(router).value.byState }
+        async let owners = ownersRead.run(within: Self.sourceTimeout) { try await QueueStats.leaseOwners(router) }
+        async let replication = replicationRead.run(within: Self.sourceTimeout) {
+            try await QueueStats.replication(router.database, logger: logger)
         }
         async let haproxy = fetchHAProxy()
         async let patroni = fetchPatroni()
@@ -137,7 +165,7 @@ public final class DashboardCollector: Service, Sendable {
         var pools: [(String, Result<[PoolerPool], any Error>)] = []
         await withTaskGroup(of: (Int, String, Result<[PoolerPool], any Error>).self) { group in
             for (index, pooler) in sources.poolers.enumerated() {
-                group.addTask { (index, pooler.name, await Result { try await pooler.showPools(timeout: .milliseconds(900)) }) }
+                group.addTask { (index, pooler.name, await Result { try await pooler.showPools(timeout: Self.sourceTimeout) }) }
             }
             var collected: [(Int, String, Result<[PoolerPool], any Error>)] = []
             for await result in group { collected.append(result) }
@@ -146,13 +174,25 @@ public final class DashboardCollector: Service, Sendable {
         return Observation(counts: await counts, replication: await replication, owners: await owners, haproxy: await haproxy, patroni: await patroni, gateway: await gateway, pools: pools)
     }
 
+    /// Each source gets this long per collection, so a tick ends within the second.
+    static let sourceTimeout: Duration = .milliseconds(900)
+
+    /// The whole answer within `sourceTimeout`: AsyncHTTPClient's own timeout ends with
+    /// the headers, and a body that trickles would hold the tick for its read timeout.
     private func get(_ url: String) async throws -> String {
-        let response = try await http.execute(HTTPClientRequest(url: url), timeout: .milliseconds(900), logger: logger)
-        let body = try await response.body.collect(upTo: 1 << 20)
-        guard (200..<300).contains(response.status.code) else {
-            throw DashboardSourceError.status(url: url, code: Int(response.status.code))
-        }
-        return String(buffer: body)
+        let http = self.http, logger = self.logger
+        let flight = httpReads[url] ?? SingleFlight()
+        return try await flight.run(within: Self.sourceTimeout) {
+            // A read nobody waits for any more still ends, within 5 s.
+            try await withTimeout(.seconds(5)) {
+                let response = try await http.execute(HTTPClientRequest(url: url), timeout: .seconds(5), logger: logger)
+                let body = try await response.body.collect(upTo: 1 << 20)
+                guard (200..<300).contains(response.status.code) else {
+                    throw DashboardSourceError.status(url: url, code: Int(response.status.code))
+                }
+                return String(buffer: body)
+            }
+        }.get()
     }
 
     private func fetchHAProxy() async -> Result<[HAProxyServer], any Error>? {

@@ -103,6 +103,9 @@ struct Store {
             let text = ["up", "down"].contains(value) ? "\(key) \(value)" : "\(key) \(before) → \(value)"
             events.append(.init(at: now, text: text))
         }
+        // Another serve's tile comes and goes with the jobs it holds, and each restart is
+        // a new pid: its fact leaves with its tile, so facts stay as many as the tiles.
+        facts = facts.filter { !$0.key.hasPrefix(Tiles.otherServePrefix) || current[$0.key] != nil }
         facts.merge(current) { $1 }
         if events.count > Store.eventsKept { events.removeFirst(events.count - Store.eventsKept) }
     }
@@ -111,6 +114,7 @@ struct Store {
         var failures: [(String, any Error)] = []
         if case let .failure(error) = observation.counts { failures.append(("job counts", error)) }
         if case let .failure(error) = observation.replication { failures.append(("primary", error)) }
+        if case let .failure(error) = observation.owners { failures.append(("other serves", error)) }
         if case let .failure(error)? = observation.haproxy { failures.append(("haproxy", error)) }
         if case let .failure(error)? = observation.patroni { failures.append(("patroni", error)) }
         if case let .failure(error)? = observation.gateway { failures.append(("gateway", error)) }

@@ -113,6 +113,9 @@ enum Tiles {
 
     /// This process, then every other serve holding running jobs (from the queue's lease
     /// owners: a serve that holds none, or serves the API only, is not seen from here).
+    /// The start of every other serve's tile name.
+    static let otherServePrefix = "serve "
+
     static func serves(totals: WorkerMetrics.Totals, concurrency: Int?, owner: String?,
                        owners: Result<[String: Int], any Error>) -> [Tile] {
         var tiles = [Tile(name: "serve (this process)", kind: "serve", status: "up",
@@ -122,7 +125,7 @@ enum Tiles {
             for (other, jobs) in held.sorted(by: { $0.key < $1.key }) where other != owner {
                 // host/pid/tag → "serve pid 1234 on host"
                 let parts = other.split(separator: "/")
-                let name = parts.count >= 2 ? "serve pid \(parts[1]) on \(parts[0])" : "serve \(other)"
+                let name = otherServePrefix + (parts.count >= 2 ? "pid \(parts[1]) on \(parts[0])" : other)
                 tiles.append(Tile(name: name, kind: "serve", status: "up", role: "another process",
                                   detail: "\(jobs) jobs held"))
             }
