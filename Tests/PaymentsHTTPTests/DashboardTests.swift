@@ -166,18 +166,32 @@ import Testing
         func add() -> Int { count += 1; return count }
     }
 
-    @Test func aReadStillRunningIsWaitedOnNotStartedAgain() async throws {
-        let flight = SingleFlight<Int>()
-        let calls = Calls()
-        let slow: @Sendable () async throws -> Int = {
+    /// Holds a read until the test opens it: no timing the machine's load can upset.
+    final class Gate: Sendable {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+        func wait() async { for await _ in stream { return } }
+        func open() { continuation.yield(); continuation.finish() }
+    }
+
+    func held(_ gate: Gate, _ calls: Calls) -> @Sendable () async throws -> Int {
+        {
             let n = await calls.add()
-            try await Task.sleep(for: .milliseconds(300))
+            await gate.wait()
             return n
         }
-        let first = await flight.run(within: .milliseconds(50), slow)
+    }
+
+    @Test func aReadStillRunningIsWaitedOnNotStartedAgain() async throws {
+        let flight = SingleFlight<Int>()
+        let calls = Calls(), gate = Gate()
+        let first = await flight.run(within: .milliseconds(50), held(gate, calls))
         #expect(first.timedOut)
         #expect(flight.isRunning)
-        let second = await flight.run(within: .seconds(5), slow)
+        let again = await flight.run(within: .milliseconds(50), held(gate, calls))
+        #expect(again.timedOut)
+        #expect(await calls.count == 1, "waited on, not started again")
+        gate.open()
+        let second = await flight.run(within: .seconds(5), held(gate, calls))
         #expect(try second.get() == 1, "the first read's answer, taken by the next collection")
         #expect(await calls.count == 1)
         let third = await flight.run(within: .seconds(5)) { await calls.add() }
@@ -186,14 +200,13 @@ import Testing
 
     @Test func anAnswerNobodyTookGoesStale() async throws {
         let flight = SingleFlight<Int>(freshness: .milliseconds(100))
-        let calls = Calls()
-        let first = await flight.run(within: .milliseconds(10)) {
-            let n = await calls.add()
-            try await Task.sleep(for: .milliseconds(50))
-            return n
-        }
+        let calls = Calls(), gate = Gate()
+        let first = await flight.run(within: .milliseconds(10), held(gate, calls))
         #expect(first.timedOut)
-        try await Task.sleep(for: .milliseconds(400))
+        gate.open()
+        for _ in 0..<500 where flight.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(!flight.isRunning)
+        try await Task.sleep(for: .milliseconds(300))
         let second = await flight.run(within: .seconds(5)) { await calls.add() }
         #expect(try second.get() == 2)
     }
