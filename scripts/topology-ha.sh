@@ -276,6 +276,69 @@ cmd_patronictl() {
   die "no Patroni is running"
 }
 
+# The pg_leader servers HAProxy has UP (the one node writes go to, when all is well).
+haproxy_write_up() {
+  curl -fsS --max-time 2 "http://127.0.0.1:$HAPROXY_STATS_PORT/;csv" 2>/dev/null \
+    | awk -F, '$1=="pg_leader" && $2 ~ /^node-/ && $18=="UP" {print $2}' | paste -sd' '
+}
+
+# A planned switchover that fails no write: pgbouncer-write is paused around Patroni's
+# switchover (PAUSE waits for the transactions under way to finish and
+# closes its server connections; clients' next queries wait in the pooler), and resumed
+# once HAProxy sends writes to the new leader alone. A bare `patronictl switchover`
+# fails writes for 1.5-2 s instead (the old leader refusing logins while it stops,
+# then no leader: pgbouncer fails every waiting client at once while logins fail).
+# Clients see the same time without a commit, as a wait.
+cmd_switchover() {
+  local candidate="" old
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --candidate) [ $# -ge 2 ] || die "usage: switchover [--candidate NODE]"; candidate="$2"; shift 2 ;;
+      *) die "usage: switchover [--candidate NODE] (unknown argument: $1)" ;;
+    esac
+  done
+  old="$(leader)"; [ -n "$old" ] || die "switchover: no leader to switch from"
+  [ -n "$candidate" ] || candidate="$(ha_sync || true)"
+  [ -n "$candidate" ] || die "switchover: no synchronous standby to switch to (name one with --candidate)"
+  case " ${NODES[*]} " in *" $candidate "*) ;; *) die "switchover: no node '$candidate' (nodes: ${NODES[*]})" ;; esac
+  [ "$candidate" != "$old" ] || die "switchover: $candidate already leads"
+  local t0; t0=$(date +%s.%N)
+  log "switchover $old -> $candidate: pausing pgbouncer-write (waits for the transactions under way)"
+  # (timeout runs programs, not functions: admin_psql spelled out)
+  if ! PGPASSWORD="$PGBOUNCER_ADMIN_PASSWORD" timeout 15 psql -X -q \
+      "host=127.0.0.1 port=$PGB_WRITE_PORT user=$PGBOUNCER_ADMIN_USER dbname=pgbouncer connect_timeout=5" \
+      -c "PAUSE $DB_NAME" >/dev/null; then
+    admin_psql "$PGB_WRITE_PORT" -c "RESUME $DB_NAME" >/dev/null 2>&1
+    die "switchover: pgbouncer-write did not pause within 15 s (a transaction held open?); resumed, nothing switched"
+  fi
+  # Whatever happens from here, writes are resumed: a pooler left paused stops every payment.
+  trap 'admin_psql "$PGB_WRITE_PORT" -c "RESUME $DB_NAME" >/dev/null 2>&1' EXIT
+  # Patroni's REST API rather than patronictl: the same switchover, without a Python
+  # program starting up (half a second here) while every write waits. Patroni answers
+  # only at its next one-second poll after the switch, so writes resume as soon as
+  # HAProxy sends them to the candidate alone, and the answer is read after.
+  local answer_file; answer_file="$(mktemp)"
+  curl -sS --max-time 60 -o "$answer_file" -w ' HTTP %{http_code}' -X POST \
+    -d "{\"leader\": \"$old\", \"candidate\": \"$candidate\"}" \
+    "http://127.0.0.1:$(node_rest_port "$old")/switchover" > "$answer_file.status" 2>&1 &
+  local request=$! i
+  for ((i = 0; i < 600; i++)); do
+    [ "$(haproxy_write_up)" = "$candidate" ] && break
+    # Refused (no such candidate, not healthy, a switchover already running): stop waiting.
+    if ! kill -0 "$request" 2>/dev/null && ! grep -q ' HTTP 200' "$answer_file.status"; then break; fi
+    sleep 0.05
+  done
+  admin_psql "$PGB_WRITE_PORT" -c "RESUME $DB_NAME" >/dev/null || die "switchover: RESUME failed: run scripts/topology --ha psql admin-write -c 'RESUME $DB_NAME'"
+  trap - EXIT
+  local paused; paused=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+  wait "$request" || true
+  local answer; answer="$(cat "$answer_file" "$answer_file.status" 2>/dev/null | tr -s '\n' ' ')"; rm -f "$answer_file" "$answer_file.status"
+  case "$answer" in *" HTTP 200"*) ;; *) die "switchover: Patroni refused $old -> $candidate: $answer; pgbouncer-write resumed" ;; esac
+  [ "$(haproxy_write_up)" = "$candidate" ] \
+    || die "switchover: HAProxy does not send writes to $candidate alone after 30 s (UP: $(haproxy_write_up)); pgbouncer-write resumed"
+  log "switchover $old -> $candidate: done; pgbouncer-write was paused for $paused s"
+}
+
 cmd_psql() {
   local target="${1:-pgbouncer-write}"; [ $# -gt 0 ] && shift
   case "$target" in
