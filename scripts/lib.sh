@@ -134,11 +134,19 @@ wait_drained() {
   until [ "$(open_jobs "$1")" = 0 ]; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.2; done
 }
 
-# cancel_open_jobs: cancels every queued or running job (benchmarks start from an idle queue);
-# reconciling jobs are left to the reconciler: their charge may have happened.
+# cancel_open_jobs: discards every queued or running job, benchmark data only (benchmarks
+# start from an idle queue). It moves them to the history as `cancelled` without any of a
+# real cancel's checks (`payments cancel` asks the gateway first): never on real payments.
+# Reconciling jobs are left to the reconciler.
 cancel_open_jobs() {
-  sql "SELECT payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE state IN ('queued', 'running')),
-       'cancelled', 'cancelled by $(basename "$0")', now(), ARRAY['queued', 'running'])" >/dev/null
+  sql "WITH gone AS (DELETE FROM payment_queue WHERE state IN ('queued', 'running') RETURNING *)
+       INSERT INTO payment_history (id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
+                                    state, attempt, max_attempts, priority, run_at, lease_owner, lease_expires_at,
+                                    last_error, charge_id, created_at, claimed_at, updated_at, finished_at, lease_losses)
+       SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
+              'cancelled', attempt, max_attempts, priority, run_at, NULL, NULL,
+              'discarded by $(basename "$0"): benchmark data', NULL, created_at, claimed_at, now(), now(), lease_losses
+       FROM gone" >/dev/null
 }
 
 # build_payments debug|release: builds `payments` (release: RELEASE_BUILD), showing the

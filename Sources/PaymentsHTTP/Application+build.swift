@@ -30,7 +30,9 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
         (gateway, simulated) = (local, local)
     }
     let metrics = WorkerMetrics()
-    let api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: simulated, logger: logger)
+    let settle = (settings.workers ?? WorkerConfiguration()).effectiveGatewayTimeout + (settings.workers ?? WorkerConfiguration()).settleMargin
+    let api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: simulated,
+                              cancelSettle: settle, logger: logger)
 
     if let workers = settings.workers {
         services.append(try WorkerPool(store: JobStore(client: database.write, logger: logger), gateway: gateway,

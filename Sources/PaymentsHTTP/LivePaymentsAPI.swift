@@ -11,16 +11,23 @@ public struct LivePaymentsAPI: PaymentsAPI {
     public let router: ReadRouter
     public let metrics: WorkerMetrics
     public let gateway: SimulatedGateway?
+    let store: JobStore
+    /// How long after a cancel of a payment back in the queue no request of it can land: a
+    /// request released at shutdown may still be on its way until its deadline.
+    let cancelSettle: Duration
     let currencyCache: CurrencyCache
     let logger: Logger
 
-    public init(database: Database, readFallback: Bool, metrics: WorkerMetrics, gateway: SimulatedGateway?, logger: Logger) {
+    public init(database: Database, readFallback: Bool, metrics: WorkerMetrics, gateway: SimulatedGateway?,
+                cancelSettle: Duration = .seconds(17), logger: Logger) {
         self.database = database
         self.intake = PaymentIntake(client: database.write, logger: logger)
         self.router = ReadRouter(database: database, fallback: readFallback, logger: logger)
         self.reads = PaymentReads(router: router)
         self.metrics = metrics
         self.gateway = gateway
+        self.store = JobStore(client: database.write, logger: logger)
+        self.cancelSettle = cancelSettle
         self.currencyCache = CurrencyCache(client: database.write, logger: logger)
         self.logger = logger
     }
@@ -47,6 +54,17 @@ public struct LivePaymentsAPI: PaymentsAPI {
 
     public func payment(id: Int64, freshnessToken: String?) async throws -> Routed<Job?> {
         try await reads.job(id: id, freshnessToken: freshnessToken)
+    }
+
+    public func cancel(id: Int64) async throws -> CancelResult? {
+        let (store, intake, settle) = (self.store, self.intake, cancelSettle)
+        let (outcome, token) = try await bounded { () -> (JobStore.CancelOutcome?, String) in
+            (try await store.cancel([id], settle: settle)[id], try await intake.currentLSN())
+        }
+        guard let outcome else { return nil }
+        // Read back at least as fresh as the cancel (a replica that replayed it, or the primary).
+        let job = try? await reads.job(id: id, freshnessToken: token).value
+        return CancelResult(outcome: outcome, job: job ?? nil)
     }
 
     public func stats() async throws -> ServerStats {

@@ -13,6 +13,7 @@ struct PaymentRoutes<API: PaymentsAPI>: Sendable {
     func register<Context: RequestContext>(on router: Router<Context>) {
         router.post("/v1/payments") { request, context in try await self.create(request, context: context) }
         router.get("/v1/payments/:id") { request, context in try await self.show(request, context: context) }
+        router.post("/v1/payments/:id/cancel") { request, context in try await self.cancel(request, context: context) }
     }
 
     func create(_ request: Request, context: some RequestContext) async throws -> Response {
@@ -47,11 +48,50 @@ struct PaymentRoutes<API: PaymentsAPI>: Sendable {
         }
     }
 
-    func show(_ request: Request, context: some RequestContext) async throws -> Response {
+    static func paymentID(_ context: some RequestContext) throws -> Int64 {
         let raw = context.parameters.get("id") ?? ""
         guard let id = Int64(raw), id > 0 else {
             throw APIError.badRequest("invalid_id", "payment id must be a positive integer, got '\(raw.prefix(40))'")
         }
+        return id
+    }
+
+    /// A cancel is a request: 200 with the payment when no request had ever left for it
+    /// (or it was cancelled already); 202 while the gateway has to prove it holds no charge;
+    /// 409 `too_late` with the payment when it was charged (it ends `succeeded`), 409
+    /// `payment_finished` when it had failed.
+    func cancel(_ request: Request, context: some RequestContext) async throws -> Response {
+        let id = try Self.paymentID(context)
+        guard let result = try await api.cancel(id: id) else {
+            throw APIError(status: .notFound, code: "payment_not_found", message: "no payment with id \(id)")
+        }
+        context.logger.info("cancel requested", metadata: ["job_id": "\(id)", "outcome": "\(result.outcome)"])
+        switch result.outcome {
+        case .cancelled, .finished(.cancelled):
+            return try JSONResponse.make(result.job, status: .ok)
+        case .pending:
+            return try JSONResponse.make(result.job, status: .accepted, headers: [.retryAfter: "2"])
+        case .finished(.succeeded):
+            return try CancelRefusal(code: "too_late", message: "payment \(id) was charged before it could be cancelled: it is succeeded", payment: result.job).response
+        case let .finished(state):
+            return try CancelRefusal(code: "payment_finished", message: "payment \(id) is \(state.rawValue) and cannot be cancelled", payment: result.job).response
+        }
+    }
+
+    /// A 409 to a cancel: the error, and the payment as it is.
+    struct CancelRefusal: Encodable {
+        struct Inner: Encodable { var code: String; var message: String }
+        var error: Inner
+        var payment: Job?
+        init(code: String, message: String, payment: Job?) {
+            error = Inner(code: code, message: message)
+            self.payment = payment
+        }
+        var response: Response { get throws { try JSONResponse.make(self, status: .conflict) } }
+    }
+
+    func show(_ request: Request, context: some RequestContext) async throws -> Response {
+        let id = try Self.paymentID(context)
         let token = request.headers[.freshnessToken]
         if let token, !Self.isWALPosition(token) {
             throw APIError.badRequest("invalid_freshness_token", "X-Freshness-Token must be a WAL position such as 0/16B3748, as returned by POST")

@@ -4,12 +4,15 @@ import PaymentsCore
 public struct ServerStats: Sendable, Encodable, Equatable {
     public struct Worker: Sendable, Encodable, Equatable {
         public var claimed, succeeded, retried, failed, released, leaseLost, reaped, inFlight, peakInFlight, databaseErrors: Int
-        public var toReconcile, reconciledSucceeded, reconciledFailed, orphansReleased: Int
+        public var toReconcile, reconciledSucceeded, reconciledFailed, reconciledRequeued, reconciledCancelled, held, delayed, orphansReleased: Int
+        /// Failed payments by reason, every reason of the closed set present (0 when none).
+        public var failedByReason: [String: Int]
         public var latencySecondsP50, latencySecondsP95, latencySecondsP99: Double
         enum CodingKeys: String, CodingKey {
             case claimed, succeeded, retried, failed, released, reaped
             case toReconcile = "to_reconcile", reconciledSucceeded = "reconciled_succeeded", reconciledFailed = "reconciled_failed"
-            case orphansReleased = "orphans_released"
+            case orphansReleased = "orphans_released", reconciledRequeued = "reconciled_requeued"
+            case reconciledCancelled = "reconciled_cancelled", held, delayed, failedByReason = "failed_by_reason"
             case leaseLost = "lease_lost", inFlight = "in_flight", peakInFlight = "peak_in_flight", databaseErrors = "database_errors"
             case latencySecondsP50 = "latency_seconds_p50", latencySecondsP95 = "latency_seconds_p95", latencySecondsP99 = "latency_seconds_p99"
         }
@@ -28,6 +31,11 @@ public struct ServerStats: Sendable, Encodable, Equatable {
             toReconcile = totals.toReconcile
             reconciledSucceeded = totals.reconciledSucceeded
             reconciledFailed = totals.reconciledFailed
+            reconciledRequeued = totals.reconciledRequeued
+            reconciledCancelled = totals.reconciledCancelled
+            held = totals.held
+            delayed = totals.delayed
+            failedByReason = Dictionary(uniqueKeysWithValues: FailureReason.allCases.map { ($0.rawValue, totals.failedBy[$0] ?? 0) })
             orphansReleased = totals.orphansReleased
             latencySecondsP50 = p.count > 0 ? p[0] : 0
             latencySecondsP95 = p.count > 1 ? p[1] : 0

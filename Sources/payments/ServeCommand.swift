@@ -29,8 +29,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("statement-timeout"), help: "Seconds a worker statement may run, enforced by client and server (default: 15 or half the lease, whichever is less; at most half the lease).")
     var statementTimeout: Double?
-    @Option(name: .customLong("max-lease-losses"), help: "Lost leases after which a job goes to reconciling instead of running again.")
+    @Option(name: .customLong("max-lease-losses"), help: "Lost leases after which a job is settled with the gateway (reconciling) before it runs again.")
     var maxLeaseLosses: Int = 3
+    @Option(name: .customLong("give-up-after"), help: "Seconds from its creation a payment is retried through our own faults (a payment's own give_up_after_seconds wins); past it, one the gateway proves uncharged fails (budget_exhausted).")
+    var giveUpAfter: Double = 3600
 
     @Option(name: .customLong("gateway-url"), help: "External gateway (`payments gateway`, env GATEWAY_URL), shared by every serve. Without it the simulated gateway runs in-process (benchmarks; a single serve).")
     var gatewayURL: String? = ProcessInfo.processInfo.environment["GATEWAY_URL"].flatMap { $0.isEmpty ? nil : $0 }
@@ -44,7 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
     var gatewayTransientFailureRate: Double = 0
     @Option(name: .customLong("gateway-decline-rate"), help: "Simulated gateway: share of payments declined (0-1).")
     var gatewayDeclineRate: Double = 0
-    @Option(help: "Seed of the simulated gateway's draws.") var seed: UInt64 = 1
+    @Option(help: "Seed of the workers' retry jitter (a function of seed, key and attempt) and of the simulated gateway's draws.") var seed: UInt64 = 1
     @Option(name: .customLong("gateway-journal"), help: "File of the in-process gateway's accepted charges, read at start so its charges survive a restart of this serve. Its deduplication is per process: several serves need `payments gateway` (--gateway-url).")
     var gatewayJournal: String?
 
@@ -69,6 +71,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let gatewayTimeout {
             guard gatewayTimeout.isFinite, gatewayTimeout > 0 else { throw ValidationError("--gateway-timeout must be a positive number of seconds") }
+        }
+        guard giveUpAfter.isFinite, (1...604_800).contains(giveUpAfter) else {
+            throw ValidationError("--give-up-after must be from 1 to 604,800 seconds (7 days)")
         }
         guard shutdownTimeout.isFinite, (0...600).contains(shutdownTimeout) else {
             throw ValidationError("--shutdown-timeout must be from 0 to 600 seconds")
@@ -103,6 +108,8 @@ struct ServeCommand: AsyncParsableCommand {
             worker.gatewayTimeout = gatewayTimeout.map { .seconds(fractional: $0) }
             worker.statementTimeout = statementTimeout.map { .seconds(fractional: $0) }
             worker.maxLeaseLosses = maxLeaseLosses
+            worker.giveUpAfter = .seconds(fractional: giveUpAfter)
+            worker.jitterSeed = seed
             worker.backoff = Backoff(base: .seconds(fractional: retryBaseMs / 1000), cap: .seconds(fractional: retryCapMs / 1000))
             worker.statsInterval = .seconds(fractional: statsInterval)
             settings.workers = worker

@@ -209,14 +209,23 @@ extension Integration {
 }
 
 enum QueueReset {
-    /// Tests share one queue: jobs a test leaves open are cancelled (never deleted), so
-    /// the next test's workers start from an empty queue. Running and reconciling ones
-    /// too, named explicitly: their servers were stopped or killed by the test.
-    static func cancelLeftovers() async throws {
+    /// Tests share one queue: jobs a test leaves open (its servers stopped or killed) are
+    /// moved to the history as `cancelled` (never deleted), so the next test's workers start
+    /// from an empty queue. Test data only: this skips every check a real cancel makes
+    /// (`POST /v1/payments/{id}/cancel`), so a charged payment may end here `cancelled`;
+    /// the tests prove their own prefixes before they call it.
+    static func cancelLeftovers(prefix: String? = nil) async throws {
+        let pattern = prefix.map { $0 + "-%" } ?? "%"
         try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
             try await client.query("""
-                SELECT payment_queue_finish(ARRAY(SELECT id FROM payment_queue), 'cancelled', 'cancelled by test cleanup', now(),
-                                            ARRAY['queued', 'running', 'reconciling'])
+                WITH gone AS (DELETE FROM payment_queue WHERE idempotency_key LIKE \(pattern) RETURNING *)
+                INSERT INTO payment_history (id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
+                                             state, attempt, max_attempts, priority, run_at, lease_owner, lease_expires_at,
+                                             last_error, charge_id, created_at, claimed_at, updated_at, finished_at, lease_losses)
+                SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
+                       'cancelled', attempt, max_attempts, priority, run_at, NULL, NULL,
+                       'discarded by test cleanup', NULL, created_at, claimed_at, now(), now(), lease_losses
+                FROM gone
                 """, logger: TestEnvironment.logger)
         }
     }

@@ -48,6 +48,27 @@ extension Integration {
     @Suite struct ExternalGatewayTests {
         static let port = 18_110 + TestEnvironment.portOffset
 
+        /// Ten new payments, claimed for `owner` `claimedSecondsAgo` with a lease that runs
+        /// `leaseSecondsLeft` more, and never delivered to it (a claim that committed after
+        /// its client gave up). Made directly, with pgbouncer-write paused so no worker of
+        /// the serve claims them first: timing a real late claim through a paused pooler is
+        /// not reliable, since the driver drops a query it stops waiting for.
+        static func injectOrphans(_ prefix: String, owner: String, claimedSecondsAgo: Int, leaseSecondsLeft: Int) async throws {
+            let paused = try await TestEnvironment.topology(["psql", "admin-write", "-c", "PAUSE"])
+            try #require(paused.status == 0, "PAUSE: \(paused.stderr)")
+            let enqueued = try await TestEnvironment.run(["enqueue", "--count", "10", "--key-prefix", prefix],
+                                                         environment: ["WRITE_DSN": TestEnvironment.primaryDSN])
+            _ = try await TestEnvironment.scalar(TestEnvironment.primaryURL, """
+                WITH u AS (UPDATE payment_queue SET state = 'running', attempt = 1, lease_owner = \(owner),
+                                                   lease_expires_at = now() + make_interval(secs => \(leaseSecondsLeft)),
+                                                   claimed_at = now() - make_interval(secs => \(claimedSecondsAgo))
+                           WHERE idempotency_key LIKE \(prefix + "-%") RETURNING 1)
+                SELECT count(*) FROM u
+                """)
+            let resumed = try await TestEnvironment.topology(["psql", "admin-write", "-c", "RESUME"])
+            try #require(enqueued.status == 0 && resumed.status == 0, "\(enqueued.stderr) \(resumed.stderr)")
+        }
+
         static func serveStats(_ serve: ServeProcess) async throws -> [String: Any] {
             try await HTTP.request("GET", "http://127.0.0.1:\(serve.port)/v1/stats").json?["worker"] as? [String: Any] ?? [:]
         }
@@ -76,9 +97,10 @@ extension Integration {
         }
 
         /// Defect 2: a job whose charge could still land was recorded `failed` after its
-        /// last attempt. With hangs and lost answers on every job's only attempt, jobs go to
-        /// `reconciling`; the reconciler posts those the gateway charged and fails only
-        /// those it never charged, once no charge can land.
+        /// last attempt. With hangs and lost answers on every job's only attempt in a row,
+        /// jobs go to `reconciling`; the reconciler posts those the gateway charged and
+        /// queues again, within the budget, those it never charged (issue 24: they failed
+        /// before): every payment ends succeeded.
         @Test func unknownOutcomesAreReconciledNeverGuessed() async throws {
             try await TestEnvironment.migrate()
             try await QueueReset.cancelLeftovers()
@@ -90,23 +112,21 @@ extension Integration {
                 "WITH u AS (UPDATE payment_queue SET max_attempts = 1 WHERE idempotency_key LIKE \(prefix + "-%") RETURNING 1) SELECT count(*) FROM u")
             let serve = try ServeProcess(arguments: ["--gateway-url", gateway.url, "--lease", "3"], port: Self.port + 4, journal: gateway.journal)
             try await serve.waitUntilHealthy()
-            try await Integration.WorkerTests.waitUntilDrained(prefix, timeout: .seconds(60))
+            try await Integration.WorkerTests.waitUntilDrained(prefix, timeout: .seconds(90))
             let worker = try await Self.serveStats(serve)
             print("worker: \(worker); gateway: \(try await gateway.stats())")
             #expect((worker["to_reconcile"] as? Int ?? 0) > 0, "some outcomes must have been unknown")
-            #expect((worker["reconciled_failed"] as? Int ?? 0) > 0, "hung requests expire uncharged and are failed by the reconciler")
-            let guessed = try await TestEnvironment.scalar(TestEnvironment.writeURL, """
-                SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(prefix + "-%") AND state = 'failed'
-                  AND last_error NOT LIKE 'not charged:%' AND last_error NOT LIKE 'declined:%'
-                """)
-            #expect(guessed == 0, "every failure is the gateway's answer")
+            #expect((worker["reconciled_requeued"] as? Int ?? 0) > 0, "hung requests expire uncharged and are queued again by the reconciler")
+            let states = try await Integration.WorkerTests.states(prefix)
+            #expect(states == ["succeeded": 100], "\(states)")
             serve.signal(SIGTERM)
             #expect(try await serve.waitForExit(timeout: .seconds(30)) == 0)
             try await Integration.WorkerTests.assertInvariants(prefix, journals: [gateway.journal])
         }
 
         /// Defect 7: a job whose worker keeps vanishing was re-run without end. Past the
-        /// cap of lost leases it is reconciled: posted if the gateway charged it, failed if not.
+        /// cap of lost leases it is reconciled before it runs again: posted if the gateway
+        /// charged it, queued again (its budget lasting) if not.
         @Test func aJobThatKeepsLosingItsLeaseIsReconciled() async throws {
             try await TestEnvironment.migrate()
             try await QueueReset.cancelLeftovers()
@@ -135,13 +155,15 @@ extension Integration {
             try await serve.waitUntilHealthy()
             try await Integration.WorkerTests.waitUntilDrained(prefix, timeout: .seconds(30))
             let states = try await Integration.WorkerTests.states(prefix)
-            #expect(states == ["succeeded": 1, "failed": 1], "\(states)")
+            #expect(states == ["succeeded": 2], "\(states)")
             let posted = try await TestEnvironment.scalar(TestEnvironment.writeURL,
-                "SELECT count(*) FROM payment_jobs WHERE idempotency_key = \(charged.0) AND state = 'succeeded' AND charge_id = \(chargeID ?? "")")
-            #expect(posted == 1, "the job the gateway charged is posted with that charge")
+                "SELECT count(*) FROM payment_jobs WHERE idempotency_key = \(charged.0) AND state = 'succeeded' AND charge_id = \(chargeID ?? "") AND attempt = 3")
+            #expect(posted == 1, "the job the gateway charged is posted with that charge, not run again")
             let rerun = try await TestEnvironment.scalar(TestEnvironment.writeURL,
-                "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(prefix + "-%") AND attempt <> 3")
-            #expect(rerun == 0, "neither job may run again after its third lost lease")
+                "SELECT count(*) FROM payment_jobs WHERE idempotency_key = \(prefix + "-0") AND attempt = 4")
+            #expect(rerun == 1, "the uncharged job runs again only after the reconciler's proof")
+            let worker = try await Self.serveStats(serve)
+            #expect((worker["reconciled_requeued"] as? Int ?? 0) == 1, "\(worker)")
             serve.signal(SIGTERM)
             #expect(try await serve.waitForExit(timeout: .seconds(30)) == 0)
             try await Integration.WorkerTests.assertInvariants(prefix, journals: [gateway.journal])
@@ -167,18 +189,7 @@ extension Integration {
             // Ten more jobs, claimed for this serve 5 s ago with a lease that runs for another
             // minute, and never delivered to it.
             let late = TestEnvironment.uniquePrefix("orphan-late")
-            let admin = try await TestEnvironment.topology(["psql", "admin-write", "-c", "PAUSE"])
-            try #require(admin.status == 0, "PAUSE: \(admin.stderr)")
-            let enqueued = try await TestEnvironment.run(["enqueue", "--count", "10", "--key-prefix", late],
-                                                         environment: ["WRITE_DSN": TestEnvironment.primaryDSN])
-            _ = try await TestEnvironment.scalar(TestEnvironment.primaryURL, """
-                WITH u AS (UPDATE payment_queue SET state = 'running', attempt = 1, lease_owner = \(String(owner)),
-                                                   lease_expires_at = now() + interval '60 seconds', claimed_at = now() - interval '5 seconds'
-                           WHERE idempotency_key LIKE \(late + "-%") RETURNING 1)
-                SELECT count(*) FROM u
-                """)
-            let resumed = try await TestEnvironment.topology(["psql", "admin-write", "-c", "RESUME"])
-            try #require(enqueued.status == 0 && resumed.status == 0, "\(enqueued.stderr) \(resumed.stderr)")
+            try await Self.injectOrphans(late, owner: String(owner), claimedSecondsAgo: 5, leaseSecondsLeft: 60)
             // Well within the minute the lease still runs: the heartbeat's sweep releases them.
             try await Integration.WorkerTests.waitUntilDrained(late, timeout: .seconds(30))
             let worker = try await Self.serveStats(serve)

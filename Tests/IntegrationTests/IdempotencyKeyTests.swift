@@ -61,7 +61,7 @@ extension Integration {
             try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
                 try await client.query("""
                     SELECT payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE idempotency_key = \(key)),
-                                                'failed', 'test', now() - interval '400 days')
+                                                'failed', 'test', now() - interval '400 days', 'card_declined')
                     """, logger: TestEnvironment.logger)
             }
             let pruned = try await TestEnvironment.run(["prune", "--older-than-days", "365"])

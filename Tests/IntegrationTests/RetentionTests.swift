@@ -14,9 +14,9 @@ extension Integration {
             // Four jobs: an old failure, an old cancellation, a recent failure, one still queued.
             try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
                 try await client.query("""
-                    SELECT payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE idempotency_key = \(prefix + "-0")), 'failed', 'test', now() - interval '40 days'),
+                    SELECT payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE idempotency_key = \(prefix + "-0")), 'failed', 'test', now() - interval '40 days', 'card_declined'),
                            payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE idempotency_key = \(prefix + "-1")), 'cancelled', 'test', now() - interval '40 days'),
-                           payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE idempotency_key = \(prefix + "-2")), 'failed', 'test', now())
+                           payment_queue_finish(ARRAY(SELECT id FROM payment_queue WHERE idempotency_key = \(prefix + "-2")), 'failed', 'test', now(), 'card_declined')
                     """, logger: TestEnvironment.logger)
             }
             let dry = try await TestEnvironment.run(["prune", "--older-than-days", "30", "--dry-run"])

@@ -36,10 +36,49 @@ import PaymentsCore
         #expect(succeeded.outcome == .succeeded && succeeded.nextState == .succeeded && succeeded.chargeID == "ch_9" && succeeded.error == nil)
         let retry = Completion.Resolution.retry(error: "timeout", after: .milliseconds(1500))
         #expect(retry.outcome == .retried && retry.nextState == .queued && retry.delay == .milliseconds(1500) && !retry.refundsAttempt)
-        let failed = Completion.Resolution.failed(error: "declined")
+        let failed = Completion.Resolution.failed(reason: .cardDeclined, error: "declined")
         #expect(failed.outcome == .failed && failed.nextState == .failed && failed.error == "declined" && failed.chargeID == nil)
+        #expect(failed.failureReason == .cardDeclined)
         let release = Completion.Resolution.release(reason: "shutdown")
         #expect(release.outcome == .released && release.nextState == .queued && release.refundsAttempt && release.delay == .zero)
+        // Not an attempt: another request for the key was still in progress at the gateway.
+        let delayed = Completion.Resolution.delay(error: "in progress", after: .seconds(17))
+        #expect(delayed.outcome == .delayed && delayed.nextState == .queued && delayed.refundsAttempt && delayed.delay == .seconds(17))
+        // The reconciler's three ends besides posting: queued again, cancelled, held.
+        let requeue = Completion.Resolution.requeue(error: "not charged")
+        #expect(requeue.outcome == .requeued && requeue.nextState == .queued && !requeue.refundsAttempt && requeue.delay == .zero)
+        let cancelled = Completion.Resolution.cancelled(reason: "cancelled")
+        #expect(cancelled.outcome == .cancelled && cancelled.nextState == .cancelled && cancelled.failureReason == nil)
+        let held = Completion.Resolution.hold(reason: .chargeMismatch, error: "another amount")
+        #expect(held.outcome == .held && held.nextState == .reconciling && held.heldReason == .chargeMismatch)
+    }
+
+    /// The closed set of failure reasons: every provider decline code maps into it, and
+    /// only `budget_exhausted` is not a decline.
+    @Test func failureReasonsAreAClosedSet() {
+        #expect(FailureReason(declineCode: "card_declined") == .cardDeclined)
+        #expect(FailureReason(declineCode: "insufficient_funds") == .insufficientFunds)
+        #expect(FailureReason(declineCode: "something_new") == .declined)
+        #expect(FailureReason(declineCode: nil) == .declined)
+        #expect(FailureReason.allCases.filter { !$0.isDecline } == [.budgetExhausted])
+        #expect(Set(FailureReason.allCases.map(\.rawValue)) == ["card_declined", "insufficient_funds", "account_blocked", "declined", "budget_exhausted"])
+    }
+
+    /// Every answer that says "charged" is matched to its payment before it is posted.
+    @Test func aChargeRecordIsMatchedByKeyAmountAndCurrency() {
+        let payment = Payment(amountMinor: 100, currency: "EUR", debtor: "a", creditor: "b")
+        let record = ChargeRecord(key: "k-1", chargeID: "ch_1", jobID: 1, amountMinor: 100, currency: "EUR")
+        #expect(record.isCharge(of: "k-1", for: payment))
+        #expect(!record.isCharge(of: "k-2", for: payment))
+        var other = record
+        other.amountMinor = 101
+        #expect(!other.isCharge(of: "k-1", for: payment))
+        other = record
+        other.currency = "USD"
+        #expect(!other.isCharge(of: "k-1", for: payment))
+        other = record
+        other.chargeID = ""
+        #expect(!other.isCharge(of: "k-1", for: payment))
     }
 
     @Test func aRequestsFingerprintCoversEveryField() {

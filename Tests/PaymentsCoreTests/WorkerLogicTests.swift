@@ -59,11 +59,15 @@ import PaymentsCore
     @Test func aJournalSurvivesTheProcess() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID().uuidString).jsonl").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let first = try SimulatedGateway(.init(latencyMillis: 0, jitterMillis: 0, journalPath: path))
-        guard case let .accepted(chargeID) = await first.charge(request("persisted", id: 7)) else { Issue.record("not accepted"); return }
-        // A new gateway on the same journal (a restarted server) knows the charge.
+        let charged: ChargeRecord
+        do {
+            let first = try SimulatedGateway(.init(latencyMillis: 0, jitterMillis: 0, journalPath: path))
+            guard case let .accepted(record) = await first.charge(request("persisted", id: 7)) else { Issue.record("not accepted"); return }
+            charged = record
+        }
+        // A new gateway on the same journal (a restarted server, the first one gone) knows the charge.
         let second = try SimulatedGateway(.init(latencyMillis: 0, jitterMillis: 0, journalPath: path))
-        #expect(await second.charge(request("persisted", id: 7)) == .accepted(chargeID: chargeID))
+        #expect(await second.charge(request("persisted", id: 7)) == .accepted(charged))
         #expect(second.counts.accepted == 0)
         #expect(try ChargeJournal.read(path).map(\.key) == ["persisted"])
     }

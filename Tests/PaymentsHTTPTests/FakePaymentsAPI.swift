@@ -59,4 +59,9 @@ final class FakePaymentsAPI: PaymentsAPI {
     }
 
     func readinessProblems() async -> [String] { state.withLock { $0.problems } }
+
+    func cancel(id: Int64) async throws -> CancelResult? {
+        try check()
+        return nil
+    }
 }

@@ -152,11 +152,13 @@ import Testing
             guard case let .accepted(first) = await gateway.charge(request) else { Issue.record("not accepted"); return }
             guard case let .accepted(again) = await gateway.charge(request) else { Issue.record("replay not accepted"); return }
             #expect(first == again)
-            #expect(try await gateway.lookup(idempotencyKey: "client-1")?.chargeID == first)
+            #expect(first.isCharge(of: "client-1", for: payment))
+            #expect(try await gateway.lookup(idempotencyKey: "client-1") == first)
             #expect(try await gateway.lookup(idempotencyKey: "client+2/x") == nil)
             var other = request
             other.payment.amountMinor = 901
-            guard case .declined = await gateway.charge(other) else { Issue.record("another amount under the key must be refused"); return }
+            // Money moved under this key for another amount: reconciled, never a decline.
+            guard case .keyHeldByAnotherCharge = await gateway.charge(other) else { Issue.record("another amount under the key must be refused"); return }
             var expired = request
             expired.idempotencyKey = "client-3"
             expired.deadline = Date() - 1

@@ -1,33 +1,68 @@
 import Foundation
 
-/// The file both gateways keep their accepted charges in: one JSON line per charge,
-/// appended through O_APPEND (several processes may share it; a line written by one
-/// write(2) lands whole at the end), read back at start. The proofs read it too.
+/// The file a gateway keeps its accepted charges in: one JSON line per charge, appended
+/// through O_APPEND by the one process holding its lock, read back at start. The proofs
+/// read it too (without the lock: they only read).
 public enum ChargeJournal {
-    /// Opens `path` for appending and returns its descriptor with the charges already in
-    /// it, reading the file once.
+    /// Opens `path` for appending, alone: the descriptor holds an exclusive lock for the
+    /// life of the process (two gateways on one journal would each deduplicate alone and
+    /// charge a key twice). Returns the charges already in it. A torn last line (a crash
+    /// mid-write, before its fsync returned, so never acknowledged) is cut off; any other
+    /// unreadable line stops the start with its line number: skipping it would make its key
+    /// chargeable again.
     static func open(_ path: String) throws -> (fd: Int32, records: [ChargeRecord]) {
-        let fd = Foundation.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = Foundation.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw PaymentsError.inputUnreadable(path: path, reason: "cannot open the gateway's charge journal: \(String(cString: strerror(errno)))")
         }
-        let data = FileManager.default.contents(atPath: path) ?? Data()
-        // A line torn by a crash mid-write is skipped when read; end it, so the next
-        // record starts on a line of its own instead of being glued to the fragment.
-        if let last = data.last, last != UInt8(ascii: "\n") {
-            _ = write(fd: fd, Data([UInt8(ascii: "\n")]))
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = errno == EWOULDBLOCK ? "it is in use by another gateway process (one journal, one gateway)" : String(cString: strerror(errno))
+            close(fd)
+            throw PaymentsError.inputUnreadable(path: path, reason: "cannot lock the gateway's charge journal: \(reason)")
         }
-        return (fd, decode(data))
+        do {
+            var data = FileManager.default.contents(atPath: path) ?? Data()
+            let parsed = try decode(data, path: path)
+            if parsed.tornTail > 0 {
+                data.removeLast(parsed.tornTail)
+                guard ftruncate(fd, off_t(data.count)) == 0 else {
+                    throw PaymentsError.inputUnreadable(path: path, reason: "cannot cut the journal's torn last line: \(String(cString: strerror(errno)))")
+                }
+            }
+            return (fd, parsed.records)
+        } catch {
+            close(fd)
+            throw error
+        }
     }
 
-    /// Every readable charge in the journal at `path` (none if it does not exist).
+    /// Every charge in the journal at `path` (none if it does not exist); a damaged line
+    /// other than a torn last one (a write under way, or a crash mid-write) throws.
     public static func read(_ path: String) throws -> [ChargeRecord] {
-        decode(FileManager.default.contents(atPath: path) ?? Data())
+        try decode(FileManager.default.contents(atPath: path) ?? Data(), path: path).records
     }
 
-    static func decode(_ data: Data) -> [ChargeRecord] {
+    /// The records, and how many bytes at the end are a torn last line (no newline yet).
+    static func decode(_ data: Data, path: String) throws -> (records: [ChargeRecord], tornTail: Int) {
         let decoder = JSONDecoder()
-        return data.split(separator: UInt8(ascii: "\n")).compactMap { try? decoder.decode(ChargeRecord.self, from: Data($0)) }
+        var records: [ChargeRecord] = []
+        var lineStart = data.startIndex
+        var number = 0
+        while lineStart < data.endIndex {
+            number += 1
+            guard let newline = data[lineStart...].firstIndex(of: UInt8(ascii: "\n")) else {
+                // No newline: the last write did not finish. Only this line may be torn.
+                return (records, data.endIndex - lineStart)
+            }
+            let line = data[lineStart..<newline]
+            lineStart = newline + 1
+            if line.isEmpty { continue }
+            guard let record = try? decoder.decode(ChargeRecord.self, from: Data(line)) else {
+                throw PaymentsError.inputUnreadable(path: path, reason: "the gateway's charge journal is damaged at line \(number) (not a charge record); every key it names could be charged again, so nothing starts on it: restore the journal, or repair that line by hand")
+            }
+            records.append(record)
+        }
+        return (records, 0)
     }
 
     /// The records as journal lines, ready for one write.

@@ -3,7 +3,9 @@ import Synchronization
 /// The faults `payments gateway` injects, as a payment provider shows them in production:
 /// slow answers, requests that hang past any client's patience, answers lost after the
 /// money moved, errors before it moved, and cards declined every time they are tried.
-/// Every draw comes from one seeded generator, so a run can be replayed.
+/// Every draw is a function of (seed, key, attempt), never of arrival order: the same seed
+/// replays the same faults on the same requests however the run's timing falls, across
+/// restarts of the gateway too.
 public struct GatewayFaults: Sendable, Equatable {
     public var latencyMillis: Double = 20
     public var jitterMillis: Double = 10
@@ -40,7 +42,9 @@ public struct GatewayFaults: Sendable, Equatable {
         public var declined: Bool
     }
 
-    public func plan(key: String, using random: inout SeededRandom) -> Plan {
+    /// The plan of the request for `key`'s attempt `attempt` (0 when the caller names none).
+    public func plan(key: String, attempt: Int64) -> Plan {
+        var random = SeededRandom(seed: fnv1a64("\(key)#\(attempt)", basis: 0xCBF2_9CE4_8422_2325 ^ seed))
         let delay = max(0, latencyMillis + (random.unit() * 2 - 1) * jitterMillis)
         return Plan(delayMillis: delay,
                     hang: random.unit() < hangRate,

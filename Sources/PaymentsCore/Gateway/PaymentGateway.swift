@@ -53,16 +53,31 @@ public struct ChargeRecord: Sendable, Equatable, Codable {
         amountMinor == payment.amountMinor && currency == payment.currency
     }
 
+    /// Whether this record is the charge of `key` for `payment`: what every answer is
+    /// checked against before a payment is posted, whoever sent it.
+    public func isCharge(of key: String, for payment: Payment) -> Bool {
+        self.key == key && matches(payment) && !chargeID.isEmpty
+    }
+
     enum CodingKeys: String, CodingKey {
         case key, chargeID = "charge_id", jobID = "job_id", amountMinor = "amount_minor", currency
     }
 }
 
 public enum ChargeOutcome: Sendable, Equatable {
-    /// Money moved (now, or on an earlier call with the same key).
-    case accepted(chargeID: String)
-    /// A permanent refusal (insufficient funds, blocked account): never retried.
-    case declined(reason: String)
+    /// The gateway says money moved (now, or on an earlier call with the same key), and
+    /// this is its record: matched to the payment before anything is posted.
+    case accepted(ChargeRecord)
+    /// A permanent refusal the payer can act on (insufficient funds, blocked account): never
+    /// retried. `code` is the provider's decline code.
+    case declined(code: String?, reason: String)
+    /// The gateway holds a charge under this key for another amount or currency (409
+    /// `idempotency_key_reused`): money moved under the key, so the payment is reconciled,
+    /// never failed.
+    case keyHeldByAnotherCharge(reason: String)
+    /// Another request with this key is being processed (409 `request_in_progress`): its
+    /// outcome is not known until its deadline has passed. Not an attempt of ours.
+    case inProgress(reason: String)
     /// Timeout, 5xx, connection reset: the charge may or may not have happened.
     case transientFailure(reason: String)
     /// The call was abandoned (shutdown): outcome unknown, the job goes back to the queue.

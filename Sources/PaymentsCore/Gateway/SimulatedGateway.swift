@@ -88,7 +88,10 @@ public final class SimulatedGateway: PaymentGateway {
         let outcome = state.withLock { s -> ChargeOutcome in
             if let existing = s.charges[request.idempotencyKey] {
                 s.counts.duplicates += 1
-                return .accepted(chargeID: existing.chargeID)
+                guard existing.matches(request.payment) else {
+                    return .keyHeldByAnotherCharge(reason: "the key was charged \(existing.amountMinor) \(existing.currency)")
+                }
+                return .accepted(existing)
             }
             let draw = s.random.unit()
             // Half the transient failures happen before the charge, half after it (the
@@ -101,7 +104,7 @@ public final class SimulatedGateway: PaymentGateway {
             }
             if declined {
                 s.counts.declined += 1
-                return .declined(reason: "card declined (simulated)")
+                return .declined(code: "card_declined", reason: "card declined (simulated)")
             }
             s.nextCharge += 1
             let record = ChargeRecord(key: request.idempotencyKey, chargeID: "ch_\(String(instance, radix: 36))_\(s.nextCharge)",
@@ -113,7 +116,7 @@ public final class SimulatedGateway: PaymentGateway {
                 s.counts.transientFailures += 1
                 return .transientFailure(reason: "gateway timeout (simulated, after charge)")
             }
-            return .accepted(chargeID: record.chargeID)
+            return .accepted(record)
         }
         if let newRecord, let journal { Self.append(newRecord, to: journal) }
         return outcome

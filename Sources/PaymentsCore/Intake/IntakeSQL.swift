@@ -5,6 +5,9 @@ import PostgresNIO
 /// bulk enqueue (thousands).
 struct PaymentRows {
     static let insertColumns = "idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, priority, max_attempts"
+    /// The relation's column beside `insertColumns`: the payment's own budget in seconds, 0 for
+    /// none (array elements cannot be NULL); the insert turns it into `give_up_at`.
+    static let budgetColumn = "give_up_after_s"
 
     /// `insertColumns`, each qualified by `alias`.
     static func insertColumns(of alias: String) -> String {
@@ -19,6 +22,7 @@ struct PaymentRows {
     private var creditors: [String] = []
     private var priorities: [Int16] = []
     private var maxAttempts: [Int32] = []
+    private var budgets: [Int32] = []
 
     /// - Parameter distinctKeys: keep only the first row of each key (what the inserts
     ///   need; a later row with the key is a duplicate, or a conflict that
@@ -37,6 +41,7 @@ struct PaymentRows {
             creditors.append(request.payment.creditor)
             priorities.append(request.priority)
             maxAttempts.append(request.maxAttempts)
+            budgets.append(request.giveUpAfterSeconds ?? 0)
         }
     }
 
@@ -44,8 +49,9 @@ struct PaymentRows {
     var relation: PostgresQuery {
         """
         SELECT * FROM unnest(\(keys)::text[], \(fingerprints)::text[], \(amounts)::int8[], \(currencies)::text[],
-                             \(debtors)::text[], \(creditors)::text[], \(priorities)::int2[], \(maxAttempts)::int4[])
-            AS t(\(unescaped: Self.insertColumns))
+                             \(debtors)::text[], \(creditors)::text[], \(priorities)::int2[], \(maxAttempts)::int4[],
+                             \(budgets)::int4[])
+            AS t(\(unescaped: Self.insertColumns), \(unescaped: Self.budgetColumn))
         """
     }
 }
@@ -72,8 +78,9 @@ enum IntakeSQL {
             ON CONFLICT (idempotency_key) DO NOTHING
             RETURNING idempotency_key, payment_id),
         queued AS (
-            INSERT INTO payment_queue AS j (id, \(PaymentRows.insertColumns)) OVERRIDING SYSTEM VALUE
-            SELECT k.payment_id, \(PaymentRows.insertColumns(of: "i"))
+            INSERT INTO payment_queue AS j (id, \(PaymentRows.insertColumns), give_up_at) OVERRIDING SYSTEM VALUE
+            SELECT k.payment_id, \(PaymentRows.insertColumns(of: "i")),
+                   CASE WHEN i.\(PaymentRows.budgetColumn) > 0 THEN now() + make_interval(secs => i.\(PaymentRows.budgetColumn)) END
             FROM keyed k JOIN input i ON i.idempotency_key = k.idempotency_key
             RETURNING \(returning))
         """

@@ -46,7 +46,7 @@ public struct PaymentIntake: Sendable {
                                      message: "currency '\(request.payment.currency)' is not in the currencies table")
     }
 
-    func currentLSN() async throws -> String {
+    public func currentLSN() async throws -> String {
         for try await (lsn) in try await client.query(IntakeSQL.currentLSN, logger: logger).decode(String.self) {
             return lsn
         }

@@ -13,7 +13,8 @@ extension Job {
     /// payment_jobs_archive, so a derived table `j` can union them.
     static let storedColumns = """
         id, idempotency_key, amount_minor, currency, debtor, creditor, priority, max_attempts,
-        state, attempt, last_error, charge_id, created_at, updated_at, finished_at
+        state, attempt, last_error, charge_id, created_at, updated_at, finished_at,
+        give_up_at, failure_reason, cancel_requested_at, held_reason
         """
 
     /// Every column of a payment's row, in the order payment_queue and payment_history
@@ -21,7 +22,8 @@ extension Job {
     static let rowColumns = """
         id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, state, attempt,
         max_attempts, priority, run_at, lease_owner, lease_expires_at, last_error, charge_id, created_at,
-        claimed_at, updated_at, finished_at, lease_losses
+        claimed_at, updated_at, finished_at, lease_losses, give_up_at, failure_reason, cancel_requested_at,
+        held_reason
         """
 
     /// The tables a payment lives in, in the order it moves through them.
@@ -30,9 +32,10 @@ extension Job {
     static let columns = """
         j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.priority, j.max_attempts,
         j.state, j.attempt, j.last_error, j.charge_id,
-        \(iso8601("j.created_at")), \(iso8601("j.updated_at")), \(iso8601("j.finished_at"))
+        \(iso8601("j.created_at")), \(iso8601("j.updated_at")), \(iso8601("j.finished_at")),
+        \(iso8601("j.give_up_at")), j.failure_reason, \(iso8601("j.cancel_requested_at")), j.held_reason
         """
-    static let columnCount = 15
+    static let columnCount = 19
 
     /// Decodes the job whose `columns` start at `offset`; nil when the row holds no job
     /// (a LEFT JOIN that matched nothing).
@@ -54,7 +57,11 @@ extension Job {
             chargeID: try row[offset + 11].decode(String?.self),
             createdAt: try row[offset + 12].decode(String.self),
             updatedAt: try row[offset + 13].decode(String.self),
-            finishedAt: try row[offset + 14].decode(String?.self))
+            finishedAt: try row[offset + 14].decode(String?.self),
+            giveUpAt: try row[offset + 15].decode(String?.self),
+            failureReason: try row[offset + 16].decode(FailureReason?.self),
+            cancelRequestedAt: try row[offset + 17].decode(String?.self),
+            heldReason: try row[offset + 18].decode(HeldReason?.self))
     }
 
     /// Decodes the postings column (`\(postingsOf:)` in ReadStatements) at `index`.

@@ -35,12 +35,23 @@ public struct Job: Sendable, Equatable {
     public var createdAt: String
     public var updatedAt: String
     public var finishedAt: String?
+    /// The end of the retry budget, when the payment carries its own (else the serving
+    /// process's `--give-up-after` from its creation).
+    public var giveUpAt: String?
+    /// Why a `failed` payment failed (nil for other states, and for payments failed before
+    /// failure reasons were recorded: their `lastError` says why).
+    public var failureReason: FailureReason?
+    /// When a cancel was asked for a payment whose request may have reached the gateway.
+    public var cancelRequestedAt: String?
+    /// Why a `reconciling` payment waits for an operator.
+    public var heldReason: HeldReason?
     /// Nil when not read (a create answer), else the debit and credit if posted.
     public var postings: [Posting]?
 
     public init(id: Int64, idempotencyKey: String, payment: Payment, priority: Int16, maxAttempts: Int32, state: JobState,
                 attempt: Int32, lastError: String? = nil, chargeID: String? = nil, createdAt: String, updatedAt: String,
-                finishedAt: String? = nil, postings: [Posting]? = nil) {
+                finishedAt: String? = nil, giveUpAt: String? = nil, failureReason: FailureReason? = nil,
+                cancelRequestedAt: String? = nil, heldReason: HeldReason? = nil, postings: [Posting]? = nil) {
         self.id = id
         self.idempotencyKey = idempotencyKey
         self.payment = payment
@@ -53,6 +64,10 @@ public struct Job: Sendable, Equatable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.finishedAt = finishedAt
+        self.giveUpAt = giveUpAt
+        self.failureReason = failureReason
+        self.cancelRequestedAt = cancelRequestedAt
+        self.heldReason = heldReason
         self.postings = postings
     }
 }
@@ -63,6 +78,7 @@ extension Job: Codable {
         case id, state, attempt, priority, postings
         case idempotencyKey = "idempotency_key", maxAttempts = "max_attempts", lastError = "last_error"
         case chargeID = "charge_id", createdAt = "created_at", updatedAt = "updated_at", finishedAt = "finished_at"
+        case giveUpAt = "give_up_at", failureReason = "failure_reason", cancelRequestedAt = "cancel_requested_at", heldReason = "held_reason"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -80,6 +96,10 @@ extension Job: Codable {
             createdAt: try c.decode(String.self, forKey: .createdAt),
             updatedAt: try c.decode(String.self, forKey: .updatedAt),
             finishedAt: try c.decodeIfPresent(String.self, forKey: .finishedAt),
+            giveUpAt: try c.decodeIfPresent(String.self, forKey: .giveUpAt),
+            failureReason: try c.decodeIfPresent(FailureReason.self, forKey: .failureReason),
+            cancelRequestedAt: try c.decodeIfPresent(String.self, forKey: .cancelRequestedAt),
+            heldReason: try c.decodeIfPresent(HeldReason.self, forKey: .heldReason),
             postings: try c.decodeIfPresent([Posting].self, forKey: .postings))
     }
 
@@ -97,6 +117,10 @@ extension Job: Codable {
         try c.encode(createdAt, forKey: .createdAt)
         try c.encode(updatedAt, forKey: .updatedAt)
         try c.encodeIfPresent(finishedAt, forKey: .finishedAt)
+        try c.encodeIfPresent(giveUpAt, forKey: .giveUpAt)
+        try c.encodeIfPresent(failureReason, forKey: .failureReason)
+        try c.encodeIfPresent(cancelRequestedAt, forKey: .cancelRequestedAt)
+        try c.encodeIfPresent(heldReason, forKey: .heldReason)
         try c.encodeIfPresent(postings, forKey: .postings)
     }
 }

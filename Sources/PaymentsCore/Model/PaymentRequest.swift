@@ -9,30 +9,39 @@ public struct PaymentRequest: Sendable, Equatable {
     public static let maxAttemptsRange: ClosedRange<Int32> = 1...50
     /// Larger than any real single payment; keeps sums far from Int64 overflow.
     public static let maxAmountMinor: Int64 = 1_000_000_000_000_000
-    public static let fields: Set<String> = ["amount_minor", "currency", "debtor", "creditor", "priority", "max_attempts"]
+    /// A payment's own retry budget, in seconds from its creation (default: the serving
+    /// process's `--give-up-after`).
+    public static let giveUpAfterRange: ClosedRange<Int32> = 1...604_800
+    public static let fields: Set<String> = ["amount_minor", "currency", "debtor", "creditor", "priority", "max_attempts", "give_up_after_seconds"]
 
     public var payment: Payment
     /// Lower runs first.
     public var priority: Int16
-    /// Attempts allowed after transient gateway failures before the payment fails.
+    /// Attempts sent one after another before the worker stops and asks the gateway
+    /// (reconciling) before any further one. Never a reason to fail: the budget is a time.
     public var maxAttempts: Int32
+    /// The payment's own retry budget in seconds (nil: the server's `--give-up-after`).
+    public var giveUpAfterSeconds: Int32?
 
-    public init(payment: Payment, priority: Int16 = defaultPriority, maxAttempts: Int32 = defaultMaxAttempts) {
+    public init(payment: Payment, priority: Int16 = defaultPriority, maxAttempts: Int32 = defaultMaxAttempts, giveUpAfterSeconds: Int32? = nil) {
         self.payment = payment
         self.priority = priority
         self.maxAttempts = maxAttempts
+        self.giveUpAfterSeconds = giveUpAfterSeconds
     }
 
     public init(amountMinor: Int64, currency: String, debtor: String, creditor: String,
-                priority: Int16 = defaultPriority, maxAttempts: Int32 = defaultMaxAttempts) {
+                priority: Int16 = defaultPriority, maxAttempts: Int32 = defaultMaxAttempts, giveUpAfterSeconds: Int32? = nil) {
         self.init(payment: Payment(amountMinor: amountMinor, currency: currency, debtor: debtor, creditor: creditor),
-                  priority: priority, maxAttempts: maxAttempts)
+                  priority: priority, maxAttempts: maxAttempts, giveUpAfterSeconds: giveUpAfterSeconds)
     }
 
     /// The canonical form of the body: two requests are "the same payment" exactly when
     /// their fingerprints are equal (stored with the job to detect a reused key).
     public var fingerprint: String {
+        // The budget only when given, so fingerprints stored before it existed still match.
         "\(payment.amountMinor)|\(payment.currency)|\(payment.debtor)|\(payment.creditor)|\(priority)|\(maxAttempts)"
+            + (giveUpAfterSeconds.map { "|g\($0)" } ?? "")
     }
 
     public static func isValidAccount(_ value: String) -> Bool {
@@ -105,8 +114,16 @@ public struct PaymentRequest: Sendable, Equatable {
             guard maxAttempts >= Int64(maxAttemptsRange.lowerBound), maxAttempts <= Int64(maxAttemptsRange.upperBound) else {
                 throw PaymentValidationError(code: "invalid_field", field: "max_attempts", message: "max_attempts must be from \(maxAttemptsRange.lowerBound) to \(maxAttemptsRange.upperBound)")
             }
+            let giveUpAfter = try integer("give_up_after_seconds", required: false).get()
+            if let giveUpAfter {
+                guard giveUpAfter >= Int64(giveUpAfterRange.lowerBound), giveUpAfter <= Int64(giveUpAfterRange.upperBound) else {
+                    throw PaymentValidationError(code: "invalid_field", field: "give_up_after_seconds",
+                                                 message: "give_up_after_seconds must be from \(giveUpAfterRange.lowerBound) to \(giveUpAfterRange.upperBound) (7 days)")
+                }
+            }
             return .success(PaymentRequest(amountMinor: amount, currency: currency, debtor: debtor, creditor: creditor,
-                                           priority: Int16(priority), maxAttempts: Int32(maxAttempts)))
+                                           priority: Int16(priority), maxAttempts: Int32(maxAttempts),
+                                           giveUpAfterSeconds: giveUpAfter.map { Int32($0) }))
         } catch let error as PaymentValidationError {
             return .failure(error)
         } catch {

@@ -8,18 +8,28 @@ public struct ClaimedJob: Sendable, Equatable {
     /// This claim's attempt number (1-based): the fence of its completion.
     public var attempt: Int32
     public var maxAttempts: Int32
-    /// When the lease taken by this claim ends (the database's clock). Heartbeats extend
-    /// the lease, but the charge's deadline stays here: a charge sent under this claim can
-    /// never land after the lease the claim was given.
+    /// When the lease taken by this claim ends. The worker sets it on its own clock (the
+    /// moment it sent the claim plus the lease), never the database's: the gateway checks
+    /// the deadline against its clock, and a database node whose clock runs ahead (a
+    /// failover target) must not push a charge's deadline past the lease. Heartbeats
+    /// extend the lease, but the charge's deadline stays here.
     public var leaseExpiresAt: Date
+    /// The end of the payment's retry budget: past it a transient failure is no longer
+    /// retried but settled with the gateway, and fails only if the gateway holds no charge.
+    public var giveUpAt: Date
+    /// A cancel was asked: no new request is sent for it.
+    public var cancelRequested: Bool
 
-    public init(id: Int64, idempotencyKey: String, payment: Payment, attempt: Int32, maxAttempts: Int32, leaseExpiresAt: Date) {
+    public init(id: Int64, idempotencyKey: String, payment: Payment, attempt: Int32, maxAttempts: Int32, leaseExpiresAt: Date,
+                giveUpAt: Date = .distantFuture, cancelRequested: Bool = false) {
         self.id = id
         self.idempotencyKey = idempotencyKey
         self.payment = payment
         self.attempt = attempt
         self.maxAttempts = maxAttempts
         self.leaseExpiresAt = leaseExpiresAt
+        self.giveUpAt = giveUpAt
+        self.cancelRequested = cancelRequested
     }
 
     /// The gateway call for this claim, due within `timeout` and never after the lease the

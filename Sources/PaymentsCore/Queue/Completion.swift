@@ -1,31 +1,50 @@
 import PostgresNIO
 
-/// What a worker decided about one claimed job.
+/// What a worker (or the reconciler) decided about one claimed job.
 public struct Completion: Sendable, Equatable {
     public enum Resolution: Sendable, Equatable {
+        /// The gateway's record, matched to the payment (key, amount, currency).
         case succeeded(chargeID: String)
+        /// A transient failure of ours or the gateway's: runs again after `after`.
         case retry(error: String, after: Duration)
-        case failed(error: String)
+        /// Not an attempt: another request for the key was still being processed, or the
+        /// gateway was asked nothing. Runs again after `after`, the attempt refunded.
+        case delay(error: String, after: Duration)
+        /// For the payer's reason only (a decline, or the budget ran out with the gateway
+        /// proving no charge).
+        case failed(reason: FailureReason, error: String)
         /// Back to the queue at once, the attempt not counted (shutdown before an answer).
         case release(reason: String)
-        /// The charge may have happened and no attempt is left: the reconciler settles it
-        /// with the gateway once `after` has passed (no charge can land after that).
+        /// The charge may have happened and the worker will not send again: the reconciler
+        /// settles it with the gateway once `after` has passed (no charge can land after that).
         case reconcile(error: String, after: Duration)
+        /// Reconciler: the gateway holds a charge under the key that is not this payment's;
+        /// left `reconciling` for an operator, not asked about again.
+        case hold(reason: HeldReason, error: String)
+        /// Reconciler: the gateway proved no charge and the budget lasts: queued again now,
+        /// same key, its lease losses forgotten.
+        case requeue(error: String)
+        /// Reconciler: a cancel was asked and the gateway proved no charge after every deadline.
+        case cancelled(reason: String)
     }
 
     /// The kind of a resolution, as the completion statement records and returns it.
     public enum Outcome: String, Sendable, Equatable, CaseIterable, PostgresTextEnum {
-        case succeeded, retried, failed, released, reconciling
+        case succeeded, retried, delayed, failed, released, reconciling, held, requeued, cancelled
     }
 
     public var jobID: Int64
     public var attempt: Int32
     public var resolution: Resolution
+    /// If a cancel was asked meanwhile and the resolution would queue the job again: how
+    /// long until no charge of this attempt can land, after which the reconciler settles it.
+    public var settle: Duration
 
-    public init(jobID: Int64, attempt: Int32, resolution: Resolution) {
+    public init(jobID: Int64, attempt: Int32, resolution: Resolution, settle: Duration = .seconds(2)) {
         self.jobID = jobID
         self.attempt = attempt
         self.resolution = resolution
+        self.settle = settle
     }
 }
 
@@ -34,19 +53,24 @@ extension Completion.Resolution {
         switch self {
         case .succeeded: .succeeded
         case .retry: .retried
+        case .delay: .delayed
         case .failed: .failed
         case .release: .released
         case .reconcile: .reconciling
+        case .hold: .held
+        case .requeue: .requeued
+        case .cancelled: .cancelled
         }
     }
 
-    /// The state the job moves to.
+    /// The state the job moves to (before a pending cancel turns a queued one into reconciling).
     public var nextState: JobState {
         switch self {
         case .succeeded: .succeeded
         case .failed: .failed
-        case .retry, .release: .queued
-        case .reconcile: .reconciling
+        case .cancelled: .cancelled
+        case .retry, .delay, .release, .requeue: .queued
+        case .reconcile, .hold: .reconciling
         }
     }
 
@@ -55,27 +79,41 @@ extension Completion.Resolution {
         return nil
     }
 
+    public var failureReason: FailureReason? {
+        if case let .failed(reason, _) = self { return reason }
+        return nil
+    }
+
+    public var heldReason: HeldReason? {
+        if case let .hold(reason, _) = self { return reason }
+        return nil
+    }
+
     /// Kept as the job's last_error (nil keeps the previous one).
     public var error: String? {
         switch self {
         case .succeeded: nil
-        case let .retry(error, _), let .failed(error), let .reconcile(error, _): error
-        case let .release(reason): reason
+        case let .retry(error, _), let .delay(error, _), let .failed(_, error), let .reconcile(error, _),
+             let .hold(_, error), let .requeue(error):
+            error
+        case let .release(reason), let .cancelled(reason): reason
         }
     }
 
     /// From now until the job may run again, or be reconciled.
     public var delay: Duration {
         switch self {
-        case let .retry(_, after), let .reconcile(_, after): after
+        case let .retry(_, after), let .delay(_, after), let .reconcile(_, after): after
         default: .zero
         }
     }
 
-    /// A released attempt does not count: the gateway never answered it.
+    /// Released and delayed attempts do not count: the gateway decided nothing.
     public var refundsAttempt: Bool {
-        if case .release = self { return true }
-        return false
+        switch self {
+        case .release, .delay: true
+        default: false
+        }
     }
 }
 
@@ -85,4 +123,13 @@ public struct CompletedJob: Sendable, Equatable {
     public var outcome: Completion.Outcome
     /// Enqueue to completion, for terminal jobs.
     public var latencySeconds: Double?
+    /// Why it failed, for failed jobs.
+    public var failureReason: FailureReason?
+
+    public init(id: Int64, outcome: Completion.Outcome, latencySeconds: Double? = nil, failureReason: FailureReason? = nil) {
+        self.id = id
+        self.outcome = outcome
+        self.latencySeconds = latencySeconds
+        self.failureReason = failureReason
+    }
 }

@@ -52,7 +52,7 @@ public struct JobStore: Sendable {
     /// Claims up to `limit` due jobs. The locking subquery sits in a CTE so the planner
     /// cannot update more rows than the LIMIT; SKIP LOCKED lets workers claim side by side.
     /// The `state` predicate matches the partial index of claimable rows.
-    static func claimStatement(limit: Int, owner: String, lease: Duration) -> PostgresQuery {
+    static func claimStatement(limit: Int, owner: String, lease: Duration, giveUpAfter: Duration) -> PostgresQuery {
         """
         WITH picked AS (
             SELECT id FROM payment_queue
@@ -64,23 +64,34 @@ public struct JobStore: Sendable {
         SET state = \(JobState.running), attempt = j.attempt + 1, lease_owner = \(owner),
             lease_expires_at = now() + make_interval(secs => \(lease.seconds)), claimed_at = now(), updated_at = now()
         FROM picked WHERE j.id = picked.id
-        RETURNING j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
-                  j.lease_expires_at
+        RETURNING \(unescaped: claimedColumns(giveUpAfter: giveUpAfter))
         """
     }
 
-    public func claim(limit: Int, owner: String, lease: Duration) async throws -> [ClaimedJob] {
-        try await bounded(Self.claimStatement(limit: limit, owner: owner, lease: lease), Self.claimedJobs)
+    /// What a worker or the reconciler needs of a job it takes: the payment, its attempt,
+    /// the end of its retry budget (its own, or `giveUpAfter` from its creation) and whether
+    /// a cancel was asked. Decoded by `claimedJobs`.
+    static func claimedColumns(giveUpAfter: Duration) -> String {
+        // The budget is a validated number of seconds from the configuration, written inline.
+        """
+        j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
+        j.lease_expires_at, COALESCE(j.give_up_at, j.created_at + make_interval(secs => \(String(format: "%.3f", giveUpAfter.seconds)))),
+        j.cancel_requested_at IS NOT NULL
+        """
     }
 
-    /// Rows of (id, key, amount, currency, debtor, creditor, attempt, max_attempts, lease end).
+    public func claim(limit: Int, owner: String, lease: Duration, giveUpAfter: Duration) async throws -> [ClaimedJob] {
+        try await bounded(Self.claimStatement(limit: limit, owner: owner, lease: lease, giveUpAfter: giveUpAfter), Self.claimedJobs)
+    }
+
     @Sendable static func claimedJobs(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
         var jobs: [ClaimedJob] = []
-        for try await (id, key, amount, currency, debtor, creditor, attempt, maxAttempts, leaseEnd)
-            in rows.decode((Int64, String, Int64, String, String, String, Int32, Int32, Date).self) {
+        for try await (id, key, amount, currency, debtor, creditor, attempt, maxAttempts, leaseEnd, giveUpAt, cancelRequested)
+            in rows.decode((Int64, String, Int64, String, String, String, Int32, Int32, Date?, Date, Bool).self) {
             jobs.append(ClaimedJob(id: id, idempotencyKey: key,
                                    payment: Payment(amountMinor: amount, currency: currency, debtor: debtor, creditor: creditor),
-                                   attempt: attempt, maxAttempts: maxAttempts, leaseExpiresAt: leaseEnd))
+                                   attempt: attempt, maxAttempts: maxAttempts, leaseExpiresAt: leaseEnd ?? Date(),
+                                   giveUpAt: giveUpAt, cancelRequested: cancelRequested))
         }
         return jobs
     }
@@ -108,6 +119,7 @@ public struct JobStore: Sendable {
     static func completeStatement(_ completions: [Completion], fence: Fence) -> PostgresQuery {
         var ids: [Int64] = [], attempts: [Int32] = [], outcomes: [Completion.Outcome] = [], states: [JobState] = []
         var chargeIDs: [String] = [], errors: [String] = [], delays: [Double] = [], refunds: [Int32] = []
+        var failures: [String] = [], holds: [String] = [], settles: [Double] = []
         var finishedIDs: [Int64] = [], keptIDs: [Int64] = []
         for c in completions {
             let r = c.resolution
@@ -116,11 +128,14 @@ public struct JobStore: Sendable {
             attempts.append(c.attempt)
             outcomes.append(r.outcome)
             states.append(r.nextState)
-            // Arrays cannot bind NULL elements; the outcome says which of the two applies.
+            // Arrays cannot bind NULL elements: "" stands for none.
             chargeIDs.append(r.chargeID ?? "")
             errors.append(r.error ?? "")
             delays.append(r.delay.seconds)
             refunds.append(r.refundsAttempt ? 1 : 0)
+            failures.append(r.failureReason?.rawValue ?? "")
+            holds.append(r.heldReason?.rawValue ?? "")
+            settles.append(c.settle.seconds)
         }
         let (fencedState, owner): (JobState, String?) = switch fence {
         case let .lease(owner): (.running, owner)
@@ -129,24 +144,32 @@ public struct JobStore: Sendable {
         // Run with hashJoins (see `bounded`): the queue rows are found by primary key
         // (`id = ANY(…)`), then hashed against the batch. The fence is one row
         // comparison, which no partial index's predicate matches either.
+        //
+        // A cancel asked while the job ran (cancel_requested_at, read here on the row the
+        // statement locks, so a cancel committed before it is seen) turns a job that would
+        // be queued again into a `reconciling` one, settled once no charge of its attempt
+        // can land: a payment whose request may have left is cancelled only on the
+        // gateway's proof.
         return """
             WITH input AS (
                 SELECT * FROM unnest(\(ids)::int8[], \(attempts)::int4[], \(outcomes)::text[], \(states)::text[],
-                                     \(chargeIDs)::text[], \(errors)::text[], \(delays)::float8[], \(refunds)::int4[])
-                    AS t(id, attempt, outcome, next_state, charge_id, error, delay_s, refund)),
+                                     \(chargeIDs)::text[], \(errors)::text[], \(delays)::float8[], \(refunds)::int4[],
+                                     \(failures)::text[], \(holds)::text[], \(settles)::float8[])
+                    AS t(id, attempt, outcome, next_state, charge_id, error, delay_s, refund, failure, held, settle_s)),
             finished AS (
                 DELETE FROM payment_queue j USING input i
                 WHERE j.id = ANY(\(finishedIDs)::int8[]) AND j.id = i.id AND i.next_state = ANY(\(JobState.terminal)::text[])
                   AND (j.state, j.lease_owner, j.attempt) IS NOT DISTINCT FROM (\(fencedState), \(owner), i.attempt)
                 RETURNING j.*, i.outcome AS new_outcome, i.next_state AS new_state, i.charge_id AS new_charge_id,
-                          i.error AS new_error, i.refund AS new_refund),
+                          i.error AS new_error, i.refund AS new_refund, i.failure AS new_failure),
             moved AS (
                 INSERT INTO payment_history (\(unescaped: Job.rowColumns))
                 SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, new_state,
                        attempt - new_refund, max_attempts, priority, run_at, NULL, NULL,
                        CASE WHEN new_outcome = \(Completion.Outcome.succeeded) THEN last_error ELSE new_error END,
                        CASE WHEN new_outcome = \(Completion.Outcome.succeeded) THEN new_charge_id END,
-                       created_at, claimed_at, now(), now(), lease_losses
+                       created_at, claimed_at, now(), now(), lease_losses,
+                       give_up_at, NULLIF(new_failure, ''), cancel_requested_at, NULL
                 FROM finished
                 RETURNING 1),
             posted AS (
@@ -160,18 +183,25 @@ public struct JobStore: Sendable {
                 RETURNING 1),
             kept AS (
                 UPDATE payment_queue j SET
-                    state = i.next_state,
-                    run_at = now() + make_interval(secs => i.delay_s),
+                    state = CASE WHEN j.cancel_requested_at IS NOT NULL AND i.next_state = \(JobState.queued)
+                                 THEN \(JobState.reconciling) ELSE i.next_state END,
+                    run_at = CASE WHEN i.held <> '' THEN 'infinity'::timestamptz
+                                  WHEN j.cancel_requested_at IS NOT NULL AND i.next_state = \(JobState.queued)
+                                  THEN now() + make_interval(secs => i.settle_s)
+                                  ELSE now() + make_interval(secs => i.delay_s) END,
                     attempt = j.attempt - i.refund,
                     last_error = i.error,
+                    held_reason = NULLIF(i.held, ''),
+                    lease_losses = CASE WHEN i.outcome = \(Completion.Outcome.requeued) THEN 0 ELSE j.lease_losses END,
                     lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
                 FROM input i
                 WHERE j.id = ANY(\(keptIDs)::int8[]) AND j.id = i.id AND NOT i.next_state = ANY(\(JobState.terminal)::text[])
                   AND (j.state, j.lease_owner, j.attempt) IS NOT DISTINCT FROM (\(fencedState), \(owner), i.attempt)
-                RETURNING j.id, i.outcome)
-            SELECT id, new_outcome, EXTRACT(EPOCH FROM now() - created_at)::float8 FROM finished
+                RETURNING j.id, CASE WHEN j.state = \(JobState.reconciling) AND i.next_state = \(JobState.queued)
+                                     THEN \(Completion.Outcome.reconciling) ELSE i.outcome END AS outcome)
+            SELECT id, new_outcome, EXTRACT(EPOCH FROM now() - created_at)::float8, NULLIF(new_failure, '') FROM finished
             UNION ALL
-            SELECT id, outcome, NULL::float8 FROM kept
+            SELECT id, outcome, NULL::float8, NULL::text FROM kept
             """
     }
 
@@ -179,8 +209,8 @@ public struct JobStore: Sendable {
         guard !completions.isEmpty else { return [] }
         return try await bounded(Self.completeStatement(completions, fence: fence), hashJoins: true) { rows in
             var completed: [CompletedJob] = []
-            for try await (id, outcome, latency) in rows.decode((Int64, Completion.Outcome, Double?).self) {
-                completed.append(CompletedJob(id: id, outcome: outcome, latencySeconds: latency))
+            for try await (id, outcome, latency, failure) in rows.decode((Int64, Completion.Outcome, Double?, FailureReason?).self) {
+                completed.append(CompletedJob(id: id, outcome: outcome, latencySeconds: latency, failureReason: failure))
             }
             return completed
         }
@@ -219,12 +249,16 @@ public struct JobStore: Sendable {
 
     /// Releases jobs the database says this owner runs but the process does not hold: a
     /// claim that committed after its client gave up on it (timeout, dropped connection).
-    /// Claimed longer than `olderThan` ago, so a claim whose answer is still on its way is
-    /// left alone. The process never saw them, so the attempt is refunded; the lost lease
-    /// still counts, so a job whose outcome this process can never record (a completion
-    /// the database keeps refusing) reaches `reconciling` rather than loop.
-    public func releaseOrphans(held: [HeldJobs.Key], owner: String, olderThan: Duration,
-                               maxLeaseLosses: Int, settleAfter: Duration) async throws -> Int {
+    /// The caller runs it between its own claims, so every claim it received is in `held`
+    /// (or `unrecorded`) and any other running job of this owner was never received: no
+    /// request for it left under this claim. So the attempt is refunded and no lease loss
+    /// counted, and it is released at once rather than after its lease (when the reaper
+    /// would take it, costing both). `unrecorded` are jobs whose outcome this process
+    /// could not record: they are left to the reaper, which counts the lost lease, so a
+    /// completion the database keeps refusing ends in `reconciling` instead of a loop.
+    /// A job whose cancel was asked goes to `reconciling` (an earlier attempt may have
+    /// been sent), settled after `settleAfter`.
+    public func releaseOrphans(held: [HeldJobs.Key], owner: String, olderThan: Duration, settleAfter: Duration) async throws -> Int {
         try await bounded("""
             WITH candidates AS (
                 SELECT j.id FROM payment_queue j
@@ -234,13 +268,11 @@ public struct JobStore: Sendable {
                 FOR UPDATE OF j SKIP LOCKED),
             orphans AS (
                 UPDATE payment_queue j SET
-                    attempt = j.attempt - 1, lease_losses = j.lease_losses + 1,
-                    state = CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses)) THEN \(JobState.reconciling) ELSE \(JobState.queued) END,
-                    -- Reconciled no sooner than the claim's lease end: no charge sent under it can land later.
-                    run_at = CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses))
-                                  THEN greatest(now(), j.lease_expires_at) + make_interval(secs => \(settleAfter.seconds)) ELSE now() END,
+                    attempt = j.attempt - 1,
+                    state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN \(JobState.reconciling) ELSE \(JobState.queued) END,
+                    run_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now() + make_interval(secs => \(settleAfter.seconds)) ELSE now() END,
                     updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
-                    last_error = 'released: claimed by ' || j.lease_owner || ' but not held by it'
+                    last_error = 'released: claimed by ' || j.lease_owner || ' but never received by it'
                 FROM candidates c WHERE j.id = c.id
                 RETURNING 1)
             SELECT count(*)::int8 FROM orphans
@@ -265,8 +297,10 @@ public struct JobStore: Sendable {
             requeued AS (
                 UPDATE payment_queue j SET
                     lease_losses = j.lease_losses + 1,
-                    state = CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses)) THEN \(JobState.reconciling) ELSE \(JobState.queued) END,
-                    run_at = now() + CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses))
+                    -- A job whose cancel was asked is not sent again: the reconciler settles it.
+                    state = CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses)) OR j.cancel_requested_at IS NOT NULL
+                                 THEN \(JobState.reconciling) ELSE \(JobState.queued) END,
+                    run_at = now() + CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses)) OR j.cancel_requested_at IS NOT NULL
                                           THEN make_interval(secs => \(settleAfter.seconds)) ELSE '0'::interval END,
                     updated_at = now(),
                     last_error = 'lease of ' || j.lease_owner || ' expired: worker stopped or lost the database'
@@ -286,7 +320,7 @@ public struct JobStore: Sendable {
 
     /// Takes up to `limit` `reconciling` jobs that are due, pushing their next look
     /// `recheckAfter` ahead so other reconcilers pass them by meanwhile.
-    public func claimReconciling(limit: Int, recheckAfter: Duration) async throws -> [ClaimedJob] {
+    public func claimReconciling(limit: Int, recheckAfter: Duration, giveUpAfter: Duration) async throws -> [ClaimedJob] {
         try await bounded("""
             WITH picked AS (
                 SELECT id FROM payment_queue
@@ -296,8 +330,38 @@ public struct JobStore: Sendable {
                 FOR UPDATE SKIP LOCKED)
             UPDATE payment_queue j SET run_at = now() + make_interval(secs => \(recheckAfter.seconds)), updated_at = now()
             FROM picked WHERE j.id = picked.id
-            RETURNING j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts, j.run_at
+            RETURNING \(unescaped: Self.claimedColumns(giveUpAfter: giveUpAfter))
             """, Self.claimedJobs)
+    }
+
+    // MARK: cancel
+
+    /// What a cancel request did to one payment.
+    public enum CancelOutcome: Sendable, Equatable {
+        /// No request had ever left for it: cancelled now.
+        case cancelled
+        /// Its request may have reached the gateway: cancelled once the gateway proves no
+        /// charge after every deadline, succeeded if it was charged.
+        case pending
+        /// Already finished in this state (a cancelled payment asked again answers so too).
+        case finished(JobState)
+    }
+
+    /// Asks to cancel each payment (`payment_cancel`, migration 0012); an id that names no
+    /// payment is absent from the answer. `settle`: how long after now no charge of an
+    /// attempt that ended can land any more (the margin for clocks and in-flight writes).
+    public func cancel(_ ids: [Int64], settle: Duration) async throws -> [Int64: CancelOutcome] {
+        try await bounded("SELECT payment_id, outcome FROM payment_cancel(\(ids)::int8[], make_interval(secs => \(settle.seconds)))") { rows in
+            var outcomes: [Int64: CancelOutcome] = [:]
+            for try await (id, outcome) in rows.decode((Int64, String).self) {
+                switch outcome {
+                case "cancelled": outcomes[id] = .cancelled
+                case "pending": outcomes[id] = .pending
+                default: outcomes[id] = .finished(JobState(rawValue: outcome) ?? .failed)
+                }
+            }
+            return outcomes
+        }
     }
 
     // MARK: partitions

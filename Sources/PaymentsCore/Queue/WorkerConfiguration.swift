@@ -20,14 +20,21 @@ public struct WorkerConfiguration: Sendable, Equatable {
     /// (their jobs are released back to the queue).
     public var shutdownTimeout: Duration = .seconds(10)
     public var backoff = Backoff()
+    /// Seed of the retry jitter (serve's `--seed`): a seed replays the same delays.
+    public var jitterSeed: UInt64 = 1
     public var statsInterval: Duration = .seconds(5)
     /// Longest a claim or completion statement may take before it counts as failed and is
     /// retried: a query stuck behind a restarting pooler must not wedge the pool. Enforced
     /// by the client and by the server (SET LOCAL per transaction). Default: 15 s or half
     /// the lease, whichever is less.
     public var statementTimeout: Duration?
-    /// A job whose lease was lost this many times goes to `reconciling` instead of running again.
+    /// A job whose lease was lost this many times goes to `reconciling` (asked about before it
+    /// runs again) instead of running again at once.
     public var maxLeaseLosses = 3
+    /// A payment's retry budget when it carries none of its own (from its creation): our own
+    /// faults delay it until then; past it, a payment the gateway proves uncharged fails
+    /// (`budget_exhausted`).
+    public var giveUpAfter: Duration = .seconds(3600)
     /// How often the reconciler looks for due `reconciling` jobs, and how long it waits
     /// before asking again about one whose outcome the gateway does not know yet.
     public var reconcileInterval: Duration = .seconds(1)
@@ -76,6 +83,9 @@ public struct WorkerConfiguration: Sendable, Equatable {
         }
         guard heartbeatInterval + heartbeatTimeout < lease else {
             throw .invalidOption("the lease heartbeat (every \(heartbeatInterval.seconds) s, up to \(heartbeatTimeout.seconds) s each) must fit in --lease (\(lease.seconds) s)")
+        }
+        guard giveUpAfter >= .seconds(1), giveUpAfter <= .seconds(604_800) else {
+            throw .invalidOption("--give-up-after must be from 1 to 604,800 seconds (7 days)")
         }
         guard (1...100).contains(maxLeaseLosses) else { throw .invalidOption("--max-lease-losses must be from 1 to 100, got \(maxLeaseLosses)") }
         let gateway = effectiveGatewayTimeout

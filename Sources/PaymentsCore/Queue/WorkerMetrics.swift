@@ -17,6 +17,15 @@ public final class WorkerMetrics: Sendable {
         /// Settled by this process's reconciler: posted, or failed as never charged.
         public var reconciledSucceeded = 0
         public var reconciledFailed = 0
+        /// Reconciler: proven uncharged within the budget and queued again; cancelled on the
+        /// gateway's proof; held for an operator (a charge for another amount).
+        public var reconciledRequeued = 0
+        public var reconciledCancelled = 0
+        public var held = 0
+        /// Not attempts: another request for the key was still in progress at the gateway.
+        public var delayed = 0
+        /// Failed jobs by reason (the closed set), by this process's workers and reconciler.
+        public var failedBy: [FailureReason: Int] = [:]
         public var orphansReleased = 0
         public var inFlight = 0
         /// The most jobs held at once since start.
@@ -36,6 +45,14 @@ public final class WorkerMetrics: Sendable {
     let toReconcile = Counter(label: "payments_jobs_reconciling_total")
     let reconciledSucceeded = Counter(label: "payments_jobs_reconciled_total", dimensions: [("outcome", "succeeded")])
     let reconciledFailed = Counter(label: "payments_jobs_reconciled_total", dimensions: [("outcome", "failed")])
+    let reconciledRequeued = Counter(label: "payments_jobs_reconciled_total", dimensions: [("outcome", "requeued")])
+    let reconciledCancelled = Counter(label: "payments_jobs_reconciled_total", dimensions: [("outcome", "cancelled")])
+    let held = Counter(label: "payments_jobs_held_total")
+    let delayed = Counter(label: "payments_jobs_delayed_total")
+    /// `payments_jobs_failed_by_reason_total{reason=…}`: one series per reason of the closed set.
+    let failedByReason: [FailureReason: Counter] = Dictionary(uniqueKeysWithValues: FailureReason.allCases.map {
+        ($0, Counter(label: "payments_jobs_failed_by_reason_total", dimensions: [("reason", $0.rawValue)]))
+    })
     let orphans = Counter(label: "payments_jobs_orphans_released_total")
     let databaseErrors = Counter(label: "payments_database_errors_total")
     let inFlightGauge = Gauge(label: "payments_jobs_in_flight")
@@ -73,14 +90,15 @@ public final class WorkerMetrics: Sendable {
 
     /// - Parameter submitted: completions sent; those not recorded lost their lease.
     func recordCompleted(_ jobs: [CompletedJob], submitted: Int) {
-        var s = 0, r = 0, f = 0, rel = 0, rec = 0
+        var s = 0, r = 0, f = 0, rel = 0, rec = 0, d = 0
         for job in jobs {
             switch job.outcome {
             case .succeeded: s += 1
             case .failed: f += 1
             case .released: rel += 1
             case .retried: r += 1
-            case .reconciling: rec += 1
+            case .delayed: d += 1
+            case .reconciling, .held, .requeued, .cancelled: rec += 1
             }
             if let seconds = job.latencySeconds {
                 latency.recordNanoseconds(Int64(seconds * 1e9))
@@ -93,8 +111,11 @@ public final class WorkerMetrics: Sendable {
         if rel > 0 { released.increment(by: rel) }
         if lost > 0 { fencedOff.increment(by: lost) }
         if rec > 0 { toReconcile.increment(by: rec) }
+        if d > 0 { delayed.increment(by: d) }
+        recordFailures(jobs)
         totals.withLock {
             $0.succeeded += s; $0.retried += r; $0.failed += f; $0.released += rel; $0.fencedOff += lost; $0.toReconcile += rec
+            $0.delayed += d
         }
         let samples = jobs.compactMap(\.latencySeconds)
         if !samples.isEmpty {
@@ -113,10 +134,26 @@ public final class WorkerMetrics: Sendable {
     }
 
     func recordReconciled(_ jobs: [CompletedJob]) {
-        let s = jobs.filter { $0.outcome == .succeeded }.count, f = jobs.filter { $0.outcome == .failed }.count
+        func count(_ outcome: Completion.Outcome) -> Int { jobs.filter { $0.outcome == outcome }.count }
+        let s = count(.succeeded), f = count(.failed), q = count(.requeued), c = count(.cancelled), h = count(.held)
         if s > 0 { reconciledSucceeded.increment(by: s) }
         if f > 0 { reconciledFailed.increment(by: f) }
-        totals.withLock { $0.reconciledSucceeded += s; $0.reconciledFailed += f }
+        if q > 0 { reconciledRequeued.increment(by: q) }
+        if c > 0 { reconciledCancelled.increment(by: c) }
+        if h > 0 { held.increment(by: h) }
+        recordFailures(jobs)
+        totals.withLock {
+            $0.reconciledSucceeded += s; $0.reconciledFailed += f; $0.reconciledRequeued += q; $0.reconciledCancelled += c; $0.held += h
+        }
+    }
+
+    private func recordFailures(_ jobs: [CompletedJob]) {
+        let reasons = jobs.compactMap { $0.outcome == .failed ? ($0.failureReason ?? .declined) : nil }
+        guard !reasons.isEmpty else { return }
+        var counts: [FailureReason: Int] = [:]
+        for reason in reasons { counts[reason, default: 0] += 1 }
+        for (reason, n) in counts { failedByReason[reason]?.increment(by: n) }
+        totals.withLock { t in for (reason, n) in counts { t.failedBy[reason, default: 0] += n } }
     }
 
     func recordOrphans(_ n: Int) {

@@ -17,6 +17,9 @@ public final class WorkerPool: Service, Sendable {
     private struct State {
         /// Claimed and not yet recorded, by (job, attempt). Their leases are heartbeated.
         var held = HeldJobs()
+        /// Claims whose outcome this process gave up recording: not orphans (a request may
+        /// have left for them), left to the reaper, which counts the lost lease.
+        var unrecorded: Set<HeldJobs.Key> = []
         var gatewayCalls = 0
         var stopRequestedAt: ContinuousClock.Instant?
     }
@@ -24,7 +27,6 @@ public final class WorkerPool: Service, Sendable {
     private let completions = BatchQueue<Completion>()
     private let wakeStream: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
-    private let random = Mutex(SeededRandom(seed: UInt64.random(in: 0 ... .max)))
     /// Retry loops during an outage log their warning once per interval, with a count.
     private let throttle = LogThrottle()
 
@@ -120,11 +122,15 @@ public final class WorkerPool: Service, Sendable {
                     continue
                 }
                 let want = min(configuration.batchSize, free)
-                let claimed: [ClaimedJob]
+                var claimed: [ClaimedJob]
+                // Deadlines are on this process's clock: the lease counted from before the claim was sent.
+                let leaseEnd = Date() + configuration.lease.seconds
                 do {
                     claimed = try await withTimeout(clientTimeout) { [store, configuration] in
-                        try await store.claim(limit: want, owner: configuration.owner, lease: configuration.lease)
+                        try await store.claim(limit: want, owner: configuration.owner, lease: configuration.lease,
+                                              giveUpAfter: configuration.giveUpAfter)
                     }
+                    for i in claimed.indices { claimed[i].leaseExpiresAt = leaseEnd }
                     dbBackoff = .milliseconds(50)
                 } catch {
                     if Task.isCancelled { break }
@@ -174,63 +180,108 @@ public final class WorkerPool: Service, Sendable {
     var clientTimeout: Duration { configuration.effectiveStatementTimeout + .seconds(1) }
 
     func process(_ job: ClaimedJob) async {
-        let outcome: ChargeOutcome
         // The call ends by the gateway timeout or the claim's lease, whichever is first: the
         // gateway is told the same deadline and refuses to charge after it.
         let request = job.chargeRequest(within: configuration.effectiveGatewayTimeout)
-        let deadline = Duration.seconds(fractional: max(0.001, request.deadline?.timeIntervalSinceNow ?? 0))
-        do {
-            outcome = try await withTimeout(deadline) { [gateway] in await gateway.charge(request) }
-        } catch is TimeoutError {
-            // The charge may or may not have happened: as a lost answer, retried with the same key.
-            outcome = .transientFailure(reason: "no answer from the gateway within \(deadline.seconds) s; outcome unknown")
-        } catch {
-            outcome = .abandoned
-        }
+        let chargeDeadline = request.deadline ?? Date()
         let resolution: Completion.Resolution
-        switch outcome {
-        case let .accepted(chargeID):
-            resolution = .succeeded(chargeID: chargeID)
-        case let .declined(reason):
-            resolution = .failed(error: "declined: \(reason)")
-            logger.info("payment declined", metadata: ["job_id": "\(job.id)", "attempt": "\(job.attempt)", "reason": "\(reason)"])
-        case let .transientFailure(reason):
-            resolution = await resolveTransientFailure(job, reason: reason)
-        case .abandoned:
-            resolution = .release(reason: "released at shutdown before the gateway answered")
+        if job.cancelRequested {
+            // Cancel asked before this claim: send nothing; the reconciler settles it.
+            resolution = .reconcile(error: "cancel requested: not sent again; settling with the gateway", after: configuration.settleMargin)
+        } else {
+            resolution = await resolve(job, await charge(request), deadline: chargeDeadline)
         }
         state.withLock { $0.gatewayCalls -= 1 }
-        completions.append(Completion(jobID: job.id, attempt: job.attempt, resolution: resolution))
+        completions.append(Completion(jobID: job.id, attempt: job.attempt, resolution: resolution, settle: settle(after: chargeDeadline)))
     }
 
-    func resolveTransientFailure(_ job: ClaimedJob, reason: String) async -> Completion.Resolution {
-        guard job.attempt >= job.maxAttempts else {
-            let delay = retryDelay(after: job.attempt)
+    /// The charge, bounded by its deadline on this side too.
+    func charge(_ request: ChargeRequest) async -> ChargeOutcome {
+        let deadline = Duration.seconds(fractional: max(0.001, request.deadline?.timeIntervalSinceNow ?? 0))
+        do {
+            return try await withTimeout(deadline) { [gateway] in await gateway.charge(request) }
+        } catch is TimeoutError {
+            // The charge may or may not have happened: as a lost answer, retried with the same key.
+            return .transientFailure(reason: "no answer from the gateway within \(deadline.seconds) s; outcome unknown")
+        } catch {
+            return .abandoned
+        }
+    }
+
+    /// How long from now until no request sent with `deadline` can land at the gateway.
+    func settle(after deadline: Date) -> Duration {
+        .seconds(fractional: max(0, deadline.timeIntervalSinceNow)) + configuration.settleMargin
+    }
+
+    /// What the gateway's answer means for the payment. Only a decline fails it; every
+    /// answer that says "charged" is matched to the payment before it is posted.
+    func resolve(_ job: ClaimedJob, _ outcome: ChargeOutcome, deadline: Date) async -> Completion.Resolution {
+        let metadata: Logger.Metadata = ["job_id": "\(job.id)", "attempt": "\(job.attempt)"]
+        switch outcome {
+        case let .accepted(record):
+            guard record.isCharge(of: job.idempotencyKey, for: job.payment) else {
+                logger.error("the gateway's answer is not this payment's charge; reconciling", metadata: metadata.merging([
+                    "charge_id": "\(record.chargeID)", "charge_key": "\(record.key)", "charged": "\(record.amountMinor) \(record.currency)",
+                ]) { $1 })
+                return .reconcile(error: "the gateway answered with a charge that is not this payment's (\(record.amountMinor) \(record.currency) under '\(record.key.prefix(64))'); reconciling",
+                                  after: settle(after: deadline))
+            }
+            return .succeeded(chargeID: record.chargeID)
+        case let .declined(code, reason):
+            logger.info("payment declined", metadata: metadata.merging(["reason": "\(reason)", "code": "\(code ?? "none")"]) { $1 })
+            return .failed(reason: FailureReason(declineCode: code), error: "declined: \(reason)")
+        case let .keyHeldByAnotherCharge(reason):
+            logger.error("the gateway holds a charge under this key for another payment; reconciling", metadata: metadata.merging(["error": "\(reason)"]) { $1 })
+            return .reconcile(error: "\(reason); reconciling", after: settle(after: deadline))
+        case let .inProgress(reason):
+            // An earlier request for this key (sent before this claim) is still being processed.
+            // Its deadline is at most a gateway timeout after it was sent: ask again after it.
+            let wait = configuration.effectiveGatewayTimeout + configuration.settleMargin
+            logger.debug("an earlier request for this key is still in progress; asking again after its deadline",
+                         metadata: metadata.merging(["retry_in_ms": "\(Int(wait.seconds * 1000))"]) { $1 })
+            return .delay(error: "\(reason); asking again after its deadline", after: wait)
+        case let .transientFailure(reason):
+            return await resolveTransientFailure(job, reason: reason, deadline: deadline)
+        case .abandoned:
+            return .release(reason: "released at shutdown before the gateway answered")
+        }
+    }
+
+    /// A transient failure (ours or the gateway's) only delays a payment: retried with the
+    /// same key while its attempts in a row last, then settled with the gateway before any
+    /// further attempt; past its retry budget, settled too, and failed only if the gateway
+    /// proves it holds no charge.
+    func resolveTransientFailure(_ job: ClaimedJob, reason: String, deadline: Date) async -> Completion.Resolution {
+        let pastBudget = Date() >= job.giveUpAt
+        guard job.attempt >= job.maxAttempts || pastBudget else {
+            let delay = retryDelay(for: job)
             logger.debug("transient gateway failure; will retry", metadata: [
                 "job_id": "\(job.id)", "attempt": "\(job.attempt)", "retry_in_ms": "\(Int(delay.seconds * 1000))", "error": "\(reason)",
             ])
             return .retry(error: reason, after: delay)
         }
-        // Out of attempts, and the charge may have gone through with its answer lost. If
-        // the gateway already holds it, post it now; otherwise the outcome is unknown and
-        // the job goes to `reconciling`, never to `failed` on a guess: the gateway's
-        // "no charge" is only final once no charge of any attempt can still land.
+        // The charge may have gone through with its answer lost. If the gateway already
+        // holds it, post it now; otherwise the job goes to `reconciling`: the gateway's "no
+        // charge" is only final once no charge of any attempt can still land.
         let record = try? await withTimeout(configuration.effectiveGatewayTimeout) { [gateway] in
             try await gateway.lookup(idempotencyKey: job.idempotencyKey)
         }
-        if let record, record.matches(job.payment) {
-            logger.info("attempts used up but the gateway holds the charge: succeeded", metadata: ["job_id": "\(job.id)", "attempt": "\(job.attempt)"])
+        if let record, record.isCharge(of: job.idempotencyKey, for: job.payment) {
+            logger.info("the gateway holds the charge: succeeded", metadata: ["job_id": "\(job.id)", "attempt": "\(job.attempt)"])
             return .succeeded(chargeID: record.chargeID)
         }
-        logger.warning("attempts used up with the outcome unknown: reconciling with the gateway", metadata: [
-            "job_id": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(reason)",
+        let why = pastBudget ? "retry budget over" : "\(job.attempt) attempts in a row"
+        logger.warning("outcome unknown: reconciling with the gateway before anything else", metadata: [
+            "job_id": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(reason)", "why": "\(why)",
         ])
-        return .reconcile(error: "outcome unknown after \(job.attempt) attempts (\(reason)); reconciling with the gateway",
-                          after: configuration.settleAfterLastAttempt)
+        return .reconcile(error: "outcome unknown after \(why) (\(reason)); reconciling with the gateway", after: settle(after: deadline))
     }
 
-    func retryDelay(after attempt: Int32) -> Duration {
-        random.withLock { configuration.backoff.delay(afterAttempt: Int(attempt), using: &$0) }
+    /// Full jitter drawn from (seed, key, attempt), never from timing: a seed replays the
+    /// same retry delays, and different payments still spread out.
+    func retryDelay(for job: ClaimedJob) -> Duration {
+        var random = SeededRandom(seed: fnv1a64("\(job.idempotencyKey)#\(job.attempt)", basis: 0xCBF2_9CE4_8422_2325 ^ configuration.jitterSeed))
+        return configuration.backoff.delay(afterAttempt: Int(job.attempt), using: &random)
     }
 
     // MARK: recording outcomes
@@ -263,21 +314,24 @@ public final class WorkerPool: Service, Sendable {
                     }
                 case .reconciling:
                     metrics.recordReconciled(done)
+                    func count(_ outcome: Completion.Outcome) -> String { "\(done.filter { $0.outcome == outcome }.count)" }
                     logger.info("reconciled jobs with the gateway", metadata: [
-                        "posted": "\(done.filter { $0.outcome == .succeeded }.count)", "failed": "\(done.filter { $0.outcome == .failed }.count)",
-                        "already_settled": "\(batch.count - done.count)",
+                        "posted": "\(count(.succeeded))", "failed": "\(count(.failed))", "requeued": "\(count(.requeued))",
+                        "cancelled": "\(count(.cancelled))", "held": "\(count(.held))", "already_settled": "\(batch.count - done.count)",
                     ])
                 }
                 return
             } catch where Task.isCancelled {
                 logger.error("cancelled: outcomes not recorded; leases will expire and the jobs re-run (the gateway deduplicates)",
                              metadata: ["jobs": "\(batch.count)"])
+                markUnrecorded(batch, fence: fence)
                 return
             } catch where isTransientDatabaseError(error) {
                 metrics.recordDatabaseError()
                 if pastGiveUpDeadline {
                     logger.error("giving up recording outcomes at shutdown; leases will expire and the jobs re-run (the gateway deduplicates)",
                                  metadata: ["jobs": "\(batch.count)", "error": "\(describe(error))"])
+                    markUnrecorded(batch, fence: fence)
                     return
                 }
                 throttle.log(logger, .warning, "recording outcomes failed; retrying", metadata: ["jobs": "\(batch.count)", "error": "\(describe(error))"])
@@ -290,12 +344,20 @@ public final class WorkerPool: Service, Sendable {
                     logger.error("cannot record outcome; the lease will expire and the job re-run", metadata: [
                         "job_id": "\(batch[0].jobID)", "attempt": "\(batch[0].attempt)", "error": "\(describe(error))",
                     ])
+                    markUnrecorded(batch, fence: fence)
                     return
                 }
                 for completion in batch { await record([completion], fence: fence) }
                 return
             }
         }
+    }
+
+    /// Outcomes given up: the jobs stay `running` under this owner until their lease
+    /// expires, and must not be taken for orphans meanwhile (their request did leave).
+    func markUnrecorded(_ batch: [Completion], fence: JobStore.Fence) {
+        guard case .lease = fence else { return }
+        state.withLock { s in for c in batch { s.unrecorded.insert(HeldJobs.Key(id: c.jobID, attempt: c.attempt)) } }
     }
 
     // MARK: leases
@@ -328,11 +390,12 @@ public final class WorkerPool: Service, Sendable {
     /// then, so the snapshot cannot miss a job whose charge is about to be sent (from the
     /// heartbeat, a claim arriving after the snapshot would be released while charged).
     func releaseOrphans() async {
-        let held = state.withLock { $0.held.all }
+        let known = state.withLock { $0.held.all + Array($0.unrecorded) }
         do {
-            let orphans = try await withTimeout(configuration.heartbeatTimeout) { [store, configuration, clientTimeout] in
-                try await store.releaseOrphans(held: held, owner: configuration.owner, olderThan: clientTimeout * 2,
-                                               maxLeaseLosses: configuration.maxLeaseLosses, settleAfter: configuration.settleMargin)
+            // A second of margin only: no claim of this process is in flight while it runs.
+            let orphans = try await withTimeout(configuration.heartbeatTimeout) { [store, configuration] in
+                try await store.releaseOrphans(held: known, owner: configuration.owner, olderThan: .seconds(1),
+                                               settleAfter: configuration.settleMargin)
             }
             metrics.recordOrphans(orphans)
             if orphans > 0 {
@@ -389,7 +452,8 @@ public final class WorkerPool: Service, Sendable {
             do { try await Task.sleep(for: configuration.reconcileInterval) } catch { return }
             do {
                 let due = try await withTimeout(clientTimeout) { [store, configuration] in
-                    try await store.claimReconciling(limit: 100, recheckAfter: configuration.reconcileRecheck)
+                    try await store.claimReconciling(limit: 100, recheckAfter: configuration.reconcileRecheck,
+                                                     giveUpAfter: configuration.giveUpAfter)
                 }
                 // The lookups side by side: one slow answer must not hold up the batch.
                 let settled = await withTaskGroup(of: Completion?.self) { group in
@@ -416,14 +480,25 @@ public final class WorkerPool: Service, Sendable {
                 try await gateway.lookup(idempotencyKey: job.idempotencyKey)
             }
             guard let record else {
-                logger.info("reconciled: the gateway never charged this payment; failed", metadata: metadata)
-                return .failed(error: "not charged: the gateway has no charge for this key after its last attempt's deadline")
+                // Proven uncharged: every deadline of this payment's requests has passed.
+                if job.cancelRequested {
+                    logger.info("reconciled: never charged; cancelled as asked", metadata: metadata)
+                    return .cancelled(reason: "cancelled: the gateway holds no charge for this payment after every deadline")
+                }
+                if Date() >= job.giveUpAt {
+                    logger.info("reconciled: never charged and the retry budget is over; failed", metadata: metadata)
+                    return .failed(reason: .budgetExhausted,
+                                   error: "retry budget exhausted: the gateway holds no charge for this payment after every deadline")
+                }
+                logger.info("reconciled: never charged; queued again within its budget", metadata: metadata)
+                return .requeue(error: "not charged yet (the gateway holds no charge after every deadline); queued again within the retry budget")
             }
-            guard record.matches(job.payment) else {
-                logger.error("the gateway holds a charge for this key with another amount or currency; left for an operator", metadata: metadata.merging([
+            guard record.isCharge(of: job.idempotencyKey, for: job.payment) else {
+                logger.error("the gateway holds a charge for this key with another amount or currency; held for an operator", metadata: metadata.merging([
                     "charge_id": "\(record.chargeID)", "charged": "\(record.amountMinor) \(record.currency)",
                 ]) { $1 })
-                return nil
+                return .hold(reason: .chargeMismatch,
+                             error: "the gateway holds charge \(record.chargeID) under this key for \(record.amountMinor) \(record.currency), not this payment's \(job.payment.amountMinor) \(job.payment.currency): held for an operator")
             }
             logger.info("reconciled: the gateway holds the charge; posted", metadata: metadata)
             return .succeeded(chargeID: record.chargeID)

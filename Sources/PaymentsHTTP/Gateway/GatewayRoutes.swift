@@ -23,13 +23,11 @@ struct GatewayRoutes: Sendable {
     let store: ChargeStore
     let faults: GatewayFaults
     let counters: GatewayCounters
-    let draws: FaultDraws
 
     init(store: ChargeStore, faults: GatewayFaults, counters: GatewayCounters) {
         self.store = store
         self.faults = faults
         self.counters = counters
-        self.draws = FaultDraws(faults)
     }
 
     func register<Context: RequestContext>(on router: Router<Context>) {
@@ -46,7 +44,7 @@ struct GatewayRoutes: Sendable {
         let deadline = try Self.deadline(request.headers[.requestDeadline])
         var request = request
         let charge = try ChargeBody.parse(Data(buffer: try await request.collectBody(upTo: 16 * 1024)))
-        let plan = draws.plan(key: key)
+        let plan = faults.plan(key: key, attempt: charge.attempt ?? 0)
         counters.add(\.requests)
 
         switch store.begin(key: key) {
@@ -137,6 +135,8 @@ struct ChargeBody: Sendable, Equatable {
 
     var payment: Payment
     var jobID: Int64?
+    /// The caller's attempt number: with the key, what the fault draws are a function of.
+    var attempt: Int64?
 
     static func parse(_ data: Data) throws -> ChargeBody {
         let json: JSONValue
@@ -165,22 +165,13 @@ struct ChargeBody: Sendable, Equatable {
             guard case let .integer(id) = value, id >= 0 else { throw APIError.badRequest("invalid_job_id", "job_id must be a non-negative integer") }
             jobID = id
         }
+        var attempt: Int64?
         if let value = object["attempt"] {
             guard case let .integer(n) = value, n >= 0 else { throw APIError.badRequest("invalid_attempt", "attempt must be a non-negative integer") }
+            attempt = n
         }
-        return ChargeBody(payment: Payment(amountMinor: amount, currency: currency, debtor: debtor, creditor: creditor), jobID: jobID)
+        return ChargeBody(payment: Payment(amountMinor: amount, currency: currency, debtor: debtor, creditor: creditor), jobID: jobID, attempt: attempt)
     }
-}
-
-/// The one seeded generator every request's fault plan is drawn from.
-final class FaultDraws: Sendable {
-    let faults: GatewayFaults
-    private let random: Mutex<SeededRandom>
-    init(_ faults: GatewayFaults) {
-        self.faults = faults
-        self.random = Mutex(SeededRandom(seed: faults.seed))
-    }
-    func plan(key: String) -> GatewayFaults.Plan { random.withLock { faults.plan(key: key, using: &$0) } }
 }
 
 /// What the gateway did since it started, for `GET /v1/stats` and its log.

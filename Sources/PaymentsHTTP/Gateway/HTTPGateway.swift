@@ -80,13 +80,18 @@ public final class HTTPGateway: PaymentGateway, Service {
             let text = try await response.body.collect(upTo: 64 * 1024)
             switch response.status.code {
             case 200, 201:
-                let record = try JSONDecoder().decode(ChargeRecord.self, from: text)
-                return .accepted(chargeID: record.chargeID)
+                // Matched to the payment by the worker before anything is posted.
+                guard let record = try? JSONDecoder().decode(ChargeRecord.self, from: text) else {
+                    return .transientFailure(reason: "gateway answered \(response.status.code) with a body that is not a charge; outcome unknown")
+                }
+                return .accepted(record)
             case 402:
-                return .declined(reason: Self.message(text) ?? "card declined")
+                return .declined(code: Self.code(text), reason: Self.message(text) ?? "card declined")
             case 409 where Self.code(text) == "idempotency_key_reused":
-                // The key was charged for another payment: this payment was not charged.
-                return .declined(reason: "gateway refused the key: \(Self.message(text) ?? "used for another payment")")
+                // Money moved under this key, for another amount or currency: reconciled, never failed.
+                return .keyHeldByAnotherCharge(reason: "gateway: \(Self.message(text) ?? "the key was used for another charge")")
+            case 409 where Self.code(text) == "request_in_progress":
+                return .inProgress(reason: "gateway: another request with this key is being processed")
             default:
                 return .transientFailure(reason: "gateway answered \(response.status.code) \(Self.code(text) ?? "")")
             }

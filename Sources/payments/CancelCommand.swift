@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import PaymentsCore
+
+/// `payments cancel ID…`: the API's cancel, for operators (and the one way to cancel a
+/// payment whose request may have left: `payment_queue_finish` refuses those).
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel",
+        abstract: "Ask to cancel payments by id: cancelled now if no request ever left for them, else once the gateway proves no charge (a charged one ends succeeded).",
+        discussion: "Prints one line per id. Exit 0 when every id is cancelled or pending, 1 when any is unknown, already charged (too late) or failed.")
+
+    @OptionGroup var db: DatabaseOptions
+    @Argument(help: "Payment ids.") var ids: [String]
+    @Option(name: .customLong("settle"), help: "Seconds after which no request of a payment back in the queue can land (the serves' gateway timeout plus margin).")
+    var settle: Double = 17
+
+    func validate() throws {
+        guard !ids.isEmpty else { throw ValidationError("give at least one payment id") }
+        guard ids.count <= 10_000 else { throw ValidationError("at most 10,000 ids at once, got \(ids.count)") }
+        for id in ids where Int64(id).map({ $0 <= 0 }) ?? true {
+            throw ValidationError("payment ids are positive integers, got '\(id.prefix(40))'")
+        }
+        guard settle.isFinite, (0...3600).contains(settle) else { throw ValidationError("--settle must be from 0 to 3600 seconds") }
+    }
+
+    func run() async throws {
+        try await runReportingErrors {
+            let logger = try db.makeLogger("payments.cancel")
+            let database = try db.makeDatabase(logger: logger, writePool: 1, readPool: 1)
+            try await database.checkReachable()
+            let numbers = ids.compactMap { Int64($0) }
+            let outcomes = try await database.run {
+                try await JobStore(client: database.write, logger: logger).cancel(numbers, settle: .seconds(fractional: settle))
+            }
+            var refused = 0
+            for id in numbers {
+                switch outcomes[id] {
+                case nil: refused += 1; print("\(id)\tnot found")
+                case .cancelled?: print("\(id)\tcancelled")
+                case .pending?: print("\(id)\tpending: cancelled once the gateway proves no charge (succeeded if it was charged)")
+                case .finished(.cancelled)?: print("\(id)\tcancelled (already)")
+                case .finished(.succeeded)?: refused += 1; print("\(id)\ttoo late: charged, succeeded")
+                case let .finished(state)?: refused += 1; print("\(id)\t\(state.rawValue): cannot be cancelled")
+                }
+            }
+            if refused > 0 { throw ExitCode(1) }
+        }
+    }
+}

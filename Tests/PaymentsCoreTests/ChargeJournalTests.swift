@@ -1,0 +1,57 @@
+import Foundation
+import PaymentsCore
+import Testing
+
+/// The gateway's journal is the provider's memory of every charge: a key it forgets can be
+/// charged again. Issue 24, finding 4: it was neither locked nor read strictly.
+@Suite struct ChargeJournalTests {
+    static func path() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID().uuidString).jsonl").path
+    }
+
+    static func line(_ key: String, _ n: Int) -> String {
+        #"{"amount_minor":100,"charge_id":"ch_\#(n)","currency":"EUR","job_id":\#(n),"key":"\#(key)"}"#
+    }
+
+    /// Two gateways on one journal each deduplicated alone: the second refuses to start.
+    @Test func aSecondStoreOnTheSameJournalRefusesToOpen() throws {
+        let path = Self.path()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let first = try ChargeStore(path: path)
+        #expect(throws: PaymentsError.self) { _ = try ChargeStore(path: path) }
+        do {
+            _ = try ChargeStore(path: path)
+        } catch {
+            #expect("\(error)".contains("in use"), "\(error)")
+        }
+        _ = first
+    }
+
+    /// An unreadable line other than a torn last one made its key chargeable again and was
+    /// skipped silently: it stops the start, naming its line.
+    @Test func aDamagedLineStopsTheStartWithItsLineNumber() throws {
+        let path = Self.path()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let text = [Self.line("k-1", 1), "{\"amount_minor\":100,garbage", Self.line("k-3", 3)].joined(separator: "\n") + "\n"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        do {
+            _ = try ChargeStore(path: path)
+            Issue.record("a damaged journal was opened")
+        } catch {
+            #expect("\(error)".contains("line 2"), "\(error)")
+        }
+        #expect(throws: PaymentsError.self) { _ = try ChargeJournal.read(path) }
+    }
+
+    /// A crash mid-write leaves a torn last line: that one is tolerated (it was never
+    /// acknowledged, since the fsync had not returned) and the store opens.
+    @Test func aTornLastLineIsTolerated() throws {
+        let path = Self.path()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let text = Self.line("k-1", 1) + "\n" + Self.line("k-2", 2) + "\n" + "{\"amount_minor\":1"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let store = try ChargeStore(path: path)
+        #expect(store.chargeCount == 2)
+        #expect(try ChargeJournal.read(path).count == 2)
+    }
+}
