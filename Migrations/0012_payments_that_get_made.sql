@@ -2,8 +2,9 @@
 -- cancel never finishes a payment that was charged, and a payment the processor cannot
 -- settle alone is held for an operator instead of being asked about every 5 s.
 --
--- give_up_at          the end of the payment's retry budget, a time (NULL: created_at plus
---                     the serving process's --give-up-after). Our own faults (timeouts, 5xx,
+-- give_up_at          the end of the payment's retry budget, a time, set at intake (its own
+--                     give_up_after_seconds, or the intake's --give-up-after); NULL only for
+--                     payments queued before this migration (then created_at + 1 hour). Our own faults (timeouts, 5xx,
 --                     lost answers, requests in progress, lost leases) only delay a payment
 --                     until then; only past it, with the gateway proving no charge, may it
 --                     fail.
@@ -16,6 +17,16 @@
 -- held_reason         a `reconciling` payment that cannot settle by itself (the gateway holds
 --                     a charge under its key for another amount or currency): not asked
 --                     about again until an operator acts.
+-- claim_seq           raised by every claim (a worker's or a reconciler's), never lowered:
+--                     the fence of every outcome. `attempt` could not be: a claim nobody
+--                     received, a release at shutdown and a request found in progress refund
+--                     it, so (owner, attempt) came round again and a late write of an earlier
+--                     claim matched a newer one.
+-- charge_deadline_at  the latest deadline of any charge request that may have been sent for
+--                     the payment (each claim's lease end: a worker never sends a request
+--                     whose deadline is later). "No charge" from the gateway is final only
+--                     after it: every move to `reconciling` waits for it, and the reconciler
+--                     takes no payment before it plus the margin.
 --
 -- The queue and the history keep the same columns in the same order (the completion moves
 -- a row with `INSERT … SELECT`, the view unions them), so both get the four; the archive
@@ -25,17 +36,26 @@ ALTER TABLE payment_queue
     ADD COLUMN give_up_at timestamptz,
     ADD COLUMN failure_reason text,
     ADD COLUMN cancel_requested_at timestamptz,
-    ADD COLUMN held_reason text;
+    ADD COLUMN held_reason text,
+    ADD COLUMN claim_seq bigint NOT NULL DEFAULT 0,
+    ADD COLUMN charge_deadline_at timestamptz;
 ALTER TABLE payment_history
     ADD COLUMN give_up_at timestamptz,
     ADD COLUMN failure_reason text,
     ADD COLUMN cancel_requested_at timestamptz,
-    ADD COLUMN held_reason text;
+    ADD COLUMN held_reason text,
+    ADD COLUMN claim_seq bigint NOT NULL DEFAULT 0,
+    ADD COLUMN charge_deadline_at timestamptz;
 ALTER TABLE payment_jobs_archive
     ADD COLUMN give_up_at timestamptz,
     ADD COLUMN failure_reason text,
     ADD COLUMN cancel_requested_at timestamptz,
-    ADD COLUMN held_reason text;
+    ADD COLUMN held_reason text,
+    ADD COLUMN claim_seq bigint NOT NULL DEFAULT 0,
+    ADD COLUMN charge_deadline_at timestamptz;
+-- Payments queued before this migration: a running one may have a request out until its
+-- lease ends.
+UPDATE payment_queue SET charge_deadline_at = lease_expires_at WHERE lease_expires_at IS NOT NULL;
 
 ALTER TABLE payment_queue
     ADD CONSTRAINT payment_queue_no_failure_reason CHECK (failure_reason IS NULL),
@@ -77,11 +97,11 @@ BEGIN
         INSERT INTO payment_history (id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
                                      state, attempt, max_attempts, priority, run_at, lease_owner, lease_expires_at,
                                      last_error, charge_id, created_at, claimed_at, updated_at, finished_at, lease_losses,
-                                     give_up_at, failure_reason, cancel_requested_at, held_reason)
+                                     give_up_at, failure_reason, cancel_requested_at, held_reason, claim_seq, charge_deadline_at)
         SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
                final_state, attempt, max_attempts, priority, run_at, NULL, NULL,
                reason, NULL, created_at, claimed_at, now(), finished, lease_losses,
-               give_up_at, failure, CASE WHEN final_state = 'cancelled' THEN now() END, NULL
+               give_up_at, failure, CASE WHEN final_state = 'cancelled' THEN now() END, NULL, claim_seq, charge_deadline_at
         FROM gone RETURNING 1)
     SELECT count(*) INTO moved FROM ins;
     RETURN moved;
@@ -89,7 +109,8 @@ END $$;
 
 -- A cancel request for each id, in one statement (through transaction pooling):
 --   never claimed (no request ever left)  -> cancelled now                    ('cancelled')
---   queued after an attempt               -> reconciling, asked after `settle` ('pending')
+--   queued after an attempt               -> reconciling, asked once its last request's
+--                                            deadline plus `margin` has passed ('pending')
 --   running or reconciling                -> flagged; the worker's or the reconciler's
 --                                            outcome decides                   ('pending')
 --   held for an operator                  -> flagged                          ('pending')
@@ -97,7 +118,7 @@ END $$;
 --   unknown id                            -> no row
 -- A flagged payment ends `cancelled` only once the gateway proves no charge after every
 -- deadline; a charge found ends it `succeeded` (too late to cancel).
-CREATE FUNCTION payment_cancel(ids bigint[], settle interval)
+CREATE FUNCTION payment_cancel(ids bigint[], margin interval)
 RETURNS TABLE (payment_id bigint, outcome text) LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE now_ids bigint[];
@@ -112,13 +133,32 @@ BEGIN
             UPDATE payment_queue q SET
                 cancel_requested_at = COALESCE(q.cancel_requested_at, now()),
                 state = CASE WHEN q.state = 'queued' THEN 'reconciling' ELSE q.state END,
-                run_at = CASE WHEN q.state = 'queued' THEN now() + settle ELSE q.run_at END,
+                run_at = CASE WHEN q.state = 'queued' THEN greatest(now(), q.charge_deadline_at) + margin ELSE q.run_at END,
                 updated_at = now()
             WHERE q.id = ANY(ids) AND NOT q.id = ANY(now_ids)
             RETURNING q.id)
         SELECT f.id, 'pending'::text FROM flagged f;
     RETURN QUERY SELECT h.id, h.state FROM payment_history h WHERE h.id = ANY(ids) AND NOT h.id = ANY(now_ids);
     RETURN QUERY SELECT a.id, a.state FROM payment_jobs_archive a WHERE a.id = ANY(ids);
+END $$;
+
+-- The history's running totals count failed payments by reason too ('failed:<reason>';
+-- 'failed' alone for those failed before reasons were kept), so `payments status`, /v1/stats
+-- and the dashboard show the reasons without reading the history.
+CREATE OR REPLACE FUNCTION payment_history_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO payment_history_totals AS t (state, shard, jobs)
+    SELECT state || COALESCE(':' || failure_reason, ''), pg_backend_pid() % 16, count(*) FROM inserted GROUP BY 1 ORDER BY 1
+    ON CONFLICT (state, shard) DO UPDATE SET jobs = t.jobs + excluded.jobs;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION payment_history_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO payment_history_totals AS t (state, shard, jobs)
+    SELECT state || COALESCE(':' || failure_reason, ''), pg_backend_pid() % 16, -count(*) FROM deleted GROUP BY 1 ORDER BY 1
+    ON CONFLICT (state, shard) DO UPDATE SET jobs = t.jobs + excluded.jobs;
+    RETURN NULL;
 END $$;
 
 -- Reconciling payments held for an operator, for `payments status` and the dashboard.

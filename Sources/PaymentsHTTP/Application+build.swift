@@ -28,11 +28,14 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
     } else {
         let local = try SimulatedGateway(settings.gateway)
         (gateway, simulated) = (local, local)
+        // Its deduplication is this process's alone (its journal is locked to it): a second
+        // serve on the same queue would charge a key again.
+        logger.warning("the in-process simulated gateway is for one serve process only: several serves share `payments gateway` through --gateway-url")
     }
     let metrics = WorkerMetrics()
-    let settle = (settings.workers ?? WorkerConfiguration()).effectiveGatewayTimeout + (settings.workers ?? WorkerConfiguration()).settleMargin
-    let api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: simulated,
-                              cancelSettle: settle, logger: logger)
+    var api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: simulated,
+                              cancelMargin: (settings.workers ?? WorkerConfiguration()).settleMargin, logger: logger)
+    api.intake.giveUpAfterSeconds = settings.giveUpAfterSeconds
 
     if let workers = settings.workers {
         services.append(try WorkerPool(store: JobStore(client: database.write, logger: logger), gateway: gateway,

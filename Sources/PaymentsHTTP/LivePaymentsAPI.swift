@@ -6,20 +6,20 @@ import PostgresNIO
 /// status reads through the read router, figures from the worker pool and the gateway.
 public struct LivePaymentsAPI: PaymentsAPI {
     public let database: Database
-    public let intake: PaymentIntake
+    public var intake: PaymentIntake
     public let reads: PaymentReads
     public let router: ReadRouter
     public let metrics: WorkerMetrics
     public let gateway: SimulatedGateway?
     let store: JobStore
-    /// How long after a cancel of a payment back in the queue no request of it can land: a
-    /// request released at shutdown may still be on its way until its deadline.
-    let cancelSettle: Duration
+    /// After the last request's deadline (`charge_deadline_at`), before a cancelled
+    /// payment's "no charge" is trusted: the margin for clocks and in-flight writes.
+    let cancelMargin: Duration
     let currencyCache: CurrencyCache
     let logger: Logger
 
     public init(database: Database, readFallback: Bool, metrics: WorkerMetrics, gateway: SimulatedGateway?,
-                cancelSettle: Duration = .seconds(17), logger: Logger) {
+                cancelMargin: Duration = .seconds(2), logger: Logger) {
         self.database = database
         self.intake = PaymentIntake(client: database.write, logger: logger)
         self.router = ReadRouter(database: database, fallback: readFallback, logger: logger)
@@ -27,7 +27,7 @@ public struct LivePaymentsAPI: PaymentsAPI {
         self.metrics = metrics
         self.gateway = gateway
         self.store = JobStore(client: database.write, logger: logger)
-        self.cancelSettle = cancelSettle
+        self.cancelMargin = cancelMargin
         self.currencyCache = CurrencyCache(client: database.write, logger: logger)
         self.logger = logger
     }
@@ -57,9 +57,9 @@ public struct LivePaymentsAPI: PaymentsAPI {
     }
 
     public func cancel(id: Int64) async throws -> CancelResult? {
-        let (store, intake, settle) = (self.store, self.intake, cancelSettle)
+        let (store, intake, margin) = (self.store, self.intake, cancelMargin)
         let (outcome, token) = try await bounded { () -> (JobStore.CancelOutcome?, String) in
-            (try await store.cancel([id], settle: settle)[id], try await intake.currentLSN())
+            (try await store.cancel([id], margin: margin)[id], try await intake.currentLSN())
         }
         guard let outcome else { return nil }
         // Read back at least as fresh as the cancel (a replica that replayed it, or the primary).

@@ -23,7 +23,10 @@ public enum Invariants {
     /// - Parameters:
     ///   - keyPrefix: only jobs whose idempotency key starts with `<prefix>-` (nil: all jobs)
     ///   - journals: simulated-gateway journals of every `serve` that ran
-    public static func check(_ client: PostgresClient, keyPrefix: String?, journals: [String], logger: Logger) async throws -> InvariantReport {
+    ///   - allowBudgetFailures: a run whose faults outlast the payments' retry budget may
+    ///     fail payments as `budget_exhausted`; any other run must fail none but declines.
+    public static func check(_ client: PostgresClient, keyPrefix: String?, journals: [String],
+                             allowBudgetFailures: Bool = false, logger: Logger) async throws -> InvariantReport {
         let pattern = keyPrefix.map { $0 + "-%" } ?? "%"
         var checks: [InvariantReport.Check] = []
 
@@ -35,6 +38,21 @@ public enum Invariants {
         let total = try await scalar("SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern)")
         let open = try await scalar("SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern) AND state = ANY(\(JobState.open)::text[])")
         checks.append(.init(name: "every job terminal", passed: open == 0, detail: "\(total - open) of \(total) terminal, \(open) queued, running or reconciling"))
+
+        // Liveness: a payment fails only for the payer's reason. Our own faults heal within
+        // the budget, so one failed otherwise (no reason recorded, or the budget) is a defect.
+        let failed = try await scalar("SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern) AND state = \(JobState.failed)")
+        let declined = try await scalar("""
+            SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern) AND state = \(JobState.failed)
+              AND failure_reason = ANY(\(FailureReason.allCases.filter(\.isDecline))::text[])
+            """)
+        let budget = try await scalar("""
+            SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern) AND state = \(JobState.failed)
+              AND failure_reason = \(FailureReason.budgetExhausted)
+            """)
+        let undeclined = failed - declined - (allowBudgetFailures ? budget : 0)
+        checks.append(.init(name: "no payment failed without a decline", passed: undeclined == 0,
+                            detail: "\(failed) failed: \(declined) declined, \(budget) budget exhausted\(allowBudgetFailures ? " (allowed in this run)" : ""), \(failed - declined - budget) without a reason"))
 
         let succeeded = try await scalar("SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE \(pattern) AND state = \(JobState.succeeded)")
         let badPostings = try await scalar("""

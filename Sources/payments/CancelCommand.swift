@@ -12,8 +12,8 @@ struct CancelCommand: AsyncParsableCommand {
 
     @OptionGroup var db: DatabaseOptions
     @Argument(help: "Payment ids.") var ids: [String]
-    @Option(name: .customLong("settle"), help: "Seconds after which no request of a payment back in the queue can land (the serves' gateway timeout plus margin).")
-    var settle: Double = 17
+    @Option(name: .customLong("margin"), help: "Seconds after a payment's last request deadline before the gateway's \"no charge\" is trusted (clock skew and in-flight writes; 1 to 600).")
+    var margin: Double = 2
 
     func validate() throws {
         guard !ids.isEmpty else { throw ValidationError("give at least one payment id") }
@@ -21,7 +21,7 @@ struct CancelCommand: AsyncParsableCommand {
         for id in ids where Int64(id).map({ $0 <= 0 }) ?? true {
             throw ValidationError("payment ids are positive integers, got '\(id.prefix(40))'")
         }
-        guard settle.isFinite, (0...3600).contains(settle) else { throw ValidationError("--settle must be from 0 to 3600 seconds") }
+        guard margin.isFinite, (1...600).contains(margin) else { throw ValidationError("--margin must be from 1 to 600 seconds") }
     }
 
     func run() async throws {
@@ -31,7 +31,7 @@ struct CancelCommand: AsyncParsableCommand {
             try await database.checkReachable()
             let numbers = ids.compactMap { Int64($0) }
             let outcomes = try await database.run {
-                try await JobStore(client: database.write, logger: logger).cancel(numbers, settle: .seconds(fractional: settle))
+                try await JobStore(client: database.write, logger: logger).cancel(numbers, margin: .seconds(fractional: margin))
             }
             var refused = 0
             for id in numbers {

@@ -39,6 +39,9 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(help: "Seconds one batch (or the whole file) may take, waiting for a connection included, before enqueue gives up with an error (1 to 3600).")
     var timeout: Double = 30
 
+    @Option(name: .customLong("give-up-after"), help: "Retry budget in seconds of each payment that names none (a line's give_up_after_seconds wins): until then our own faults only delay it (1 to 604,800).")
+    var giveUpAfter: Int = 3600
+
     func validate() throws {
         switch (count, input) {
         case (nil, nil): throw ValidationError("give --count N or --input FILE")
@@ -53,6 +56,7 @@ struct EnqueueCommand: AsyncParsableCommand {
         } else if let batchSize, !(100...50_000).contains(batchSize) {
             throw ValidationError("--batch-size must be from 100 to 50,000, got \(batchSize)")
         }
+        guard (1...604_800).contains(giveUpAfter) else { throw ValidationError("--give-up-after must be from 1 to 604,800 seconds (7 days), got \(giveUpAfter)") }
         guard timeout.isFinite, (1...3600).contains(timeout) else { throw ValidationError("--timeout must be from 1 to 3600 seconds, got \(timeout)") }
         guard (1...32).contains(connections) else { throw ValidationError("--connections must be from 1 to 32, got \(connections)") }
         if let keyPrefix, !PaymentRequest.isValidIdempotencyKey(keyPrefix) || keyPrefix.count > 200 {
@@ -78,8 +82,9 @@ struct EnqueueCommand: AsyncParsableCommand {
             try await database.checkReachable(patience: .milliseconds(Int64(timeout * 1000)))
             let display = ProgressDisplay(label: "enqueue")
             let summary = try await database.run {
-                let enqueuer = Enqueuer(client: database.write, logger: logger, batchSize: effectiveBatchSize, connections: connections,
+                var enqueuer = Enqueuer(client: database.write, logger: logger, batchSize: effectiveBatchSize, connections: connections,
                                         timeout: .milliseconds(Int64(timeout * 1000)), endpoint: database.writeURL.endpoint)
+                enqueuer.giveUpAfterSeconds = Int32(giveUpAfter)
                 let report: @Sendable (Enqueuer.Progress) -> Void = {
                     display.update(done: $0.done, total: $0.total, elapsed: $0.elapsed)
                 }

@@ -31,8 +31,8 @@ struct ServeCommand: AsyncParsableCommand {
     var statementTimeout: Double?
     @Option(name: .customLong("max-lease-losses"), help: "Lost leases after which a job is settled with the gateway (reconciling) before it runs again.")
     var maxLeaseLosses: Int = 3
-    @Option(name: .customLong("give-up-after"), help: "Seconds from its creation a payment is retried through our own faults (a payment's own give_up_after_seconds wins); past it, one the gateway proves uncharged fails (budget_exhausted).")
-    var giveUpAfter: Double = 3600
+    @Option(name: .customLong("give-up-after"), help: "Retry budget in seconds of each payment this serve takes in that names none (give_up_after_seconds wins): until then our own faults only delay it; past it, one the gateway proves uncharged fails (budget_exhausted).")
+    var giveUpAfter: Int = 3600
 
     @Option(name: .customLong("gateway-url"), help: "External gateway (`payments gateway`, env GATEWAY_URL), shared by every serve. Without it the simulated gateway runs in-process (benchmarks; a single serve).")
     var gatewayURL: String? = ProcessInfo.processInfo.environment["GATEWAY_URL"].flatMap { $0.isEmpty ? nil : $0 }
@@ -72,7 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let gatewayTimeout {
             guard gatewayTimeout.isFinite, gatewayTimeout > 0 else { throw ValidationError("--gateway-timeout must be a positive number of seconds") }
         }
-        guard giveUpAfter.isFinite, (1...604_800).contains(giveUpAfter) else {
+        guard (1...604_800).contains(giveUpAfter) else {
             throw ValidationError("--give-up-after must be from 1 to 604,800 seconds (7 days)")
         }
         guard shutdownTimeout.isFinite, (0...600).contains(shutdownTimeout) else {
@@ -91,6 +91,7 @@ struct ServeCommand: AsyncParsableCommand {
         settings.readFallback = readFallback
         settings.gatewayURL = gatewayURL
         settings.gatewayConnections = gatewayConnections
+        settings.giveUpAfterSeconds = Int32(giveUpAfter)
         settings.haproxyStatsURL = haproxyStats
         settings.patroniURLs = patroniURLs
         // Credentials from the environment only: a flag would show in `ps`.
@@ -108,7 +109,6 @@ struct ServeCommand: AsyncParsableCommand {
             worker.gatewayTimeout = gatewayTimeout.map { .seconds(fractional: $0) }
             worker.statementTimeout = statementTimeout.map { .seconds(fractional: $0) }
             worker.maxLeaseLosses = maxLeaseLosses
-            worker.giveUpAfter = .seconds(fractional: giveUpAfter)
             worker.jitterSeed = seed
             worker.backoff = Backoff(base: .seconds(fractional: retryBaseMs / 1000), cap: .seconds(fractional: retryCapMs / 1000))
             worker.statsInterval = .seconds(fractional: statsInterval)

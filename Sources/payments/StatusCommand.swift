@@ -26,7 +26,21 @@ struct StatusCommand: AsyncParsableCommand {
                 let stats = try await QueueStats.collect(router, logger: logger)
                 print("jobs by state (read on \(stats.countsServedBy)):")
                 for state in JobState.allCases {
-                    print("  \(state.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) \(stats.count(state).grouped)")
+                    var line = "  \(state.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(stats.count(state).grouped)"
+                    if state == .reconciling, let held = stats.countsByState["held"], held > 0 {
+                        line += " (\(held.grouped) held for an operator)"
+                    }
+                    if state == .failed {
+                        let reasons = stats.failedByReason.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.grouped)" }
+                        if !reasons.isEmpty { line += " (\(reasons.joined(separator: ", ")))" }
+                    }
+                    print(line)
+                }
+                if !stats.held.isEmpty {
+                    print("held for an operator (reconciling, not asked about again; see the README's runbook):")
+                    for h in stats.held {
+                        print("  payment \(h.id): \(h.reason.rawValue) since \(h.since): \(h.detail ?? "")")
+                    }
                 }
                 print("finished in the last minute: \(stats.finishedLastMinute.grouped) (\(String(format: "%.1f", stats.jobsPerSecondLastMinute)) jobs/s)")
                 print("replicas (from the primary):")

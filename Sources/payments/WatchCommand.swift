@@ -21,6 +21,8 @@ struct WatchCommand: AsyncParsableCommand {
     @Option(name: .customLong("reads-per-tick"), help: "Status reads through pgbouncer-read per 200 ms.") var readsPerTick: Int = 10
     @Option(name: .customLong("enqueue-rate"), help: "Enqueue jobs/s to print in the summary (from the enqueue step).") var enqueueRate: Double?
     @Option(name: .customLong("expect-replicas"), help: "Replicas that must have served reads.") var expectReplicas: Int = 2
+    @Flag(name: .customLong("allow-budget-failures"), help: "The run's faults outlast the retry budget: payments failed as budget_exhausted pass the proof (never otherwise).")
+    var allowBudgetFailures = false
 
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count must be positive") }
@@ -73,7 +75,8 @@ struct WatchCommand: AsyncParsableCommand {
         }
         display.finish()
 
-        let report = try await Invariants.check(database.write, keyPrefix: keyPrefix, journals: gatewayJournal, logger: logger)
+        let report = try await Invariants.check(database.write, keyPrefix: keyPrefix, journals: gatewayJournal,
+                                                  allowBudgetFailures: allowBudgetFailures, logger: logger)
         let figures = try await RunFigures.measure(database, keyPrefix: keyPrefix, logger: logger)
         let served = reads.router.counts.snapshot
         let replicasServing = reads.router.counts.replicaNodes.count

@@ -177,6 +177,66 @@ extension Integration {
             try await Integration.WorkerTests.assertInvariants(prefix, journals: [gateway.journal])
         }
 
+        /// Review of the change: a cancel (or any path to `reconciling`) must not let the
+        /// reconciler ask before the last request's deadline has passed. A payment back in
+        /// the queue with a request still out until +30 s (released at shutdown, say): the
+        /// cancel settles it after that deadline, and even a `run_at` forced to now (a
+        /// stale write) does not let a reconciler take it.
+        @Test func noReconcilerAsksBeforeTheLastRequestsDeadline() async throws {
+            try await TestEnvironment.migrate()
+            try await QueueReset.cancelLeftovers()
+            let prefix = TestEnvironment.uniquePrefix("deadline")
+            try await Integration.WorkerTests.enqueue(1, prefix: prefix)
+            let id = try await Self.ids(prefix)[0]
+            try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+                try await client.query("""
+                    UPDATE payment_queue SET attempt = 1, claimed_at = now(), claim_seq = 1,
+                                             charge_deadline_at = now() + interval '30 seconds'
+                    WHERE id = \(id)
+                    """, logger: TestEnvironment.logger)
+                let store = JobStore(client: client, logger: TestEnvironment.logger)
+                #expect(try await store.cancel([id], margin: .seconds(2))[id] == .pending)
+                let wait = try await TestEnvironment.scalar(TestEnvironment.writeURL,
+                    "SELECT EXTRACT(EPOCH FROM run_at - now())::int8 FROM payment_queue WHERE id = \(id) AND state = 'reconciling'")
+                #expect(wait >= 30, "asked \(wait) s from now, before the request's deadline")
+                try await client.query("UPDATE payment_queue SET run_at = now() - interval '1 second' WHERE id = \(id)", logger: TestEnvironment.logger)
+                let taken = try await store.claimReconciling(limit: 100, recheckAfter: .seconds(5), margin: .seconds(2))
+                #expect(!taken.contains { $0.id == id }, "a reconciler took a payment whose request may still land")
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
+        /// Review of the change: `attempt` is refunded (a request found in progress, a release
+        /// at shutdown, an orphan), so a late write of an earlier claim matched a newer claim
+        /// of the same owner with the same attempt. The fence is the claim sequence, which
+        /// only rises.
+        @Test func aLateWriteOfAnEarlierClaimChangesNothing() async throws {
+            try await TestEnvironment.migrate()
+            try await QueueReset.cancelLeftovers()
+            let prefix = TestEnvironment.uniquePrefix("aba")
+            try await Integration.WorkerTests.enqueue(1, prefix: prefix)
+            let id = try await Self.ids(prefix)[0]
+            try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+                // The payment waits behind a running backlog of other tests: make it first.
+                try await client.query("UPDATE payment_queue SET priority = 0 WHERE id = \(id)", logger: TestEnvironment.logger)
+                let store = JobStore(client: client, logger: TestEnvironment.logger)
+                let owner = "aba/\(UInt32.random(in: 0 ... .max))"
+                let first = try #require(try await store.claim(limit: 1, owner: owner, lease: .seconds(30)).first { $0.id == id })
+                let delayed = Completion(jobID: id, claim: first.claim, resolution: .delay(error: "in progress", after: .zero))
+                #expect(try await store.complete([delayed], fence: .lease(owner: owner), margin: .seconds(2)).count == 1)
+                let second = try #require(try await store.claim(limit: 1, owner: owner, lease: .seconds(30)).first { $0.id == id })
+                #expect(second.attempt == first.attempt, "the refunded attempt comes round again")
+                #expect(second.claim > first.claim)
+                // The first claim's write again (its answer was lost, so it was retried).
+                #expect(try await store.complete([delayed], fence: .lease(owner: owner), margin: .seconds(2)).isEmpty,
+                        "a write of the first claim matched the second")
+                let running = try await TestEnvironment.scalar(TestEnvironment.writeURL,
+                    "SELECT count(*) FROM payment_queue WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner)")
+                #expect(running == 1)
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
         static func ids(_ prefix: String) async throws -> [Int64] {
             try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
                 var ids: [Int64] = []

@@ -22,9 +22,10 @@ extension Integration {
             try await TestEnvironment.eventually("every \(prefix) job terminal", timeout: timeout) { try await openJobs(prefix) == 0 }
         }
 
-        static func assertInvariants(_ prefix: String, journals: [String]) async throws {
+        static func assertInvariants(_ prefix: String, journals: [String], allowBudgetFailures: Bool = false) async throws {
             let report = try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
-                try await Invariants.check(client, keyPrefix: prefix, journals: journals, logger: TestEnvironment.logger)
+                try await Invariants.check(client, keyPrefix: prefix, journals: journals, allowBudgetFailures: allowBudgetFailures,
+                                           logger: TestEnvironment.logger)
             }
             print(report.text)
             for check in report.checks {

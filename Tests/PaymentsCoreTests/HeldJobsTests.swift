@@ -9,14 +9,14 @@ import Testing
     /// attempt, which then stopped being heartbeated and ran again.
     @Test func aLateCompletionOfAnOldAttemptKeepsTheNewAttemptHeld() {
         var held = HeldJobs()
-        held.hold(7, attempt: 1)
+        held.hold(7, claim: 1)
         // Lease of attempt 1 lost; the reaper requeued job 7; this process claims it again.
-        held.hold(7, attempt: 2)
-        held.release(7, attempt: 1)  // attempt 1's (fenced-off) completion comes back
-        #expect(held.contains(7, attempt: 2))
-        #expect(held.all == [HeldJobs.Key(id: 7, attempt: 2)], "attempt 2's lease must still be extended")
+        held.hold(7, claim: 2)
+        held.release(7, claim: 1)  // attempt 1's (fenced-off) completion comes back
+        #expect(held.contains(7, claim: 2))
+        #expect(held.all == [HeldJobs.Key(id: 7, claim: 2)], "attempt 2's lease must still be extended")
         #expect(held.count == 1)
-        held.release(7, attempt: 2)
+        held.release(7, claim: 2)
         #expect(held.count == 0 && held.all.isEmpty)
     }
 }

@@ -8,8 +8,14 @@
 #   every acknowledged POST and enqueue exists; every job is terminal; each gateway charge
 #   belongs to exactly one succeeded job (same amount and currency) with one debit and one
 #   credit; no succeeded job lacks its charge; no key was charged twice; the ledger
-#   balances per currency.
-# A violation prints the seed and the schedule; the same SEED replays the same schedule.
+#   balances per currency; and no payment failed without a decline (every fault here heals
+#   well within the payments' retry budget, so any such failure is a liveness defect).
+# Every fault is verified when applied (the process gone and back, the port refusing), and
+# one that was not applied fails the run, as does a serve that did not start.
+# A violation prints the seed and the schedule; the same SEED replays the same schedule and,
+# on a database that has not run it (make chaos starts a fresh topology), the same keys, so
+# the gateway's fault draws and the workers' jitter (functions of seed, key and attempt)
+# replay too.
 #   SEED=N (random by default)  MINUTES=M (2)  BIN=path/to/payments  PORT_OFFSET (100)
 set -uo pipefail
 PORT_OFFSET="${PORT_OFFSET:-100}"
@@ -24,7 +30,14 @@ RANDOM="$SEED"   # every draw below follows from the seed
 eval "$("${TOPO[@]}" env)"
 
 WORK="$(mktemp -d /tmp/payments-chaos.XXXXXX)"
-PREFIX="chaos-$SEED-$(date +%s)"
+PREFIX="chaos-$SEED"
+# Keys are unique for ever: on a database that already ran this seed, a fresh prefix (the
+# schedule replays; the per-key fault draws do not).
+used="$(sql "SELECT count(*) FROM payment_keys WHERE idempotency_key LIKE '$PREFIX-%'")"
+if [ "${used:-0}" -gt 0 ] 2>/dev/null; then
+  PREFIX="chaos-$SEED-$(date +%s)"
+  echo "[chaos] this database already ran seed $SEED: keys under $PREFIX (per-key faults will differ from the first run)" >&2
+fi
 JOURNAL="$WORK/gateway.jsonl"
 GW_PORT=$((8090 + PORT_OFFSET))
 SERVE_PORTS=($((8121 + PORT_OFFSET)) $((8122 + PORT_OFFSET)) $((8123 + PORT_OFFSET)))
@@ -57,7 +70,8 @@ trap cleanup EXIT
 # One fault every 5-10 s, drawn from the seed before anything runs, so it can be
 # printed and replayed. The kinds come in seeded shuffled rounds, so every kind runs
 # once before any runs twice.
-FAULTS=(sigkill_serve sigstop_serve restart_pgbouncer_write restart_primary stop_replica restart_gateway)
+FAULTS=(sigkill_serve sigstop_serve restart_pgbouncer_write restart_primary stop_replica restart_gateway
+        sigkill_pgbouncer_write crash_primary)
 for ((i = ${#FAULTS[@]} - 1; i > 0; i--)); do j=$((RANDOM % (i + 1))); tmp="${FAULTS[$i]}"; FAULTS[$i]="${FAULTS[$j]}"; FAULTS[$j]="$tmp"; done
 : > "$SCHEDULE"
 t=5; k=0; end=$(python3 -c "print(int($MINUTES * 60))")
@@ -93,6 +107,11 @@ for c in 1 2; do post_loop "$WORK" "$STOP_LOAD" "$PREFIX" "$c" "${SERVE_PORTS[@]
 
 # ------------------------------------------------------------------ faults
 fault() { echo "+$(( SECONDS - START ))s $*" >> "$WORK/applied"; log "$*"; }
+# A fault that did not happen (or did not heal) fails the run: a schedule that ran no fault
+# proves nothing.
+missing() { echo "+$(( SECONDS - START ))s $*" >> "$WORK/missing"; log "NOT APPLIED: $*"; }
+port_refuses() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+PGB_WRITE_PORT=$((6432 + PORT_OFFSET)); PRIMARY_PORT=$((5432 + PORT_OFFSET))
 START=$SECONDS
 while read -r at f n hold; do
   while [ $((SECONDS - START)) -lt "$at" ]; do sleep 0.2; done
@@ -100,24 +119,47 @@ while read -r at f n hold; do
     sigkill_serve)
       fault "SIGKILL serve $n (restart after ${hold} s)"
       kill -KILL "${SERVE_PIDS[$n]}" 2>/dev/null; wait "${SERVE_PIDS[$n]}" 2>/dev/null
-      sleep "$hold"; start_serve_n "$n" || fault "serve $n did not restart" ;;
+      kill -0 "${SERVE_PIDS[$n]}" 2>/dev/null && missing "serve $n survived SIGKILL"
+      sleep "$hold"; start_serve_n "$n" || missing "serve $n did not restart" ;;
     sigstop_serve)
       # Longer than the lease: another serve takes its jobs, then it wakes up.
       fault "SIGSTOP serve $n for $((LEASE + hold)) s, then SIGCONT"
-      kill -STOP "${SERVE_PIDS[$n]}"; sleep $((LEASE + hold)); kill -CONT "${SERVE_PIDS[$n]}" ;;
+      kill -STOP "${SERVE_PIDS[$n]}" || missing "serve $n could not be stopped"
+      sleep 0.2; grep -q '^State:.*T' "/proc/${SERVE_PIDS[$n]}/status" 2>/dev/null || missing "serve $n is not stopped"
+      sleep $((LEASE + hold)); kill -CONT "${SERVE_PIDS[$n]}" ;;
     restart_pgbouncer_write)
       fault "pgbouncer-write stopped for ${hold} s"
-      "${TOPO[@]}" stop pgbouncer-write >/dev/null 2>&1 || fault "pgbouncer-write did not stop"; sleep "$hold"; "${TOPO[@]}" start pgbouncer-write >/dev/null 2>&1 ;;
+      "${TOPO[@]}" stop pgbouncer-write >/dev/null 2>&1 || missing "pgbouncer-write did not stop"
+      port_refuses "$PGB_WRITE_PORT" || missing "pgbouncer-write still accepts connections"
+      sleep "$hold"; "${TOPO[@]}" start pgbouncer-write >/dev/null 2>&1 || missing "pgbouncer-write did not start again" ;;
+    sigkill_pgbouncer_write)
+      # While completions commit: a commit whose answer the pooler's death loses.
+      fault "pgbouncer-write SIGKILL, back after ${hold} s"
+      kill -KILL "$("${TOPO[@]}" pid pgbouncer-write)" 2>/dev/null || missing "pgbouncer-write had no process to kill"
+      sleep 0.3; port_refuses "$PGB_WRITE_PORT" || missing "pgbouncer-write still accepts connections after SIGKILL"
+      sleep "$hold"; "${TOPO[@]}" start pgbouncer-write >/dev/null 2>&1 || missing "pgbouncer-write did not start again" ;;
     restart_primary)
       fault "primary stopped for ${hold} s"
-      "${TOPO[@]}" stop primary >/dev/null 2>&1 || fault "the primary did not stop"; sleep "$hold"; "${TOPO[@]}" start primary >/dev/null 2>&1 ;;
+      "${TOPO[@]}" stop primary >/dev/null 2>&1 || missing "the primary did not stop"
+      port_refuses "$PRIMARY_PORT" || missing "the primary still accepts connections"
+      sleep "$hold"; "${TOPO[@]}" start primary >/dev/null 2>&1 || missing "the primary did not start again" ;;
+    crash_primary)
+      # Immediate shutdown (pg_ctl -m immediate: SIGQUIT to the postmaster): no checkpoint,
+      # in-flight commits cut off, crash recovery at the next start.
+      fault "primary crashed (immediate shutdown), back after ${hold} s"
+      kill -QUIT "$("${TOPO[@]}" pid primary)" 2>/dev/null || missing "the primary had no postmaster to crash"
+      for _ in $(seq 1 50); do port_refuses "$PRIMARY_PORT" && break; sleep 0.1; done
+      port_refuses "$PRIMARY_PORT" || missing "the primary still accepts connections after an immediate shutdown"
+      sleep "$hold"; "${TOPO[@]}" start primary >/dev/null 2>&1 || missing "the primary did not start again" ;;
     stop_replica)
       fault "replica-$((n % 2 + 1)) stopped for $((hold * 2)) s"
-      "${TOPO[@]}" stop "replica-$((n % 2 + 1))" >/dev/null 2>&1 || fault "the replica did not stop"; sleep $((hold * 2)); "${TOPO[@]}" start "replica-$((n % 2 + 1))" >/dev/null 2>&1 ;;
+      "${TOPO[@]}" stop "replica-$((n % 2 + 1))" >/dev/null 2>&1 || missing "replica-$((n % 2 + 1)) did not stop"
+      sleep $((hold * 2)); "${TOPO[@]}" start "replica-$((n % 2 + 1))" >/dev/null 2>&1 || missing "replica-$((n % 2 + 1)) did not start again" ;;
     restart_gateway)
       fault "gateway SIGKILL, back after ${hold} s"
       kill -KILL "$GATEWAY_PID" 2>/dev/null; wait "$GATEWAY_PID" 2>/dev/null
-      sleep "$hold"; start_gateway || fault "gateway did not restart" ;;
+      kill -0 "$GATEWAY_PID" 2>/dev/null && missing "the gateway survived SIGKILL"
+      sleep "$hold"; start_gateway || missing "the gateway did not restart" ;;
   esac
 done < "$SCHEDULE"
 while [ $((SECONDS - START)) -lt "$end" ]; do sleep 0.5; done
@@ -127,7 +169,7 @@ log "faults over; stopping the load (clients finish the key they hold)"
 touch "$STOP_LOAD"
 for pid in "${LOAD_PIDS[@]}"; do wait "$pid"; done
 LOAD_PIDS=()
-for n in 0 1 2; do kill -0 "${SERVE_PIDS[$n]}" 2>/dev/null || start_serve_n "$n"; done
+for n in 0 1 2; do kill -0 "${SERVE_PIDS[$n]}" 2>/dev/null || start_serve_n "$n" || missing "serve $n did not start for the settling"; done
 log "waiting for every job to be terminal (reconciling jobs settle once no charge can land)"
 settled=1; wait_drained "$PREFIX" 180 || settled=0
 for n in 0 1 2; do serve_stop "${SERVE_PIDS[$n]}"; done
@@ -147,12 +189,26 @@ grep -E '^(PASS|FAIL|INFO)' "$WORK/proof.txt" >&2
 check_posted "$WORK/posted" >&2 || verdict=1
 [ "$settled" = 1 ] || { echo "FAIL  every job settled within 180 s after the faults" >&2; verdict=1; }
 states="$(sql "SELECT state || ' ' || count(*) FROM payment_jobs WHERE idempotency_key LIKE '$PREFIX-%' GROUP BY state ORDER BY 1" | paste -sd, -)"
-reconciled="$(sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$PREFIX-%' AND (last_error LIKE 'not charged:%' OR last_error LIKE '%reconciling%')")"
-echo "INFO  jobs: $states; settled through reconciliation: $reconciled; POST retries: $(wc -l < "$WORK/post-retries" 2>/dev/null || echo 0)" >&2
+reasons="$(sql "SELECT COALESCE(failure_reason, 'none') || ' ' || count(*) FROM payment_jobs WHERE idempotency_key LIKE '$PREFIX-%' AND state = 'failed' GROUP BY failure_reason ORDER BY 1" | paste -sd, -)"
+# Liveness: every fault here heals within seconds, far inside the budget (an hour), so a
+# payment failed for anything but a decline is a defect.
+undeclined="$(sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$PREFIX-%' AND state = 'failed'
+                   AND (failure_reason IS NULL OR failure_reason = 'budget_exhausted')")"
+longest="$(sql "SELECT COALESCE(round(max(EXTRACT(EPOCH FROM finished_at - created_at))::numeric, 1), 0) FROM payment_jobs WHERE idempotency_key LIKE '$PREFIX-%'")"
+reconciled="$(sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$PREFIX-%' AND last_error LIKE '%reconcil%'")"
+if [ "${undeclined:-x}" = 0 ]; then echo "PASS  no payment failed without a decline" >&2
+else echo "FAIL  no payment failed without a decline: ${undeclined:-unknown (query failed)} did" >&2; verdict=1; fi
+applied=$(wc -l < "$WORK/applied" 2>/dev/null || echo 0)
+if [ -s "$WORK/missing" ]; then
+  echo "FAIL  every scheduled fault applied: $(wc -l < "$WORK/missing") were not:" >&2; sed 's/^/        /' "$WORK/missing" >&2; verdict=1
+elif [ "$applied" = 0 ]; then echo "FAIL  every scheduled fault applied: none ran" >&2; verdict=1
+else echo "PASS  every scheduled fault applied: $applied" >&2; fi
+echo "INFO  jobs: $states; failed by reason: ${reasons:-none}; longest enqueue-to-finish ${longest} s; settled through reconciliation: $reconciled; POST retries: $(wc -l < "$WORK/post-retries" 2>/dev/null || echo 0)" >&2
 echo "INFO  gateway since its last start: $GATEWAY_STATS" >&2
 echo "INFO  faults applied:" >&2; sed 's/^/        /' "$WORK/applied" >&2
+echo "SUMMARY seed=$SEED payments=$expected faults=$applied states=[$states] failed_without_decline=${undeclined:-?} longest_wait_s=$longest" >&2
 if [ "$verdict" = 0 ]; then
-  log "PASS: seed $SEED, $(wc -l < "$WORK/applied") faults, $expected payments"
+  log "PASS: seed $SEED, $applied faults, $expected payments"
   rm -rf "$WORK"
 else
   log "FAIL: seed $SEED (replay: SEED=$SEED MINUTES=$MINUTES make chaos); schedule and logs kept in $WORK"

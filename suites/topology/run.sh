@@ -52,6 +52,14 @@ test_compose_config() {
   if docker compose version >/dev/null 2>&1; then dc=(docker compose); else dc=(docker-compose); fi
   "${dc[@]}" -f "$REPO/compose/docker-compose.yml" config -q || fail "compose config is invalid"
   "${dc[@]}" -f "$REPO/compose/docker-compose.ha.yml" config -q || fail "the HA compose config is invalid"
+  # Every serve shares one `payments gateway`: the in-process simulation deduplicates per
+  # process, so `--scale payments=2` would lose "never charged twice".
+  local f services
+  for f in docker-compose.yml docker-compose.ha.yml; do
+    services="$("${dc[@]}" -f "$REPO/compose/$f" config --services 2>/dev/null)"
+    grep -qx gateway <<<"$services" || fail "$f has no gateway service"
+    "${dc[@]}" -f "$REPO/compose/$f" config 2>/dev/null | grep -q -- "--gateway-url" || fail "$f: serve does not use the gateway service"
+  done
 }
 
 test_up_twice_is_fine() {

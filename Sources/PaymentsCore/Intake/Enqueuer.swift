@@ -40,6 +40,8 @@ public struct Enqueuer: Sendable {
     /// included: the pool waits for a connection however long logins keep failing, so
     /// without a bound a command cut off from the primary never ends.
     public var timeout: Duration
+    /// The retry budget of a payment that names none (seconds from its creation).
+    public var giveUpAfterSeconds: Int32 = PaymentRows.defaultBudgetSeconds
     /// Where the writes go, for the error a timeout turns into.
     public var endpoint: String
 
@@ -103,6 +105,7 @@ public struct Enqueuer: Sendable {
         let start = clock.now
         let batches = stride(from: 0, to: count, by: batchSize).map { ($0, min($0 + batchSize, count)) }
         let counters = Counters()
+        let budget = giveUpAfterSeconds
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<max(1, min(connections, batches.count)) {
                 group.addTask {
@@ -119,7 +122,7 @@ public struct Enqueuer: Sendable {
                         var generator = JobGenerator(keyPrefix: keyPrefix, seed: seed &+ UInt64(index) &* 0x9E37_79B9)
                         let jobs = (lower..<upper).map { generator.make(index: $0) }
                         let new = try await boundedRetrying(what: "a batch of \(jobs.count) payments") {
-                            try await Self.insertBatch(jobs, on: client, logger: logger)
+                            try await Self.insertBatch(jobs, budgetSeconds: budget, on: client, logger: logger)
                         }
                         let (doneTotal, newTotal) = counters.record(done: jobs.count, inserted: new)
                         progress(Progress(done: doneTotal, total: count, inserted: newTotal, elapsed: clock.now - start))
@@ -143,6 +146,7 @@ public struct Enqueuer: Sendable {
         let batchSize = self.batchSize
         let logger = self.logger
         let client = self.client
+        let budget = giveUpAfterSeconds
         let new = try await boundedRetrying(what: "the file's transaction") { try await client.withTransaction(logger: logger) { connection -> Int in
             var new = 0
             var conflicts: [LineError] = []
@@ -151,7 +155,7 @@ public struct Enqueuer: Sendable {
             }
             var done = 0
             for batch in batches {
-                new += try await Self.insertBatch(batch, on: connection, logger: logger)
+                new += try await Self.insertBatch(batch, budgetSeconds: budget, on: connection, logger: logger)
                 done += batch.count
                 progress(Progress(done: done, total: payments.count, inserted: new, elapsed: clock.now - start))
             }
@@ -194,13 +198,15 @@ public struct Enqueuer: Sendable {
     /// transaction commits only at the Sync after it, so a batch could be reported inserted
     /// and then lost (a primary shut down in between did it). COMMIT's own answer comes
     /// after the commit.
-    static func insertBatch(_ jobs: [NewPayment], on client: PostgresClient, logger: Logger) async throws -> Int {
-        try await client.withTransaction(logger: logger) { connection in try await insertBatch(jobs, on: connection, logger: logger) }
+    static func insertBatch(_ jobs: [NewPayment], budgetSeconds: Int32, on client: PostgresClient, logger: Logger) async throws -> Int {
+        try await client.withTransaction(logger: logger) { connection in
+            try await insertBatch(jobs, budgetSeconds: budgetSeconds, on: connection, logger: logger)
+        }
     }
 
     /// One statement per batch (inside the file's transaction); returns how many rows were new.
-    static func insertBatch(_ jobs: [NewPayment], on connection: PostgresConnection, logger: Logger) async throws -> Int {
-        let query = IntakeSQL.insertCountingNew(PaymentRows(jobs, distinctKeys: true))
+    static func insertBatch(_ jobs: [NewPayment], budgetSeconds: Int32, on connection: PostgresConnection, logger: Logger) async throws -> Int {
+        let query = IntakeSQL.insertCountingNew(PaymentRows(jobs, distinctKeys: true, budgetSeconds: budgetSeconds))
         for try await (count, unknown) in try await connection.query(query, logger: logger).decode((Int64, Int64).self) {
             // Checked before the batch (Catalog.currencies), so only a catalog changed
             // meanwhile gets here; throwing rolls the batch back.

@@ -5,8 +5,8 @@ import PostgresNIO
 /// bulk enqueue (thousands).
 struct PaymentRows {
     static let insertColumns = "idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, priority, max_attempts"
-    /// The relation's column beside `insertColumns`: the payment's own budget in seconds, 0 for
-    /// none (array elements cannot be NULL); the insert turns it into `give_up_at`.
+    /// The relation's column beside `insertColumns`: the payment's retry budget in seconds
+    /// (its own, or the intake's default); the insert turns it into `give_up_at`.
     static let budgetColumn = "give_up_after_s"
 
     /// `insertColumns`, each qualified by `alias`.
@@ -23,11 +23,13 @@ struct PaymentRows {
     private var priorities: [Int16] = []
     private var maxAttempts: [Int32] = []
     private var budgets: [Int32] = []
+    /// A payment's retry budget when it names none: `--give-up-after` of serve or enqueue.
+    static let defaultBudgetSeconds: Int32 = 3600
 
     /// - Parameter distinctKeys: keep only the first row of each key (what the inserts
     ///   need; a later row with the key is a duplicate, or a conflict that
     ///   `IntakeSQL.conflicts` on all the rows reports).
-    init(_ payments: some Collection<NewPayment>, distinctKeys: Bool = false) {
+    init(_ payments: some Collection<NewPayment>, distinctKeys: Bool = false, budgetSeconds: Int32 = PaymentRows.defaultBudgetSeconds) {
         keys.reserveCapacity(payments.count)
         var seen = Set<String>()
         for new in payments {
@@ -41,7 +43,7 @@ struct PaymentRows {
             creditors.append(request.payment.creditor)
             priorities.append(request.priority)
             maxAttempts.append(request.maxAttempts)
-            budgets.append(request.giveUpAfterSeconds ?? 0)
+            budgets.append(request.giveUpAfterSeconds ?? budgetSeconds)
         }
     }
 
@@ -80,7 +82,7 @@ enum IntakeSQL {
         queued AS (
             INSERT INTO payment_queue AS j (id, \(PaymentRows.insertColumns), give_up_at) OVERRIDING SYSTEM VALUE
             SELECT k.payment_id, \(PaymentRows.insertColumns(of: "i")),
-                   CASE WHEN i.\(PaymentRows.budgetColumn) > 0 THEN now() + make_interval(secs => i.\(PaymentRows.budgetColumn)) END
+                   now() + make_interval(secs => i.\(PaymentRows.budgetColumn))
             FROM keyed k JOIN input i ON i.idempotency_key = k.idempotency_key
             RETURNING \(returning))
         """

@@ -12,13 +12,16 @@ public struct PaymentIntake: Sendable {
     public let client: PostgresClient
     public let logger: Logger
 
+    /// The retry budget of a payment that names none (seconds from its creation).
+    public var giveUpAfterSeconds: Int32 = PaymentRows.defaultBudgetSeconds
+
     public init(client: PostgresClient, logger: Logger) {
         self.client = client
         self.logger = logger
     }
 
     public func create(_ request: PaymentRequest, idempotencyKey: String) async throws -> CreateResult {
-        let insert = IntakeSQL.insertReturningJobs(PaymentRows([NewPayment(idempotencyKey: idempotencyKey, request: request)]))
+        let insert = IntakeSQL.insertReturningJobs(PaymentRows([NewPayment(idempotencyKey: idempotencyKey, request: request)], budgetSeconds: giveUpAfterSeconds))
         // In a transaction: an autocommit statement's answer arrives before its commit
         // (see Enqueuer.insertBatch), and a 201 means committed.
         let created = try await client.withTransaction(logger: logger) { connection -> Job? in

@@ -19,9 +19,11 @@ public struct ClaimedJob: Sendable, Equatable {
     public var giveUpAt: Date
     /// A cancel was asked: no new request is sent for it.
     public var cancelRequested: Bool
+    /// The claim's sequence number (`claim_seq`): the fence of its outcome.
+    public var claim: Int64
 
     public init(id: Int64, idempotencyKey: String, payment: Payment, attempt: Int32, maxAttempts: Int32, leaseExpiresAt: Date,
-                giveUpAt: Date = .distantFuture, cancelRequested: Bool = false) {
+                giveUpAt: Date = .distantFuture, cancelRequested: Bool = false, claim: Int64 = 0) {
         self.id = id
         self.idempotencyKey = idempotencyKey
         self.payment = payment
@@ -30,6 +32,7 @@ public struct ClaimedJob: Sendable, Equatable {
         self.leaseExpiresAt = leaseExpiresAt
         self.giveUpAt = giveUpAt
         self.cancelRequested = cancelRequested
+        self.claim = claim
     }
 
     /// The gateway call for this claim, due within `timeout` and never after the lease the

@@ -34,17 +34,14 @@ public struct Completion: Sendable, Equatable {
     }
 
     public var jobID: Int64
-    public var attempt: Int32
+    /// The claim this outcome belongs to (`claim_seq`): the fence of its write.
+    public var claim: Int64
     public var resolution: Resolution
-    /// If a cancel was asked meanwhile and the resolution would queue the job again: how
-    /// long until no charge of this attempt can land, after which the reconciler settles it.
-    public var settle: Duration
 
-    public init(jobID: Int64, attempt: Int32, resolution: Resolution, settle: Duration = .seconds(2)) {
+    public init(jobID: Int64, claim: Int64, resolution: Resolution) {
         self.jobID = jobID
-        self.attempt = attempt
+        self.claim = claim
         self.resolution = resolution
-        self.settle = settle
     }
 }
 

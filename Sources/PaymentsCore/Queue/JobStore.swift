@@ -52,7 +52,7 @@ public struct JobStore: Sendable {
     /// Claims up to `limit` due jobs. The locking subquery sits in a CTE so the planner
     /// cannot update more rows than the LIMIT; SKIP LOCKED lets workers claim side by side.
     /// The `state` predicate matches the partial index of claimable rows.
-    static func claimStatement(limit: Int, owner: String, lease: Duration, giveUpAfter: Duration) -> PostgresQuery {
+    static func claimStatement(limit: Int, owner: String, lease: Duration) -> PostgresQuery {
         """
         WITH picked AS (
             SELECT id FROM payment_queue
@@ -61,37 +61,36 @@ public struct JobStore: Sendable {
             LIMIT \(Int64(limit))
             FOR UPDATE SKIP LOCKED)
         UPDATE payment_queue j
-        SET state = \(JobState.running), attempt = j.attempt + 1, lease_owner = \(owner),
-            lease_expires_at = now() + make_interval(secs => \(lease.seconds)), claimed_at = now(), updated_at = now()
+        SET state = \(JobState.running), attempt = j.attempt + 1, lease_owner = \(owner), claim_seq = j.claim_seq + 1,
+            lease_expires_at = now() + make_interval(secs => \(lease.seconds)), claimed_at = now(), updated_at = now(),
+            -- No request of this claim can have a later deadline (the worker's is at most the lease).
+            charge_deadline_at = greatest(j.charge_deadline_at, now() + make_interval(secs => \(lease.seconds)))
         FROM picked WHERE j.id = picked.id
-        RETURNING \(unescaped: claimedColumns(giveUpAfter: giveUpAfter))
+        RETURNING \(unescaped: claimedColumns)
         """
     }
 
-    /// What a worker or the reconciler needs of a job it takes: the payment, its attempt,
-    /// the end of its retry budget (its own, or `giveUpAfter` from its creation) and whether
-    /// a cancel was asked. Decoded by `claimedJobs`.
-    static func claimedColumns(giveUpAfter: Duration) -> String {
-        // The budget is a validated number of seconds from the configuration, written inline.
-        """
+    /// What a worker or the reconciler needs of a job it takes: the payment, its attempt and
+    /// claim (the fence), the end of its retry budget (set at intake; an hour from creation
+    /// for payments queued before budgets existed) and whether a cancel was asked. Decoded
+    /// by `claimedJobs`.
+    static let claimedColumns = """
         j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
-        j.lease_expires_at, COALESCE(j.give_up_at, j.created_at + make_interval(secs => \(String(format: "%.3f", giveUpAfter.seconds)))),
-        j.cancel_requested_at IS NOT NULL
+        j.lease_expires_at, COALESCE(j.give_up_at, j.created_at + interval '1 hour'), j.cancel_requested_at IS NOT NULL, j.claim_seq
         """
-    }
 
-    public func claim(limit: Int, owner: String, lease: Duration, giveUpAfter: Duration) async throws -> [ClaimedJob] {
-        try await bounded(Self.claimStatement(limit: limit, owner: owner, lease: lease, giveUpAfter: giveUpAfter), Self.claimedJobs)
+    public func claim(limit: Int, owner: String, lease: Duration) async throws -> [ClaimedJob] {
+        try await bounded(Self.claimStatement(limit: limit, owner: owner, lease: lease), Self.claimedJobs)
     }
 
     @Sendable static func claimedJobs(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
         var jobs: [ClaimedJob] = []
-        for try await (id, key, amount, currency, debtor, creditor, attempt, maxAttempts, leaseEnd, giveUpAt, cancelRequested)
-            in rows.decode((Int64, String, Int64, String, String, String, Int32, Int32, Date?, Date, Bool).self) {
+        for try await (id, key, amount, currency, debtor, creditor, attempt, maxAttempts, leaseEnd, giveUpAt, cancelRequested, claim)
+            in rows.decode((Int64, String, Int64, String, String, String, Int32, Int32, Date?, Date, Bool, Int64).self) {
             jobs.append(ClaimedJob(id: id, idempotencyKey: key,
                                    payment: Payment(amountMinor: amount, currency: currency, debtor: debtor, creditor: creditor),
                                    attempt: attempt, maxAttempts: maxAttempts, leaseExpiresAt: leaseEnd ?? Date(),
-                                   giveUpAt: giveUpAt, cancelRequested: cancelRequested))
+                                   giveUpAt: giveUpAt, cancelRequested: cancelRequested, claim: claim))
         }
         return jobs
     }
@@ -100,10 +99,11 @@ public struct JobStore: Sendable {
 
     /// Whose outcome may be recorded: the worker holding the lease, or the reconciler.
     public enum Fence: Sendable, Equatable {
-        /// Still `running` under this owner and the completion's attempt.
+        /// Still `running` under this owner and the completion's claim.
         case lease(owner: String)
-        /// Still `reconciling` at the completion's attempt: every reconciler that reads the
-        /// gateway after the job's deadline reads the same answer, so the first one wins.
+        /// Still `reconciling` under the completion's claim (each reconciler's take raises
+        /// it): a reconciler whose answer came late, after another took the job, changes
+        /// nothing.
         case reconciling
     }
 
@@ -116,16 +116,16 @@ public struct JobStore: Sendable {
     /// refuses a second posting. A retry or a reconciliation stays in the queue
     /// (UPDATE). Returns each recorded job with its outcome; a fenced-off completion is
     /// simply absent.
-    static func completeStatement(_ completions: [Completion], fence: Fence) -> PostgresQuery {
-        var ids: [Int64] = [], attempts: [Int32] = [], outcomes: [Completion.Outcome] = [], states: [JobState] = []
+    static func completeStatement(_ completions: [Completion], fence: Fence, margin: Duration) -> PostgresQuery {
+        var ids: [Int64] = [], claims: [Int64] = [], outcomes: [Completion.Outcome] = [], states: [JobState] = []
         var chargeIDs: [String] = [], errors: [String] = [], delays: [Double] = [], refunds: [Int32] = []
-        var failures: [String] = [], holds: [String] = [], settles: [Double] = []
+        var failures: [String] = [], holds: [String] = []
         var finishedIDs: [Int64] = [], keptIDs: [Int64] = []
         for c in completions {
             let r = c.resolution
             if r.nextState.isTerminal { finishedIDs.append(c.jobID) } else { keptIDs.append(c.jobID) }
             ids.append(c.jobID)
-            attempts.append(c.attempt)
+            claims.append(c.claim)
             outcomes.append(r.outcome)
             states.append(r.nextState)
             // Arrays cannot bind NULL elements: "" stands for none.
@@ -135,7 +135,6 @@ public struct JobStore: Sendable {
             refunds.append(r.refundsAttempt ? 1 : 0)
             failures.append(r.failureReason?.rawValue ?? "")
             holds.append(r.heldReason?.rawValue ?? "")
-            settles.append(c.settle.seconds)
         }
         let (fencedState, owner): (JobState, String?) = switch fence {
         case let .lease(owner): (.running, owner)
@@ -147,29 +146,35 @@ public struct JobStore: Sendable {
         //
         // A cancel asked while the job ran (cancel_requested_at, read here on the row the
         // statement locks, so a cancel committed before it is seen) turns a job that would
-        // be queued again into a `reconciling` one, settled once no charge of its attempt
-        // can land: a payment whose request may have left is cancelled only on the
-        // gateway's proof.
+        // be queued again into a `reconciling` one, settled once no request of it can land
+        // (charge_deadline_at plus the margin): a payment whose request may have left is
+        // cancelled only on the gateway's proof. And a reconciler's "budget exhausted" for
+        // a payment whose cancel was asked meanwhile ends it `cancelled`, as asked.
         return """
             WITH input AS (
-                SELECT * FROM unnest(\(ids)::int8[], \(attempts)::int4[], \(outcomes)::text[], \(states)::text[],
+                SELECT * FROM unnest(\(ids)::int8[], \(claims)::int8[], \(outcomes)::text[], \(states)::text[],
                                      \(chargeIDs)::text[], \(errors)::text[], \(delays)::float8[], \(refunds)::int4[],
-                                     \(failures)::text[], \(holds)::text[], \(settles)::float8[])
-                    AS t(id, attempt, outcome, next_state, charge_id, error, delay_s, refund, failure, held, settle_s)),
+                                     \(failures)::text[], \(holds)::text[])
+                    AS t(id, claim, outcome, next_state, charge_id, error, delay_s, refund, failure, held)),
             finished AS (
                 DELETE FROM payment_queue j USING input i
                 WHERE j.id = ANY(\(finishedIDs)::int8[]) AND j.id = i.id AND i.next_state = ANY(\(JobState.terminal)::text[])
-                  AND (j.state, j.lease_owner, j.attempt) IS NOT DISTINCT FROM (\(fencedState), \(owner), i.attempt)
+                  AND (j.state, j.lease_owner, j.claim_seq) IS NOT DISTINCT FROM (\(fencedState), \(owner), i.claim)
                 RETURNING j.*, i.outcome AS new_outcome, i.next_state AS new_state, i.charge_id AS new_charge_id,
-                          i.error AS new_error, i.refund AS new_refund, i.failure AS new_failure),
+                          i.error AS new_error, i.refund AS new_refund,
+                          CASE WHEN i.failure = \(FailureReason.budgetExhausted) AND j.cancel_requested_at IS NOT NULL
+                               THEN '' ELSE i.failure END AS new_failure),
             moved AS (
                 INSERT INTO payment_history (\(unescaped: Job.rowColumns))
-                SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, new_state,
+                SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
+                       CASE WHEN new_state = \(JobState.failed) AND new_failure = '' THEN \(JobState.cancelled) ELSE new_state END,
                        attempt - new_refund, max_attempts, priority, run_at, NULL, NULL,
-                       CASE WHEN new_outcome = \(Completion.Outcome.succeeded) THEN last_error ELSE new_error END,
+                       CASE WHEN new_outcome = \(Completion.Outcome.succeeded) THEN last_error
+                            WHEN new_state = \(JobState.failed) AND new_failure = '' THEN 'cancelled as asked: the gateway holds no charge for this payment after every deadline'
+                            ELSE new_error END,
                        CASE WHEN new_outcome = \(Completion.Outcome.succeeded) THEN new_charge_id END,
                        created_at, claimed_at, now(), now(), lease_losses,
-                       give_up_at, NULLIF(new_failure, ''), cancel_requested_at, NULL
+                       give_up_at, NULLIF(new_failure, ''), cancel_requested_at, NULL, claim_seq, charge_deadline_at
                 FROM finished
                 RETURNING 1),
             posted AS (
@@ -187,7 +192,7 @@ public struct JobStore: Sendable {
                                  THEN \(JobState.reconciling) ELSE i.next_state END,
                     run_at = CASE WHEN i.held <> '' THEN 'infinity'::timestamptz
                                   WHEN j.cancel_requested_at IS NOT NULL AND i.next_state = \(JobState.queued)
-                                  THEN now() + make_interval(secs => i.settle_s)
+                                  THEN greatest(now(), j.charge_deadline_at) + make_interval(secs => \(margin.seconds))
                                   ELSE now() + make_interval(secs => i.delay_s) END,
                     attempt = j.attempt - i.refund,
                     last_error = i.error,
@@ -196,18 +201,20 @@ public struct JobStore: Sendable {
                     lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
                 FROM input i
                 WHERE j.id = ANY(\(keptIDs)::int8[]) AND j.id = i.id AND NOT i.next_state = ANY(\(JobState.terminal)::text[])
-                  AND (j.state, j.lease_owner, j.attempt) IS NOT DISTINCT FROM (\(fencedState), \(owner), i.attempt)
+                  AND (j.state, j.lease_owner, j.claim_seq) IS NOT DISTINCT FROM (\(fencedState), \(owner), i.claim)
                 RETURNING j.id, CASE WHEN j.state = \(JobState.reconciling) AND i.next_state = \(JobState.queued)
                                      THEN \(Completion.Outcome.reconciling) ELSE i.outcome END AS outcome)
-            SELECT id, new_outcome, EXTRACT(EPOCH FROM now() - created_at)::float8, NULLIF(new_failure, '') FROM finished
+            SELECT id, CASE WHEN new_state = \(JobState.failed) AND new_failure = '' THEN \(Completion.Outcome.cancelled) ELSE new_outcome END,
+                   EXTRACT(EPOCH FROM now() - created_at)::float8, NULLIF(new_failure, '') FROM finished
             UNION ALL
             SELECT id, outcome, NULL::float8, NULL::text FROM kept
             """
     }
 
-    public func complete(_ completions: [Completion], fence: Fence) async throws -> [CompletedJob] {
+    /// - Parameter margin: after the last request's deadline, before "no charge" is trusted.
+    public func complete(_ completions: [Completion], fence: Fence, margin: Duration) async throws -> [CompletedJob] {
         guard !completions.isEmpty else { return [] }
-        return try await bounded(Self.completeStatement(completions, fence: fence), hashJoins: true) { rows in
+        return try await bounded(Self.completeStatement(completions, fence: fence, margin: margin), hashJoins: true) { rows in
             var completed: [CompletedJob] = []
             for try await (id, outcome, latency, failure) in rows.decode((Int64, Completion.Outcome, Double?, FailureReason?).self) {
                 completed.append(CompletedJob(id: id, outcome: outcome, latencySeconds: latency, failureReason: failure))
@@ -218,7 +225,7 @@ public struct JobStore: Sendable {
 
     // MARK: leases
 
-    /// Extends the leases of the (job, attempt) pairs this owner still holds, but not past
+    /// Extends the leases of the (job, claim) pairs this owner still holds, but not past
     /// `maxHold` from their claim: a job whose worker is stuck (a gateway call that never
     /// returns) is let go and reaped rather than renewed forever. Returns how many it
     /// still holds.
@@ -229,8 +236,8 @@ public struct JobStore: Sendable {
         return try await bounded("""
             WITH mine AS (
                 SELECT j.id FROM payment_queue j
-                JOIN unnest(\(held.map(\.id))::int8[], \(held.map(\.attempt))::int4[]) AS h(id, attempt)
-                  ON j.id = h.id AND j.attempt = h.attempt
+                JOIN unnest(\(held.map(\.id))::int8[], \(held.map(\.claim))::int8[]) AS h(id, claim)
+                  ON j.id = h.id AND j.claim_seq = h.claim
                 -- By primary key, hashed against the batch (hashJoins in `bounded`).
                 WHERE j.id = ANY(\(held.map(\.id))::int8[])
                   AND (j.state, j.lease_owner) IS NOT DISTINCT FROM (\(JobState.running), \(owner))
@@ -257,20 +264,21 @@ public struct JobStore: Sendable {
     /// could not record: they are left to the reaper, which counts the lost lease, so a
     /// completion the database keeps refusing ends in `reconciling` instead of a loop.
     /// A job whose cancel was asked goes to `reconciling` (an earlier attempt may have
-    /// been sent), settled after `settleAfter`.
-    public func releaseOrphans(held: [HeldJobs.Key], owner: String, olderThan: Duration, settleAfter: Duration) async throws -> Int {
+    /// been sent), settled `margin` after its last request's deadline.
+    public func releaseOrphans(held: [HeldJobs.Key], owner: String, olderThan: Duration, margin: Duration) async throws -> Int {
         try await bounded("""
             WITH candidates AS (
                 SELECT j.id FROM payment_queue j
                 WHERE j.state = \(JobState.running) AND j.lease_owner = \(owner)
                   AND j.claimed_at < now() - make_interval(secs => \(olderThan.seconds))
-                  AND (j.id, j.attempt) NOT IN (SELECT * FROM unnest(\(held.map(\.id))::int8[], \(held.map(\.attempt))::int4[]))
+                  AND (j.id, j.claim_seq) NOT IN (SELECT * FROM unnest(\(held.map(\.id))::int8[], \(held.map(\.claim))::int8[]))
                 FOR UPDATE OF j SKIP LOCKED),
             orphans AS (
                 UPDATE payment_queue j SET
                     attempt = j.attempt - 1,
                     state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN \(JobState.reconciling) ELSE \(JobState.queued) END,
-                    run_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now() + make_interval(secs => \(settleAfter.seconds)) ELSE now() END,
+                    run_at = CASE WHEN j.cancel_requested_at IS NOT NULL
+                                  THEN greatest(now(), j.charge_deadline_at) + make_interval(secs => \(margin.seconds)) ELSE now() END,
                     updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
                     last_error = 'released: claimed by ' || j.lease_owner || ' but never received by it'
                 FROM candidates c WHERE j.id = c.id
@@ -300,8 +308,8 @@ public struct JobStore: Sendable {
                     -- A job whose cancel was asked is not sent again: the reconciler settles it.
                     state = CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses)) OR j.cancel_requested_at IS NOT NULL
                                  THEN \(JobState.reconciling) ELSE \(JobState.queued) END,
-                    run_at = now() + CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses)) OR j.cancel_requested_at IS NOT NULL
-                                          THEN make_interval(secs => \(settleAfter.seconds)) ELSE '0'::interval END,
+                    run_at = CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses)) OR j.cancel_requested_at IS NOT NULL
+                                  THEN greatest(now(), j.charge_deadline_at) + make_interval(secs => \(settleAfter.seconds)) ELSE now() END,
                     updated_at = now(),
                     last_error = 'lease of ' || j.lease_owner || ' expired: worker stopped or lost the database'
                         || CASE WHEN j.lease_losses + 1 >= \(Int32(maxLeaseLosses))
@@ -320,17 +328,22 @@ public struct JobStore: Sendable {
 
     /// Takes up to `limit` `reconciling` jobs that are due, pushing their next look
     /// `recheckAfter` ahead so other reconcilers pass them by meanwhile.
-    public func claimReconciling(limit: Int, recheckAfter: Duration, giveUpAfter: Duration) async throws -> [ClaimedJob] {
+    /// Only jobs whose every request's deadline is `margin` past: the gateway's "no charge"
+    /// is final for them, whichever path sent them here. Each take raises the claim, the
+    /// fence of its outcome.
+    public func claimReconciling(limit: Int, recheckAfter: Duration, margin: Duration) async throws -> [ClaimedJob] {
         try await bounded("""
             WITH picked AS (
                 SELECT id FROM payment_queue
                 WHERE state = \(JobState.reconciling) AND run_at <= now()
+                  AND (charge_deadline_at IS NULL OR charge_deadline_at <= now() - make_interval(secs => \(margin.seconds)))
                 ORDER BY run_at
                 LIMIT \(Int64(limit))
                 FOR UPDATE SKIP LOCKED)
-            UPDATE payment_queue j SET run_at = now() + make_interval(secs => \(recheckAfter.seconds)), updated_at = now()
+            UPDATE payment_queue j SET run_at = now() + make_interval(secs => \(recheckAfter.seconds)), updated_at = now(),
+                                       claim_seq = j.claim_seq + 1
             FROM picked WHERE j.id = picked.id
-            RETURNING \(unescaped: Self.claimedColumns(giveUpAfter: giveUpAfter))
+            RETURNING \(unescaped: Self.claimedColumns)
             """, Self.claimedJobs)
     }
 
@@ -350,8 +363,8 @@ public struct JobStore: Sendable {
     /// Asks to cancel each payment (`payment_cancel`, migration 0012); an id that names no
     /// payment is absent from the answer. `settle`: how long after now no charge of an
     /// attempt that ended can land any more (the margin for clocks and in-flight writes).
-    public func cancel(_ ids: [Int64], settle: Duration) async throws -> [Int64: CancelOutcome] {
-        try await bounded("SELECT payment_id, outcome FROM payment_cancel(\(ids)::int8[], make_interval(secs => \(settle.seconds)))") { rows in
+    public func cancel(_ ids: [Int64], margin: Duration) async throws -> [Int64: CancelOutcome] {
+        try await bounded("SELECT payment_id, outcome FROM payment_cancel(\(ids)::int8[], make_interval(secs => \(margin.seconds)))") { rows in
             var outcomes: [Int64: CancelOutcome] = [:]
             for try await (id, outcome) in rows.decode((Int64, String).self) {
                 switch outcome {

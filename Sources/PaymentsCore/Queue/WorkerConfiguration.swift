@@ -31,14 +31,15 @@ public struct WorkerConfiguration: Sendable, Equatable {
     /// A job whose lease was lost this many times goes to `reconciling` (asked about before it
     /// runs again) instead of running again at once.
     public var maxLeaseLosses = 3
-    /// A payment's retry budget when it carries none of its own (from its creation): our own
-    /// faults delay it until then; past it, a payment the gateway proves uncharged fails
-    /// (`budget_exhausted`).
-    public var giveUpAfter: Duration = .seconds(3600)
+
     /// How often the reconciler looks for due `reconciling` jobs, and how long it waits
     /// before asking again about one whose outcome the gateway does not know yet.
     public var reconcileInterval: Duration = .seconds(1)
     public var reconcileRecheck: Duration = .seconds(5)
+    /// How long the reconciler leaves a job it took before another may take it: longer
+    /// than its lookup (a gateway timeout) and the write of the answer, so two reconcilers
+    /// do not ask at once. (A late answer would be fenced off anyway: each take raises the claim.)
+    public var effectiveReconcileRecheck: Duration { max(reconcileRecheck, effectiveGatewayTimeout + effectiveStatementTimeout * 2) }
     /// Margin for clocks and in-flight writes at the gateway, added before a job's
     /// "no charge" is trusted.
     public var settleMargin: Duration = .seconds(2)
@@ -83,9 +84,6 @@ public struct WorkerConfiguration: Sendable, Equatable {
         }
         guard heartbeatInterval + heartbeatTimeout < lease else {
             throw .invalidOption("the lease heartbeat (every \(heartbeatInterval.seconds) s, up to \(heartbeatTimeout.seconds) s each) must fit in --lease (\(lease.seconds) s)")
-        }
-        guard giveUpAfter >= .seconds(1), giveUpAfter <= .seconds(604_800) else {
-            throw .invalidOption("--give-up-after must be from 1 to 604,800 seconds (7 days)")
         }
         guard (1...100).contains(maxLeaseLosses) else { throw .invalidOption("--max-lease-losses must be from 1 to 100, got \(maxLeaseLosses)") }
         let gateway = effectiveGatewayTimeout

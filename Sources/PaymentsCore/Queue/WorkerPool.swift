@@ -18,8 +18,9 @@ public final class WorkerPool: Service, Sendable {
         /// Claimed and not yet recorded, by (job, attempt). Their leases are heartbeated.
         var held = HeldJobs()
         /// Claims whose outcome this process gave up recording: not orphans (a request may
-        /// have left for them), left to the reaper, which counts the lost lease.
-        var unrecorded: Set<HeldJobs.Key> = []
+        /// have left for them), left to the reaper, which counts the lost lease. Forgotten
+        /// once the reaper must have taken them.
+        var unrecorded: [HeldJobs.Key: ContinuousClock.Instant] = [:]
         var gatewayCalls = 0
         var stopRequestedAt: ContinuousClock.Instant?
     }
@@ -127,8 +128,7 @@ public final class WorkerPool: Service, Sendable {
                 let leaseEnd = Date() + configuration.lease.seconds
                 do {
                     claimed = try await withTimeout(clientTimeout) { [store, configuration] in
-                        try await store.claim(limit: want, owner: configuration.owner, lease: configuration.lease,
-                                              giveUpAfter: configuration.giveUpAfter)
+                        try await store.claim(limit: want, owner: configuration.owner, lease: configuration.lease)
                     }
                     for i in claimed.indices { claimed[i].leaseExpiresAt = leaseEnd }
                     dbBackoff = .milliseconds(50)
@@ -144,7 +144,7 @@ public final class WorkerPool: Service, Sendable {
                 metrics.recordClaim(claimed.count)
                 if !claimed.isEmpty {
                     let inFlight = state.withLock { s -> Int in
-                        for job in claimed { s.held.hold(job.id, attempt: job.attempt) }
+                        for job in claimed { s.held.hold(job.id, claim: job.claim) }
                         s.gatewayCalls += claimed.count
                         return s.held.count
                     }
@@ -192,7 +192,7 @@ public final class WorkerPool: Service, Sendable {
             resolution = await resolve(job, await charge(request), deadline: chargeDeadline)
         }
         state.withLock { $0.gatewayCalls -= 1 }
-        completions.append(Completion(jobID: job.id, attempt: job.attempt, resolution: resolution, settle: settle(after: chargeDeadline)))
+        completions.append(Completion(jobID: job.id, claim: job.claim, resolution: resolution))
     }
 
     /// The charge, bounded by its deadline on this side too.
@@ -235,6 +235,10 @@ public final class WorkerPool: Service, Sendable {
             return .reconcile(error: "\(reason); reconciling", after: settle(after: deadline))
         case let .inProgress(reason):
             // An earlier request for this key (sent before this claim) is still being processed.
+            // Past the budget: settled with the gateway once every deadline has passed.
+            guard Date() < job.giveUpAt else {
+                return .reconcile(error: "\(reason); retry budget over: reconciling with the gateway", after: settle(after: deadline))
+            }
             // Its deadline is at most a gateway timeout after it was sent: ask again after it.
             let wait = configuration.effectiveGatewayTimeout + configuration.settleMargin
             logger.debug("an earlier request for this key is still in progress; asking again after its deadline",
@@ -290,7 +294,7 @@ public final class WorkerPool: Service, Sendable {
         while let batch = await completions.take(max: configuration.completionBatch) {
             await record(batch, fence: .lease(owner: configuration.owner))
             let inFlight = state.withLock { s -> Int in
-                for c in batch { s.held.release(c.jobID, attempt: c.attempt) }
+                for c in batch { s.held.release(c.jobID, claim: c.claim) }
                 return s.held.count
             }
             metrics.setInFlight(inFlight)
@@ -305,7 +309,9 @@ public final class WorkerPool: Service, Sendable {
         var delay = Duration.milliseconds(50)
         while true {
             do {
-                let done = try await withTimeout(clientTimeout) { [store] in try await store.complete(batch, fence: fence) }
+                let done = try await withTimeout(clientTimeout) { [store, configuration] in
+                    try await store.complete(batch, fence: fence, margin: configuration.settleMargin)
+                }
                 switch fence {
                 case .lease:
                     metrics.recordCompleted(done, submitted: batch.count)
@@ -342,7 +348,7 @@ public final class WorkerPool: Service, Sendable {
                 metrics.recordDatabaseError()
                 guard batch.count > 1 else {
                     logger.error("cannot record outcome; the lease will expire and the job re-run", metadata: [
-                        "job_id": "\(batch[0].jobID)", "attempt": "\(batch[0].attempt)", "error": "\(describe(error))",
+                        "job_id": "\(batch[0].jobID)", "claim": "\(batch[0].claim)", "error": "\(describe(error))",
                     ])
                     markUnrecorded(batch, fence: fence)
                     return
@@ -357,7 +363,7 @@ public final class WorkerPool: Service, Sendable {
     /// expires, and must not be taken for orphans meanwhile (their request did leave).
     func markUnrecorded(_ batch: [Completion], fence: JobStore.Fence) {
         guard case .lease = fence else { return }
-        state.withLock { s in for c in batch { s.unrecorded.insert(HeldJobs.Key(id: c.jobID, attempt: c.attempt)) } }
+        state.withLock { s in for c in batch { s.unrecorded[HeldJobs.Key(id: c.jobID, claim: c.claim)] = .now } }
     }
 
     // MARK: leases
@@ -390,12 +396,17 @@ public final class WorkerPool: Service, Sendable {
     /// then, so the snapshot cannot miss a job whose charge is about to be sent (from the
     /// heartbeat, a claim arriving after the snapshot would be released while charged).
     func releaseOrphans() async {
-        let known = state.withLock { $0.held.all + Array($0.unrecorded) }
+        let known = state.withLock { s -> [HeldJobs.Key] in
+            // By then the reaper has taken them (their leases ran out long before).
+            let forgetBefore = ContinuousClock.now - configuration.maxHold * 2
+            s.unrecorded = s.unrecorded.filter { $0.value > forgetBefore }
+            return s.held.all + Array(s.unrecorded.keys)
+        }
         do {
             // A second of margin only: no claim of this process is in flight while it runs.
             let orphans = try await withTimeout(configuration.heartbeatTimeout) { [store, configuration] in
                 try await store.releaseOrphans(held: known, owner: configuration.owner, olderThan: .seconds(1),
-                                               settleAfter: configuration.settleMargin)
+                                               margin: configuration.settleMargin)
             }
             metrics.recordOrphans(orphans)
             if orphans > 0 {
@@ -452,14 +463,14 @@ public final class WorkerPool: Service, Sendable {
             do { try await Task.sleep(for: configuration.reconcileInterval) } catch { return }
             do {
                 let due = try await withTimeout(clientTimeout) { [store, configuration] in
-                    try await store.claimReconciling(limit: 100, recheckAfter: configuration.reconcileRecheck,
-                                                     giveUpAfter: configuration.giveUpAfter)
+                    try await store.claimReconciling(limit: 100, recheckAfter: configuration.effectiveReconcileRecheck,
+                                                     margin: configuration.settleMargin)
                 }
                 // The lookups side by side: one slow answer must not hold up the batch.
                 let settled = await withTaskGroup(of: Completion?.self) { group in
                     for job in due {
                         group.addTask {
-                            await self.reconcile(job).map { Completion(jobID: job.id, attempt: job.attempt, resolution: $0) }
+                            await self.reconcile(job).map { Completion(jobID: job.id, claim: job.claim, resolution: $0) }
                         }
                     }
                     return await group.reduce(into: [Completion]()) { if let c = $1 { $0.append(c) } }

@@ -16,17 +16,32 @@ enum ReadStatements {
         """
     }
 
-    /// One row per state, with the jobs finished in the last minute on every row. Open
-    /// jobs are counted in the queue (only they are there); finished ones come from the
-    /// history's running totals, so the cost does not grow with history.
+    /// One row per state, with the jobs finished in the last minute on every row; then one
+    /// row `held` (reconciling payments waiting for an operator) and one per failure reason
+    /// (`failed:<reason>`, finished in the last minute 0). Open jobs are counted in the
+    /// queue (only they are there); finished ones come from the history's running totals
+    /// (kept by state and failure reason), so the cost does not grow with history.
     static func queueCounts() -> PostgresQuery {
         """
         SELECT \(readNode: nil), s.state, COALESCE(c.n, t.n, 0)::int8,
                (SELECT count(*) FROM payment_history WHERE finished_at > now() - interval '60 seconds')::int8
-        FROM unnest(\(JobState.allCases)::text[]) WITH ORDINALITY AS s(state, position)
+        FROM unnest(\(JobState.allCases)::text[]) AS s(state)
         LEFT JOIN (SELECT state, count(*) AS n FROM payment_queue GROUP BY state) c ON c.state = s.state
-        LEFT JOIN (SELECT state, sum(jobs) AS n FROM payment_history_totals GROUP BY state) t ON t.state = s.state
-        ORDER BY s.position
+        LEFT JOIN (SELECT split_part(state, ':', 1) AS state, sum(jobs) AS n FROM payment_history_totals GROUP BY 1) t ON t.state = s.state
+        UNION ALL
+        SELECT \(readNode: nil), 'held', (SELECT count(*) FROM payment_queue WHERE held_reason IS NOT NULL)::int8, NULL::int8
+        UNION ALL
+        SELECT \(readNode: nil), state, sum(jobs)::int8, NULL::int8 FROM payment_history_totals WHERE state LIKE 'failed:%' GROUP BY state
+        """
+    }
+
+    /// The first reconciling payments held for an operator, with why and since when.
+    static func heldPayments(limit: Int) -> PostgresQuery {
+        """
+        SELECT \(readNode: nil), q.id, q.held_reason, \(unescaped: Job.iso8601("q.updated_at")), q.last_error
+        FROM (SELECT 1) AS one
+        LEFT JOIN LATERAL (SELECT id, held_reason, updated_at, last_error FROM payment_queue
+                           WHERE held_reason IS NOT NULL ORDER BY id LIMIT \(Int64(limit))) q ON true
         """
     }
 

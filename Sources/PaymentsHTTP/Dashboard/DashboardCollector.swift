@@ -154,7 +154,11 @@ public final class DashboardCollector: Service, Sendable {
     /// Every source at once, each bounded: one that hangs costs its tile, not the tick.
     func observe() async -> Observation {
         let router = self.router, logger = self.logger
-        async let counts = countsRead.run(within: Self.sourceTimeout) { try await QueueStats.counts(router).value.byState }
+        async let counts = countsRead.run(within: Self.sourceTimeout) {
+            // Failed payments by reason ride along as "failed:<reason>"; "held" is in byState.
+            let counts = try await QueueStats.counts(router).value
+            return counts.byState.merging(counts.failedByReason.map { ("failed:\($0.key)", $0.value) }) { a, _ in a }
+        }
         async let owners = ownersRead.run(within: Self.sourceTimeout) { try await QueueStats.leaseOwners(router) }
         async let replication = replicationRead.run(within: Self.sourceTimeout) {
             try await QueueStats.replication(router.database, logger: logger)
