@@ -79,10 +79,33 @@ CREATE OR REPLACE VIEW payment_jobs AS
 -- cancelled through `payment_cancel` (the API's and `payments cancel`'s), which asks the
 -- gateway first. A `failed` finish names its reason from the closed set.
 DROP FUNCTION payment_queue_finish(bigint[], text, text, timestamptz, text[]);
+
+-- Moves the open payments `ids` (the caller has chosen and locked them under its own
+-- conditions) to the history as `final_state`, with `note` as their last error. The one
+-- place outside the completion statement that finishes a payment without a charge.
+CREATE FUNCTION payment_queue_move(ids bigint[], final_state text, note text, finished timestamptz, failure text)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE moved bigint;
+BEGIN
+    WITH gone AS (DELETE FROM payment_queue WHERE id = ANY(ids) RETURNING *),
+    ins AS (
+        INSERT INTO payment_history (id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
+                                     state, attempt, max_attempts, priority, run_at, lease_owner, lease_expires_at,
+                                     last_error, charge_id, created_at, claimed_at, updated_at, finished_at, lease_losses,
+                                     give_up_at, failure_reason, cancel_requested_at, held_reason, claim_seq, charge_deadline_at)
+        SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
+               final_state, attempt, max_attempts, priority, run_at, NULL, NULL,
+               note, NULL, created_at, claimed_at, now(), finished, lease_losses,
+               give_up_at, failure, CASE WHEN final_state = 'cancelled' THEN COALESCE(cancel_requested_at, now()) END, NULL,
+               claim_seq, charge_deadline_at
+        FROM gone RETURNING 1)
+    SELECT count(*) INTO moved FROM ins;
+    RETURN moved;
+END $$;
+
 CREATE FUNCTION payment_queue_finish(ids bigint[], final_state text, reason text, finished timestamptz DEFAULT now(),
                                      failure text DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE moved bigint;
 BEGIN
     IF final_state NOT IN ('failed', 'cancelled') THEN
         RAISE EXCEPTION 'payment_queue_finish: final_state must be failed or cancelled, not %', final_state
@@ -92,19 +115,9 @@ BEGIN
         RAISE EXCEPTION 'payment_queue_finish: a failed payment needs a failure reason (and only a failed one has one)'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    WITH gone AS (DELETE FROM payment_queue WHERE id = ANY(ids) AND state = 'queued' AND claimed_at IS NULL RETURNING *),
-    ins AS (
-        INSERT INTO payment_history (id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
-                                     state, attempt, max_attempts, priority, run_at, lease_owner, lease_expires_at,
-                                     last_error, charge_id, created_at, claimed_at, updated_at, finished_at, lease_losses,
-                                     give_up_at, failure_reason, cancel_requested_at, held_reason, claim_seq, charge_deadline_at)
-        SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
-               final_state, attempt, max_attempts, priority, run_at, NULL, NULL,
-               reason, NULL, created_at, claimed_at, now(), finished, lease_losses,
-               give_up_at, failure, CASE WHEN final_state = 'cancelled' THEN now() END, NULL, claim_seq, charge_deadline_at
-        FROM gone RETURNING 1)
-    SELECT count(*) INTO moved FROM ins;
-    RETURN moved;
+    -- Locked and re-checked on the rows themselves: a payment claimed meanwhile is left alone.
+    RETURN payment_queue_move(ARRAY(SELECT id FROM payment_queue WHERE id = ANY(ids) AND state = 'queued' AND claimed_at IS NULL
+                                    FOR UPDATE), final_state, reason, finished, failure);
 END $$;
 
 -- A cancel request for each id, in one statement (through transaction pooling):
@@ -159,6 +172,28 @@ BEGIN
     SELECT state || COALESCE(':' || failure_reason, ''), pg_backend_pid() % 16, -count(*) FROM deleted GROUP BY 1 ORDER BY 1
     ON CONFLICT (state, shard) DO UPDATE SET jobs = t.jobs + excluded.jobs;
     RETURN NULL;
+END $$;
+
+-- An operator's way out of a held payment (`payments resolve`), fenced on it still being
+-- held: 'cancelled' once the provider refunded the charge that was not its payment's (the
+-- caller proved that first), or 'recheck' (back to the reconciler, asked again now).
+-- Returns the payment's new state, or NULL if it is not held.
+CREATE FUNCTION payment_resolve_held(payment bigint, resolution text, note text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE moved bigint;
+BEGIN
+    IF resolution NOT IN ('cancelled', 'recheck') THEN
+        RAISE EXCEPTION 'payment_resolve_held: resolution must be cancelled or recheck, not %', resolution
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF resolution = 'recheck' THEN
+        UPDATE payment_queue SET held_reason = NULL, run_at = now(), last_error = note, updated_at = now()
+        WHERE id = payment AND state = 'reconciling' AND held_reason IS NOT NULL;
+        RETURN CASE WHEN FOUND THEN 'reconciling' END;
+    END IF;
+    moved := payment_queue_move(ARRAY(SELECT id FROM payment_queue WHERE id = payment AND state = 'reconciling'
+                                      AND held_reason IS NOT NULL FOR UPDATE), 'cancelled', note, now(), NULL);
+    RETURN CASE WHEN moved = 1 THEN 'cancelled' END;
 END $$;
 
 -- Reconciling payments held for an operator, for `payments status` and the dashboard.

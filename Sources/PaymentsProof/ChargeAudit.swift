@@ -34,8 +34,14 @@ public enum ChargeAudit {
                             detail: doubles.isEmpty ? "\(chargesByKey.count) keys charged once each"
                                 : "\(doubles.count) keys charged more than once, e.g. \(sample(doubles))"))
 
+        // A refunded charge (an operator's way out of a charge that was not its payment's)
+        // is money given back: it needs no succeeded payment, and its payment must not be
+        // succeeded.
+        let live = charges.filter { !$0.isRefunded }
+        let refunded = charges.filter(\.isRefunded)
+        let liveByKey = Dictionary(grouping: live, by: \.key)
         var orphaned: [String] = []  // charged, but no succeeded job with this charge
-        for charge in charges {
+        for charge in live {
             guard let job = jobsByKey[charge.key]?.first, job.state == .succeeded, job.chargeID == charge.chargeID,
                   job.amountMinor == charge.amountMinor, job.currency == charge.currency else {
                 orphaned.append(describe(charge, job: jobsByKey[charge.key]?.first))
@@ -43,15 +49,22 @@ public enum ChargeAudit {
             }
         }
         checks.append(.init(name: "every gateway charge is one succeeded job's, same amount and currency", passed: orphaned.isEmpty,
-                            detail: orphaned.isEmpty ? "\(charges.count) charges match their jobs"
+                            detail: orphaned.isEmpty ? "\(live.count) charges match their jobs\(refunded.isEmpty ? "" : " (\(refunded.count) refunded)")"
                                 : "\(orphaned.count) charges without their succeeded job, e.g. \(sample(orphaned))"))
 
         let uncharged = jobs.filter { job in
-            job.state == .succeeded && !(chargesByKey[job.key] ?? []).contains { $0.chargeID == job.chargeID }
+            job.state == .succeeded && !(liveByKey[job.key] ?? []).contains { $0.chargeID == job.chargeID }
         }.map(\.key).sorted()
         checks.append(.init(name: "every succeeded job was charged at the gateway", passed: uncharged.isEmpty,
                             detail: uncharged.isEmpty ? "\(jobs.filter { $0.state == .succeeded }.count) succeeded jobs each have their charge"
                                 : "\(uncharged.count) succeeded jobs without a gateway charge, e.g. \(sample(uncharged))"))
+
+        let refundedButSucceeded = refunded.filter { charge in
+            jobsByKey[charge.key]?.contains { $0.state == .succeeded && $0.chargeID == charge.chargeID } ?? false
+        }.map(\.key).sorted()
+        checks.append(.init(name: "no succeeded job's charge was refunded", passed: refundedButSucceeded.isEmpty,
+                            detail: refundedButSucceeded.isEmpty ? "\(refunded.count) refunded charges, none a succeeded job's"
+                                : "\(refundedButSucceeded.count) succeeded jobs whose charge was refunded, e.g. \(sample(refundedButSucceeded))"))
 
         let keysPerJob = Dictionary(grouping: charges, by: \.jobID).filter { Set($0.value.map(\.key)).count > 1 }
         checks.append(.init(name: "no job charged under two keys", passed: keysPerJob.isEmpty,

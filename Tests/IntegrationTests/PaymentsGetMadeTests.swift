@@ -281,9 +281,21 @@ extension Integration {
             let states = try await Integration.WorkerTests.states(prefix)
             #expect(states == ["reconciling": 1], "\(states)")
             #expect(lookupsAfter == lookupsBefore, "a payment held for an operator is not asked about again (\(lookupsBefore) -> \(lookupsAfter) lookups)")
+            let id = try await Self.ids(prefix)[0]
+            let status = try await TestEnvironment.run(["status", "--reads", "0"])
+            #expect(status.stdout.contains("payment \(id): charge_mismatch"), "\(status.stdout)")
+            // The operator's way out: the provider refunds the charge that is not the
+            // payment's, and the payment ends cancelled; the proof then holds.
+            let wrong = try await TestEnvironment.run(["resolve", "\(id)", "--recheck", "--refund"])
+            #expect(wrong.status == 64, "\(wrong.stderr)")
+            let resolved = try await TestEnvironment.run(["resolve", "\(id)", "--refund", "--gateway-url", gateway.url])
+            #expect(resolved.status == 0, "\(resolved.stdout) \(resolved.stderr)")
+            #expect(try await Integration.WorkerTests.states(prefix) == ["cancelled": 1])
+            let again = try await TestEnvironment.run(["resolve", "\(id)", "--refund", "--gateway-url", gateway.url])
+            #expect(again.status == 1 && again.stderr.contains("not held"), "\(again.stderr)")
             serve.signal(SIGTERM)
             #expect(try await serve.waitForExit(timeout: .seconds(30)) == 0)
-            try await QueueReset.cancelLeftovers(prefix: prefix)
+            try await Integration.WorkerTests.assertInvariants(prefix, journals: [gateway.journal])
         }
     }
 }

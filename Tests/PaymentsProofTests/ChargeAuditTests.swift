@@ -24,6 +24,21 @@ import Testing
         #expect(failing([Self.charge], [job]).contains("every gateway charge is one succeeded job's, same amount and currency"))
     }
 
+    /// An operator's way out of a charge that was not its payment's: refunded at the
+    /// provider, it needs no succeeded payment; a succeeded payment's charge refunded fails.
+    @Test func aRefundedChargeNeedsNoSucceededJobAndMayNotBeOne() {
+        var refunded = Self.charge
+        refunded.refunded = true
+        refunded.amountMinor = 999
+        var cancelled = Self.job
+        cancelled.state = .cancelled
+        cancelled.chargeID = nil
+        #expect(failing([refunded], [cancelled]).isEmpty)
+        var own = Self.charge
+        own.refunded = true
+        #expect(failing([own], [Self.job]).contains("no succeeded job's charge was refunded"))
+    }
+
     @Test func aChargeWithNoJobFails() {
         #expect(failing([Self.charge], []) == ["every gateway charge is one succeeded job's, same amount and currency"])
     }

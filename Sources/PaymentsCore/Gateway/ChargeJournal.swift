@@ -36,10 +36,18 @@ public enum ChargeJournal {
         }
     }
 
-    /// Every charge in the journal at `path` (none if it does not exist); a damaged line
-    /// other than a torn last one (a write under way, or a crash mid-write) throws.
+    /// Every charge in the journal at `path` (none if it does not exist), each once, in its
+    /// latest state (a refund is a later line of the same charge); a damaged line other than
+    /// a torn last one (a write under way, or a crash mid-write) throws.
     public static func read(_ path: String) throws -> [ChargeRecord] {
-        try decode(FileManager.default.contents(atPath: path) ?? Data(), path: path).records
+        let lines = try decode(FileManager.default.contents(atPath: path) ?? Data(), path: path).records
+        var order: [String] = []
+        var latest: [String: ChargeRecord] = [:]
+        for record in lines {
+            let id = "\(record.key)\u{0}\(record.chargeID)"
+            if latest.updateValue(record, forKey: id) == nil { order.append(id) }
+        }
+        return order.compactMap { latest[$0] }
     }
 
     /// The records, and how many bytes at the end are a torn last line (no newline yet).

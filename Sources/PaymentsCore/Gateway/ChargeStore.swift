@@ -76,6 +76,32 @@ public final class ChargeStore: Sendable {
             return ChargeRecord(key: key, chargeID: "ch_\(epoch)_\(s.nextCharge)", jobID: jobID,
                                 amountMinor: payment.amountMinor, currency: payment.currency)
         }
+        await write(record)
+        state.withLock { s in
+            s.charges[key] = record
+            s.inProgress.remove(key)
+        }
+        return record
+    }
+
+    /// Refunds charge `chargeID` of `key` (idempotent): the refund is on disk before this
+    /// returns (a line with the record marked refunded; the last line of a charge wins when
+    /// the journal is read). Nil when the key holds no such charge.
+    public func refund(key: String, chargeID: String) async -> ChargeRecord? {
+        let found = state.withLock { s -> ChargeRecord? in
+            guard let record = s.charges[key], record.chargeID == chargeID else { return nil }
+            return record
+        }
+        guard var record = found else { return nil }
+        if record.isRefunded { return record }
+        record.refunded = true
+        await write(record)
+        state.withLock { $0.charges[key] = record }
+        return record
+    }
+
+    /// Appends `record`'s line with the next group commit and returns once it is fsynced.
+    private func write(_ record: ChargeRecord) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let flusher = state.withLock { s -> Bool in
                 s.pending.append((record, continuation))
@@ -86,11 +112,6 @@ public final class ChargeStore: Sendable {
             // fsync blocks: keep it off the concurrency pool's few threads.
             if flusher { flushQueue.async { self.flush() } }
         }
-        state.withLock { s in
-            s.charges[key] = record
-            s.inProgress.remove(key)
-        }
-        return record
     }
 
     public func lookup(key: String) -> Lookup {

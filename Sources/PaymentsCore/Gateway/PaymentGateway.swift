@@ -39,14 +39,20 @@ public struct ChargeRecord: Sendable, Equatable, Codable {
     public var jobID: Int64
     public var amountMinor: Int64
     public var currency: String
+    /// The provider gave the money back (an operator's way out of a charge that is not its
+    /// payment's): no longer a charge any payment may be posted for.
+    public var refunded: Bool?
 
-    public init(key: String, chargeID: String, jobID: Int64, amountMinor: Int64, currency: String) {
+    public init(key: String, chargeID: String, jobID: Int64, amountMinor: Int64, currency: String, refunded: Bool? = nil) {
         self.key = key
         self.chargeID = chargeID
         self.jobID = jobID
         self.amountMinor = amountMinor
         self.currency = currency
+        self.refunded = refunded
     }
+
+    public var isRefunded: Bool { refunded == true }
 
     /// Whether this charge is for `payment`'s amount and currency.
     public func matches(_ payment: Payment) -> Bool {
@@ -56,11 +62,11 @@ public struct ChargeRecord: Sendable, Equatable, Codable {
     /// Whether this record is the charge of `key` for `payment`: what every answer is
     /// checked against before a payment is posted, whoever sent it.
     public func isCharge(of key: String, for payment: Payment) -> Bool {
-        self.key == key && matches(payment) && !chargeID.isEmpty
+        self.key == key && matches(payment) && !chargeID.isEmpty && !isRefunded
     }
 
     enum CodingKeys: String, CodingKey {
-        case key, chargeID = "charge_id", jobID = "job_id", amountMinor = "amount_minor", currency
+        case key, chargeID = "charge_id", jobID = "job_id", amountMinor = "amount_minor", currency, refunded
     }
 }
 

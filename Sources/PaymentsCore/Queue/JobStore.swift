@@ -347,6 +347,38 @@ public struct JobStore: Sendable {
             """, Self.claimedJobs)
     }
 
+    // MARK: an operator's way out of a held payment
+
+    /// A payment held for an operator: its key and payment, and why.
+    public func heldPayment(_ id: Int64) async throws -> (key: String, payment: Payment, reason: HeldReason)? {
+        try await bounded("""
+            SELECT idempotency_key, amount_minor, currency::text, debtor, creditor, held_reason
+            FROM payment_queue WHERE id = \(id) AND state = \(JobState.reconciling) AND held_reason IS NOT NULL
+            """) { rows in
+            for try await (key, amount, currency, debtor, creditor, reason) in rows.decode((String, Int64, String, String, String, HeldReason).self) {
+                return (key, Payment(amountMinor: amount, currency: currency, debtor: debtor, creditor: creditor), reason)
+            }
+            return nil
+        }
+    }
+
+    /// How an operator settles a held payment.
+    public enum HeldResolution: String, Sendable {
+        /// The provider refunded the charge that was not the payment's: it ends `cancelled`.
+        case cancelled
+        /// Back to the reconciler, asked again now (the provider corrected its record).
+        case recheck
+    }
+
+    /// Settles held payment `id` (fenced on it still being held); returns its new state,
+    /// nil if it was not held.
+    public func resolveHeld(_ id: Int64, as resolution: HeldResolution, note: String) async throws -> JobState? {
+        try await bounded("SELECT payment_resolve_held(\(id), \(resolution.rawValue), \(note))") { rows in
+            for try await (state) in rows.decode(String?.self) { return state.flatMap(JobState.init(rawValue:)) }
+            return nil
+        }
+    }
+
     // MARK: cancel
 
     /// What a cancel request did to one payment.

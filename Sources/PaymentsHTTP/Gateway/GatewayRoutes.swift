@@ -33,6 +33,7 @@ struct GatewayRoutes: Sendable {
     func register<Context: RequestContext>(on router: Router<Context>) {
         router.post("/v1/charges") { request, _ in try await self.charge(request) }
         router.get("/v1/charges") { request, _ in try self.lookup(request) }
+        router.post("/v1/refunds") { request, _ in try await self.refund(request) }
         router.get("/v1/stats") { _, _ in try JSONResponse.make(self.counters.snapshot(charges: self.store.chargeCount)) }
         router.get("/healthz") { _, _ in try JSONResponse.make(["status": "ok"]) }
     }
@@ -97,6 +98,24 @@ struct GatewayRoutes: Sendable {
             throw APIError(status: .serviceUnavailable, code: "provider_unavailable", message: "temporarily unavailable (simulated); retry with the same key")
         }
         return try JSONResponse.make(record, status: .created)
+    }
+
+    /// `POST /v1/refunds` `{"idempotency_key": K, "charge_id": C}`: gives the charge's money
+    /// back (idempotent): 200 and the charge marked refunded; 404 if the key holds no such
+    /// charge. What an operator asks of the provider for a charge that is not its payment's.
+    func refund(_ request: Request) async throws -> Response {
+        var request = request
+        struct Body: Decodable { var idempotency_key: String; var charge_id: String }
+        guard let body = try? JSONDecoder().decode(Body.self, from: Data(buffer: try await request.collectBody(upTo: 4 * 1024))),
+              PaymentRequest.isValidIdempotencyKey(body.idempotency_key), !body.charge_id.isEmpty, body.charge_id.utf8.count <= 255 else {
+            throw APIError.badRequest("invalid_request", "send {\"idempotency_key\": K, \"charge_id\": C}")
+        }
+        guard let record = await store.refund(key: body.idempotency_key, chargeID: body.charge_id) else {
+            throw APIError(status: .notFound, code: "charge_not_found",
+                           message: "no charge \(body.charge_id.prefix(64)) with Idempotency-Key '\(body.idempotency_key)'")
+        }
+        counters.add(\.refunds)
+        return try JSONResponse.make(record)
     }
 
     func lookup(_ request: Request) throws -> Response {
@@ -178,11 +197,11 @@ struct ChargeBody: Sendable, Equatable {
 final class GatewayCounters: Sendable {
     struct Counts: Sendable, Encodable {
         var requests = 0, charged = 0, replayed = 0, declined = 0, errors = 0, lostAnswers = 0
-        var hangs = 0, expired = 0, inProgressConflicts = 0, keyReused = 0, lookups = 0
+        var hangs = 0, expired = 0, inProgressConflicts = 0, keyReused = 0, lookups = 0, refunds = 0
         var charges = 0
 
         enum CodingKeys: String, CodingKey {
-            case requests, charged, replayed, declined, errors, hangs, expired, lookups, charges
+            case requests, charged, replayed, declined, errors, hangs, expired, lookups, charges, refunds
             case lostAnswers = "lost_answers", inProgressConflicts = "in_progress_conflicts", keyReused = "key_reused"
         }
     }

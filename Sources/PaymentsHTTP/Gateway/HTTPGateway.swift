@@ -121,6 +121,22 @@ public final class HTTPGateway: PaymentGateway, Service {
         }
     }
 
+    /// Asks the provider to refund `chargeID` of `key` (an operator's way out of a charge
+    /// that is not its payment's); returns the refunded record.
+    public func refund(idempotencyKey: String, chargeID: String) async throws -> ChargeRecord {
+        var request = HTTPClientRequest(url: "\(baseURL)/v1/refunds")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        let body: [String: JSONBodyValue] = ["idempotency_key": .string(idempotencyKey), "charge_id": .string(chargeID)]
+        request.body = .bytes(ByteBuffer(data: (try? JSONEncoder().encode(body)) ?? Data()))
+        let response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)), logger: logger)
+        let text = try await response.body.collect(upTo: 64 * 1024)
+        guard response.status.code == 200, let record = try? JSONDecoder().decode(ChargeRecord.self, from: text), record.isRefunded else {
+            throw LookupError.unexpected(status: response.status.code, body: String(buffer: text))
+        }
+        return record
+    }
+
     static func code(_ body: ByteBuffer) -> String? { errorField(body, "code") }
     static func message(_ body: ByteBuffer) -> String? { errorField(body, "message") }
 
