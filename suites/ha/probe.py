@@ -10,13 +10,16 @@
                "TIME N NODES..." with the nodes that committed it. Two in one sample is
                a second primary accepting writes.
 
-Runs until the file given with --while disappears.
+Runs until the file given with --while disappears. A probe that raises takes the process
+down with exit 1 (the suite fails a scenario whose probe died or took too few samples).
   probe.py --write DSN --nodes DSN DSN DSN --out FILE --brain FILE --while FILE
 """
 import argparse
 import os
+import sys
 import threading
 import time
+import traceback
 
 import psycopg
 
@@ -99,6 +102,17 @@ def brain_probe(dsns, out, alive):
         p.close()
 
 
+def fatal(name, target, *args):
+    """A dead thread would leave the other probe running and the process exiting 0: the
+    suite could not tell, and would judge the scenario by a file that stopped growing."""
+    try:
+        target(*args)
+    except BaseException:
+        traceback.print_exc()
+        print(f"probe.py: {name} died at {time.time():.3f}", file=sys.stderr, flush=True)
+        os._exit(1)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--write", required=True)
@@ -110,8 +124,8 @@ def main():
     args = parser.parse_args()
     alive = lambda: os.path.exists(args.while_file)  # noqa: E731
     threads = [
-        threading.Thread(target=write_probe, args=(args.write, args.out, alive, args.interval)),
-        threading.Thread(target=brain_probe, args=(args.nodes, args.brain, alive)),
+        threading.Thread(target=fatal, args=("write probe", write_probe, args.write, args.out, alive, args.interval)),
+        threading.Thread(target=fatal, args=("split-brain watch", brain_probe, args.nodes, args.brain, alive)),
     ]
     for th in threads:
         th.start()

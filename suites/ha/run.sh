@@ -37,7 +37,7 @@ NEW_LEADER_BOUND="${NEW_LEADER_BOUND:-15}"
 # it releases the leader key).
 SWITCHOVER_FAILED_BOUND="${SWITCHOVER_FAILED_BOUND:-2}"
 read -r -a NODE_DSN_LIST <<< "$NODE_DSNS"
-PROBE_PID="" STOPPED_PIDS=()
+PROBE_PID="" PROBE_EXIT="" PROBE_KILLED="" PROBE_T0="" PROBE_ERR_FROM=1 STOPPED_PIDS=()
 
 cleanup() {
   load_cleanup
@@ -74,17 +74,75 @@ etcd_leader() { # the etcd member that leads raft now
 # ---------------------------------------------------------------- probes
 # The write probe and the split-brain watch (suites/ha/probe.py), until stream.on goes.
 start_probes() {
-  : > "$WORK/probe"; : > "$WORK/brain"
+  : > "$WORK/probe"; : > "$WORK/brain"; touch "$WORK/probe.err"
+  # probe.err spans the run: this scenario's part starts here.
+  PROBE_ERR_FROM=$(( $(wc -c < "$WORK/probe.err") + 1 ))
   python3 "$REPO/suites/ha/probe.py" --write "$WRITE_DSN" --nodes "${NODE_DSN_LIST[@]}" \
     --out "$WORK/probe" --brain "$WORK/brain" --while "$WORK/stream.on" 2>>"$WORK/probe.err" &
-  PROBE_PID=$!
+  PROBE_PID=$! PROBE_T0=$(now) PROBE_EXIT="" PROBE_KILLED=""
 }
+# Both probes sampling, or the process gone (then there is nothing to wait for).
+probes_started() { ! kill -0 "$PROBE_PID" 2>/dev/null || { [ -s "$WORK/probe" ] && [ -s "$WORK/brain" ]; }; }
 stop_probes() {
   # It ends by itself once stream.on is gone (within a write's timeout); then for sure.
   [ -n "$PROBE_PID" ] || return 0
   local i; for i in $(seq 1 50); do kill -0 "$PROBE_PID" 2>/dev/null || break; sleep 0.1; done
-  kill "$PROBE_PID" 2>/dev/null; wait "$PROBE_PID" 2>/dev/null
+  kill "$PROBE_PID" 2>/dev/null && PROBE_KILLED=1
+  wait "$PROBE_PID" 2>/dev/null; PROBE_EXIT=$?
   PROBE_PID=""
+}
+# An empty or cut-short probe file reads as no failed write, no gap and no split brain, so
+# a probe that died or stopped sampling would pass its scenario: each probe must have been
+# alive when the window closed (and exited 0 once told to stop, unless it had to be
+# killed) and have samples across the window. A try lasts at most connect (2 s) + the
+# write's timeout (3 s) + its cancel (1 s), so longer than two of those plus the interval
+# (0.1 s writes, 0.5 s watch) without a sample is a probe dead or stuck. Too few: under
+# one sample a second for the write probe (10 when writes succeed; fewer cannot time the
+# suite's 2 s bounds), one in 2 s for the watch (2 a second, but each of its samples
+# writes on the leader, so a commit waiting out its 3 s for a lost synchronous standby
+# slows it to one in 3 s while that lasts). Prints FAIL lines and the probe's stderr,
+# sets PROBES_OK=0 (record then fails the scenario).
+PROBE_HOLE=13
+check_probes() { # alive at the window's end (1/0), the window's end (epoch s)
+  local how=""
+  if [ "$1" = 0 ]; then how="died (exit $PROBE_EXIT)"
+  elif [ "$PROBE_EXIT" != 0 ] && [ -z "$PROBE_KILLED" ]; then how="exited $PROBE_EXIT after it was told to stop"; fi
+  local fails; fails=$(python3 - "$PROBE_T0" "$2" "$PROBE_HOLE" "$how" \
+      "write probe" "$WORK/probe" 1 "split-brain watch" "$WORK/brain" 0.5 <<'EOF'
+import sys
+t0, t1, hole, how = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+for name, path, per_s in zip(sys.argv[5::3], sys.argv[6::3], map(float, sys.argv[7::3])):
+    times = []
+    for line in open(path):
+        try:
+            times.append(float(line.split()[0]))  # a try's start (its line is written at its end)
+        except (IndexError, ValueError):
+            pass
+    times = sorted(t for t in times if t0 <= t <= t1)
+    edges = [t0] + times + [t1]
+    longest, at = max((b - a, a) for a, b in zip(edges, edges[1:]))
+    why = [how] if how else []
+    if how.startswith("died"):  # its samples stop there, as the lines below would say again
+        why[0] += f" after its last sample at +{times[-1] - t0:.1f}s" if times else " before its first sample"
+    elif not times:
+        why.append(f"0 samples in the {t1 - t0:.1f} s window")
+    else:
+        if len(times) < per_s * (t1 - t0):
+            why.append(f"{len(times)} samples in the {t1 - t0:.1f} s window, fewer than {per_s:g} a second")
+        if longest > hole:
+            why.append(f"no sample from +{at - t0:.1f}s to +{at + longest - t0:.1f}s")
+    if why:
+        print(f"FAIL  {name}: {'; '.join(why)}")
+EOF
+) || fails+="${fails:+$'\n'}FAIL  write probe, split-brain watch: their samples could not be read"
+  [ -n "$fails" ] || return 0
+  PROBES_OK=0
+  printf '%s\n' "$fails" | sed 's/^/    /'
+  local err; err=$(tail -c +"$PROBE_ERR_FROM" "$WORK/probe.err" | tail -n 15)
+  [ -n "$err" ] || { log "probe.py stderr in this scenario: nothing"; return 1; }
+  log "probe.py stderr in this scenario (last lines; all of it in $WORK/probe.err):"
+  sed 's/^/      /' <<< "$err"
+  return 1
 }
 # The longest time between two successful probe writes from T-1 s on (seconds, one decimal).
 write_gap() { # T
@@ -110,8 +168,15 @@ brain_samples() { wc -l < "$WORK/brain" | tr -d ' '; }
 begin_ha() {
   wait_for 120 ha_healthy >/dev/null || log "the cluster is not healthy before the scenario: $(ha_cluster_json)"
   begin "$1"; start_probes; sleep 1
+  # Every fault lands once both probes sample (python and psycopg start slowly on a loaded machine).
+  wait_for 15 probes_started >/dev/null || log "the probes took no sample in 15 s"
 }
-end_ha() { end_traffic; stop_probes; }
+# The window closes here: a probe not running now died by itself (end_traffic's removing
+# stream.on is what tells it to stop).
+end_ha() {
+  local alive=0 t1; kill -0 "$PROBE_PID" 2>/dev/null && alive=1; t1=$(now)
+  end_traffic; stop_probes; check_probes "$alive" "$t1"
+}
 
 # ---------------------------------------------------------------- faults
 # Jobs of the run that are running now (ids), and those that succeeded ("id finished_at").
