@@ -118,6 +118,13 @@ for name, path, hdrs in [
 s, h, _ = request("GET", f"/v1/payments/{job_id}")
 check("X-Served-By" in h and "X-Read-Source" in h and "X-Replica-Lag-Seconds" in h, "GET carries X-Served-By, X-Read-Source, X-Replica-Lag-Seconds")
 
+# Cancel (this serve has no workers: the payment was never claimed, so it is cancelled at once).
+for name, path in [("never sent", f"/v1/payments/{job_id}/cancel"), ("again", f"/v1/payments/{job_id}/cancel"),
+                   ("unknown", "/v1/payments/9223372036854775000/cancel"), ("non-numeric", "/v1/payments/abc/cancel")]:
+    s, h, b = request("POST", path)
+    conforms("POST", "/v1/payments/{id}/cancel", path, s, h, b, f"POST cancel {name}")
+    if name in ("never sent", "again"):
+        check(s == 200 and json.loads(b).get("state") == "cancelled", f"POST cancel {name}: 200 and cancelled")
 for template in ["/v1/stats", "/healthz", "/readyz", "/metrics"]:
     s, h, b = request("GET", template)
     conforms("GET", template, template, s, h, b, f"GET {template}")

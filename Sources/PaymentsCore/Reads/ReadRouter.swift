@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import PostgresNIO
 
@@ -68,6 +69,33 @@ public struct ReadRouter: Sendable {
     }
 
     /// Asks the read path which node answers, never falling back: a probe of the path itself.
+    /// The clock of the node a read lands on (through the read path only), as an offset
+    /// from this process's.
+    public func readNodeClock() async throws -> ClockReading {
+        var node = ""
+        let reading = try await ClockSkew.measure("read node") {
+            let routed = try await read(ReadStatements.nodeClock(), fallback: false) { rows in
+                try rows[0][ReadNode.columnCount].decode(Double.self)
+            }
+            node = routed.source.node
+            return Date(timeIntervalSince1970: routed.value)
+        }
+        return ClockReading(name: node, offsetSeconds: reading.offsetSeconds, uncertaintySeconds: reading.uncertaintySeconds)
+    }
+
+    /// The primary's clock (through pgbouncer-write), as an offset from this process's.
+    public func primaryClock() async throws -> ClockReading {
+        var node = "primary"
+        let reading = try await ClockSkew.measure("primary") {
+            for try await (name, seconds) in try await database.write.query(ReadStatements.primaryClock, logger: logger).decode((String, Double).self) {
+                node = name
+                return Date(timeIntervalSince1970: seconds)
+            }
+            throw PaymentsError.database("the primary's clock read returned no row")
+        }
+        return ClockReading(name: "\(node) (primary)", offsetSeconds: reading.offsetSeconds, uncertaintySeconds: reading.uncertaintySeconds)
+    }
+
     public func identifyReadNode() async throws -> ReadSource {
         try await read(ReadStatements.nodeIdentity(), fallback: false, decode: { _ in () }).source
     }

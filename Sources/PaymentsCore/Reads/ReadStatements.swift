@@ -57,6 +57,17 @@ enum ReadStatements {
         """
     }
 
+    /// The node's identity and its clock (Unix seconds), read through the read path.
+    static func nodeClock() -> PostgresQuery {
+        "SELECT \(readNode: nil), EXTRACT(EPOCH FROM clock_timestamp())::float8"
+    }
+
+    /// The primary's name and clock, through pgbouncer-write (never routed).
+    static let primaryClock: PostgresQuery = """
+        SELECT COALESCE(NULLIF(current_setting('payments.node', true), ''), current_setting('cluster_name')),
+               EXTRACT(EPOCH FROM clock_timestamp())::float8
+        """
+
     /// Only the node's identity: what `payments status` asks to see which nodes serve.
     static func nodeIdentity() -> PostgresQuery {
         "SELECT \(readNode: nil)"

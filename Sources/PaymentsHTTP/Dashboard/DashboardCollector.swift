@@ -33,6 +33,10 @@ public final class DashboardCollector: Service, Sendable {
     /// One read per source at a time (see `SingleFlight`).
     private let countsRead = SingleFlight<[String: Int]>()
     private let ownersRead = SingleFlight<[String: Int]>()
+    private let clocksRead = SingleFlight<[ClockReading]>()
+    /// Clocks are compared every `clockEvery` collections (they drift slowly).
+    private let collections = Mutex(0)
+    static let clockEvery = 10
     private let replicationRead = SingleFlight<[QueueStats.Replica]>()
     private let httpReads: [String: SingleFlight<String>]
 
@@ -166,6 +170,8 @@ public final class DashboardCollector: Service, Sendable {
         async let haproxy = fetchHAProxy()
         async let patroni = fetchPatroni()
         async let gateway = fetchGateway()
+        let clockTurn = collections.withLock { n -> Bool in n += 1; return n % Self.clockEvery == 1 }
+        async let clocks = clockTurn ? Optional(await clocksRead.run(within: Self.sourceTimeout) { try await self.readClocks() }) : nil
         var pools: [(String, Result<[PoolerPool], any Error>)] = []
         await withTaskGroup(of: (Int, String, Result<[PoolerPool], any Error>).self) { group in
             for (index, pooler) in sources.poolers.enumerated() {
@@ -175,7 +181,8 @@ public final class DashboardCollector: Service, Sendable {
             for await result in group { collected.append(result) }
             pools = collected.sorted { $0.0 < $1.0 }.map { ($0.1, $0.2) }
         }
-        return Observation(counts: await counts, replication: await replication, owners: await owners, haproxy: await haproxy, patroni: await patroni, gateway: await gateway, pools: pools)
+        return Observation(counts: await counts, replication: await replication, owners: await owners, haproxy: await haproxy,
+                           patroni: await patroni, gateway: await gateway, pools: pools, clocks: await clocks)
     }
 
     /// Each source gets this long per collection, so a tick ends within the second.
@@ -222,6 +229,16 @@ public final class DashboardCollector: Service, Sendable {
         }
     }
 
+    /// This serve's clock against the primary's, a replica's and the gateway's.
+    private func readClocks() async throws -> [ClockReading] {
+        var readings = [try await router.primaryClock()]
+        if let replica = try? await router.readNodeClock() { readings.append(replica) }
+        if let url = sources.gatewayURL, let gateway = try? await ClockProbe.read("gateway", baseURL: url, client: http) {
+            readings.append(gateway)
+        }
+        return readings
+    }
+
     private func fetchGateway() async -> Result<Void, any Error>? {
         guard let url = sources.gatewayURL else { return nil }
         return await Result { _ = try await get("\(url)/healthz") }
@@ -239,6 +256,8 @@ struct Observation: Sendable {
     var patroni: Result<PatroniCluster, any Error>?
     var gateway: Result<Void, any Error>?
     var pools: [(String, Result<[PoolerPool], any Error>)]
+    /// This serve's clock against the others' (every few collections; nil between).
+    var clocks: Result<[ClockReading], any Error>? = nil
 }
 
 enum DashboardSourceError: Error, CustomStringConvertible {

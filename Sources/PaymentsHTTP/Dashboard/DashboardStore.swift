@@ -22,6 +22,8 @@ struct Store {
     /// down, not forgotten.
     var replicasSeen: Set<String> = []
     var membersSeen: Set<String> = []
+    /// The last comparison of this serve's clock with the others'.
+    var clocks: [ClockReading] = []
 
     mutating func point(at now: Double, totals: WorkerMetrics.Totals, reads: [String: Int], latencies: [Double],
                         observation: Observation?) -> DashboardPoint {
@@ -67,10 +69,11 @@ struct Store {
 
     mutating func state(at now: Double, observation: Observation, sources: DashboardSources,
                         totals: WorkerMetrics.Totals, concurrency: Int?, owner: String? = nil) -> DashboardState {
+        if case let .success(readings)? = observation.clocks { clocks = readings }
         var tiles = Tiles.nodes(observation, replicasSeen: &replicasSeen, membersSeen: &membersSeen)
         tiles.append(Tiles.haproxy(observation.haproxy))
         for (name, pools) in observation.pools { tiles.append(Tiles.pooler(name, pools)) }
-        tiles.append(contentsOf: Tiles.serves(totals: totals, concurrency: concurrency, owner: owner, owners: observation.owners))
+        tiles.append(contentsOf: Tiles.serves(totals: totals, concurrency: concurrency, owner: owner, owners: observation.owners, clocks: clocks))
         tiles.append(Tiles.gateway(observation.gateway, url: sources.gatewayURL))
 
         var patroni: DashboardState.Patroni?
@@ -118,6 +121,10 @@ struct Store {
         if case let .failure(error)? = observation.haproxy { failures.append(("haproxy", error)) }
         if case let .failure(error)? = observation.patroni { failures.append(("patroni", error)) }
         if case let .failure(error)? = observation.gateway { failures.append(("gateway", error)) }
+        if case let .failure(error)? = observation.clocks { failures.append(("clocks", error)) }
+        if case .success? = observation.clocks, let (a, b, skew) = ClockSkew.widest(clocks, local: "this serve"), skew > ClockSkew.margin {
+            failures.append(("clocks", ClockSkewError(a: a, b: b, seconds: skew)))
+        }
         for (name, result) in observation.pools { if case let .failure(error) = result { failures.append((name, error)) } }
         for (source, error) in failures {
             let message = describe(error)
@@ -133,4 +140,12 @@ struct Store {
 
     static let eventsKept = DashboardCollector.eventsKept
     static let errorsKept = DashboardCollector.errorsKept
+}
+
+/// Two clocks further apart than the deadlines' margin: a "no charge" may be trusted early.
+struct ClockSkewError: Error, CustomStringConvertible {
+    var a: String, b: String, seconds: Double
+    var description: String {
+        "\(a) and \(b) are \(String(format: "%.3f", seconds)) s apart, past the \(Int(ClockSkew.margin)) s margin the deadlines assume; fix the clocks (NTP)"
+    }
 }

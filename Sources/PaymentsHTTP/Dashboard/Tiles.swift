@@ -117,10 +117,17 @@ enum Tiles {
     static let otherServePrefix = "serve "
 
     static func serves(totals: WorkerMetrics.Totals, concurrency: Int?, owner: String?,
-                       owners: Result<[String: Int], any Error>) -> [Tile] {
+                       owners: Result<[String: Int], any Error>, clocks: [ClockReading] = []) -> [Tile] {
+        var detail = concurrency.map { "\(totals.inFlight) of \($0) in flight" } ?? "no workers"
+        // The widest gap between this serve's clock and the others' (primary, a replica, the gateway).
+        if let (a, b, skew) = ClockSkew.widest(clocks, local: "this serve") {
+            let apart = String(format: "%.3f s", skew)
+            detail += skew > ClockSkew.margin
+                ? " · CLOCKS \(apart) apart (\(a), \(b)): past the \(Int(ClockSkew.margin)) s margin"
+                : " · clocks within \(apart)"
+        }
         var tiles = [Tile(name: "serve (this process)", kind: "serve", status: "up",
-                          role: concurrency == nil ? "API only" : "API + workers",
-                          detail: concurrency.map { "\(totals.inFlight) of \($0) in flight" } ?? "no workers")]
+                          role: concurrency == nil ? "API only" : "API + workers", detail: detail)]
         if case let .success(held) = owners {
             for (other, jobs) in held.sorted(by: { $0.key < $1.key }) where other != owner {
                 // host/pid/tag → "serve pid 1234 on host"

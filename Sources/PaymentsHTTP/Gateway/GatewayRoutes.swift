@@ -35,7 +35,7 @@ struct GatewayRoutes: Sendable {
         router.get("/v1/charges") { request, _ in try self.lookup(request) }
         router.post("/v1/refunds") { request, _ in try await self.refund(request) }
         router.get("/v1/stats") { _, _ in try JSONResponse.make(self.counters.snapshot(charges: self.store.chargeCount)) }
-        router.get("/healthz") { _, _ in try JSONResponse.make(["status": "ok"]) }
+        router.get("/healthz") { _, _ in try JSONResponse.make(Health()) }
     }
 
     func charge(_ request: Request) async throws -> Response {
