@@ -55,3 +55,18 @@ import Testing
         #expect(try ChargeJournal.read(path).count == 2)
     }
 }
+
+extension ChargeJournalTests {
+    /// A refund line replaces the charge it refunds; the same charge written twice stays
+    /// twice (the proofs must see a key charged twice: the fault suite's sabotage).
+    @Test func aRefundReplacesItsChargeAndARepeatedLineStaysTwo() throws {
+        let path = Self.path()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let refunded = #"{"amount_minor":100,"charge_id":"ch_1","currency":"EUR","job_id":1,"key":"k-1","refunded":true}"#
+        let text = [Self.line("k-1", 1), Self.line("k-2", 2), refunded, Self.line("k-2", 2)].joined(separator: "\n") + "\n"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let records = try ChargeJournal.read(path)
+        #expect(records.map(\.key) == ["k-1", "k-2", "k-2"])
+        #expect(records[0].isRefunded && !records[1].isRefunded)
+    }
+}

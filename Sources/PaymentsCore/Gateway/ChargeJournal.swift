@@ -36,18 +36,25 @@ public enum ChargeJournal {
         }
     }
 
-    /// Every charge in the journal at `path` (none if it does not exist), each once, in its
-    /// latest state (a refund is a later line of the same charge); a damaged line other than
-    /// a torn last one (a write under way, or a crash mid-write) throws.
+    /// Every charge in the journal at `path` (none if it does not exist), in its latest
+    /// state: a refund line replaces the charge it refunds. Any other line is a charge of
+    /// its own, a repeated one included (the proofs count it as a key charged twice). A
+    /// damaged line other than a torn last one (a write under way, or a crash mid-write)
+    /// throws.
     public static func read(_ path: String) throws -> [ChargeRecord] {
         let lines = try decode(FileManager.default.contents(atPath: path) ?? Data(), path: path).records
-        var order: [String] = []
-        var latest: [String: ChargeRecord] = [:]
+        var records: [ChargeRecord] = []
+        var unrefunded: [String: Int] = [:]  // key and charge id -> its index in records
         for record in lines {
             let id = "\(record.key)\u{0}\(record.chargeID)"
-            if latest.updateValue(record, forKey: id) == nil { order.append(id) }
+            if record.isRefunded, let index = unrefunded.removeValue(forKey: id) {
+                records[index] = record
+                continue
+            }
+            if !record.isRefunded { unrefunded[id] = records.count }
+            records.append(record)
         }
-        return order.compactMap { latest[$0] }
+        return records
     }
 
     /// The records, and how many bytes at the end are a torn last line (no newline yet).
