@@ -255,7 +255,10 @@ print(' | '.join(f'+{e[\"at\"] - $t0:.1f}s {e[\"text\"]}' for e in state.get('ev
   sleep 1; end_ha
   local gap; gap=$(write_gap "$t0")
   local ok=PASS
-  [[ "$shown" == *"leader $old → $leader"* ]] || { ok=FAIL; log "the dashboard's timeline does not show leader $old → $leader"; }
+  # Directly, or through a second with no leader (Patroni's /cluster between the old
+  # leader key's expiry and the new leader taking it, seen once in CI).
+  [[ "$shown" == *"leader $old → $leader"* || ( "$shown" == *"leader $old → none"* && "$shown" == *"leader none → $leader"* ) ]] \
+    || { ok=FAIL; log "the dashboard's timeline does not show leader $old → $leader"; }
   [ -n "$elected" ] && python3 -c "import sys; sys.exit(0 if $elected <= $NEW_LEADER_BOUND else 1)" || { ok=FAIL; log "no new leader within $NEW_LEADER_BOUND s"; }
   [ -n "$resumed" ] && [ -n "$settled" ] && [ -n "$rejoined" ] && [ "$tl" -gt "$tl0" ] || ok=FAIL
   [ "$(split_brain)" = 0 ] || { ok=FAIL; log "TWO NODES ACCEPTED WRITES in $(split_brain) samples"; }
