@@ -8,4 +8,7 @@ extension HTTPFields.Element.Name {
     public static let readSource = Self("X-Read-Source")!
     public static let replicaLag = Self("X-Replica-Lag-Seconds")!
     public static let readFallback = Self("X-Read-Fallback")!
+    public static let eTag = Self("ETag")!
+    public static let ifNoneMatch = Self("If-None-Match")!
+    public static let cacheControl = Self("Cache-Control")!
 }

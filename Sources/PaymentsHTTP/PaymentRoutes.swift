@@ -106,7 +106,29 @@ struct PaymentRoutes<API: PaymentsAPI>: Sendable {
         guard let job = result.value else {
             throw APIError(status: .notFound, code: "payment_not_found", message: "no payment with id \(id)", headers: headers)
         }
+        // Pollers pay nothing for a payment that did not change: 304 without a body. A
+        // finished payment never changes again, so it may be kept for a day without asking.
+        let tag = Self.eTag(job)
+        headers[.eTag] = tag
+        headers[.cacheControl] = job.state.isTerminal ? "private, max-age=86400, immutable" : "no-cache"
+        if let asked = request.headers[.ifNoneMatch], Self.matches(asked, tag) {
+            return Response(status: .notModified, headers: headers)
+        }
         return try JSONResponse.make(job, status: .ok, headers: headers)
+    }
+
+    /// A payment's version: every change of a payment moves its `updated_at` (microseconds)
+    /// and a finished one never changes again.
+    static func eTag(_ job: Job) -> String {
+        "\"\(job.id)-\(job.updatedAt.filter(\.isNumber))\""
+    }
+
+    /// Whether `If-None-Match` (a list of entity tags, weak ones included, or `*`) names `tag`.
+    static func matches(_ header: String, _ tag: String) -> Bool {
+        header.split(separator: ",").contains { raw in
+            let candidate = raw.trimmingCharacters(in: .whitespaces)
+            return candidate == "*" || candidate == tag || candidate == "W/" + tag
+        }
     }
 
     /// `XXXXXXXX/XXXXXXXX`: how PostgreSQL prints a pg_lsn.

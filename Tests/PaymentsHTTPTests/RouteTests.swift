@@ -139,6 +139,31 @@ import Testing
         }
     }
 
+    /// Issue 25: pollers pay nothing for an unchanged payment (an ETag, 304 for
+    /// If-None-Match), an open payment is revalidated, and HEAD answers every GET route.
+    @Test func conditionalReadsAndHead() async throws {
+        let api = FakePaymentsAPI()
+        try await withApp(api) { client in
+            _ = try await post(client, key: "k-etag")
+            let read = try await client.execute(uri: "/v1/payments/1", method: .get)
+            let tag = try #require(read.headers[.eTag])
+            #expect(tag.hasPrefix("\"1-") && tag.hasSuffix("\""), "\(tag)")
+            #expect(read.headers[.cacheControl] == "no-cache", "a queued payment changes: revalidate")
+            let same = try await client.execute(uri: "/v1/payments/1", method: .get, headers: [.ifNoneMatch: tag])
+            #expect(same.status == .notModified && same.body.readableBytes == 0)
+            #expect(same.headers[.eTag] == tag && same.headers[.servedBy] == "payments-replica-1")
+            let listed = try await client.execute(uri: "/v1/payments/1", method: .get, headers: [.ifNoneMatch: "\"other\", W/\(tag)"])
+            #expect(listed.status == .notModified)
+            let other = try await client.execute(uri: "/v1/payments/1", method: .get, headers: [.ifNoneMatch: "\"1-0\""])
+            #expect(other.status == .ok && other.body.readableBytes > 0)
+            // (GET / is the dashboard, not routed without a collector: checked on a real serve.)
+            for uri in ["/healthz", "/readyz", "/v1/payments/1", "/v1/stats", "/openapi.yaml", "/metrics"] {
+                let head = try await client.execute(uri: uri, method: .head)
+                #expect(head.status == .ok && head.body.readableBytes == 0, "HEAD \(uri): \(head.status)")
+            }
+        }
+    }
+
     @Test(arguments: ["0", "-1", "abc", "1.5", "99999999999999999999"])
     func badIDsAre400(_ id: String) async throws {
         try await withApp { client in

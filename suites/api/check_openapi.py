@@ -117,6 +117,15 @@ for name, path, hdrs in [
     conforms("GET", "/v1/payments/{id}", path, s, h, b, f"GET {name}")
 s, h, _ = request("GET", f"/v1/payments/{job_id}")
 check("X-Served-By" in h and "X-Read-Source" in h and "X-Replica-Lag-Seconds" in h, "GET carries X-Served-By, X-Read-Source, X-Replica-Lag-Seconds")
+# Conditional reads: the ETag again answers 304 without a body; HEAD answers as GET does, without one.
+tag = {k.lower(): v for k, v in h.items()}.get("etag")
+check(tag is not None and {k.lower(): v for k, v in h.items()}.get("cache-control") == "no-cache", f"GET carries an ETag and Cache-Control no-cache (open payment): {tag}")
+s, h, b = request("GET", f"/v1/payments/{job_id}", None, {"If-None-Match": tag or ""})
+check("304" in spec["paths"]["/v1/payments/{id}"]["get"]["responses"], "304 is documented for GET /v1/payments/{id}")
+check(s == 304 and b == b"", f"GET If-None-Match the ETag: 304 without a body (got {s})")
+for path in ["/", "/healthz", f"/v1/payments/{job_id}", "/openapi.yaml"]:
+    s, h, b = request("HEAD", path)
+    check(s == 200 and b == b"", f"HEAD {path}: 200 without a body (got {s})")
 
 # Cancel (this serve has no workers: the payment was never claimed, so it is cancelled at once).
 for name, path in [("never sent", f"/v1/payments/{job_id}/cancel"), ("again", f"/v1/payments/{job_id}/cancel"),

@@ -8,12 +8,12 @@ enum ReadStatements {
     /// when the job does not exist (its columns NULL). The id is bound, not taken from an
     /// outer row: PostgreSQL plans an unnamed statement with its bound values, so the
     /// history's other partitions are pruned before planning them.
+    ///
+    /// It runs as `payment_status` (migration 0013), the same statement in a PL/pgSQL
+    /// function: PostgreSQL keeps its plan per server connection, which survives
+    /// transaction pooling, instead of parsing and planning the union on every call.
     static func job(id: Int64, freshAs token: String?) -> PostgresQuery {
-        """
-        SELECT \(readNode: token), \(unescaped: Job.columns), \(postingsOf: id)
-        FROM (SELECT 1) AS one
-        LEFT JOIN LATERAL (\(paymentWithID: id)) j ON true
-        """
+        "SELECT * FROM payment_status(\(id), \(token)::text)"
     }
 
     /// One row per state, with the jobs finished in the last minute on every row; then one
