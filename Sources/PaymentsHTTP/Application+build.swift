@@ -33,9 +33,9 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
         logger.warning("the in-process simulated gateway is for one serve process only: several serves share `payments gateway` through --gateway-url")
     }
     let metrics = WorkerMetrics()
-    var api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: simulated,
-                              cancelMargin: (settings.workers ?? WorkerConfiguration()).settleMargin, logger: logger)
-    api.intake.giveUpAfterSeconds = settings.giveUpAfterSeconds
+    let api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: simulated,
+                              cancelMargin: (settings.workers ?? WorkerConfiguration()).settleMargin,
+                              giveUpAfterSeconds: settings.giveUpAfterSeconds, logger: logger)
 
     if let workers = settings.workers {
         services.append(try WorkerPool(store: JobStore(client: database.write, logger: logger), gateway: gateway,

@@ -6,7 +6,7 @@ import PostgresNIO
 /// status reads through the read router, figures from the worker pool and the gateway.
 public struct LivePaymentsAPI: PaymentsAPI {
     public let database: Database
-    public var intake: PaymentIntake
+    public let intake: PaymentIntake
     public let reads: PaymentReads
     public let router: ReadRouter
     public let metrics: WorkerMetrics
@@ -19,9 +19,12 @@ public struct LivePaymentsAPI: PaymentsAPI {
     let logger: Logger
 
     public init(database: Database, readFallback: Bool, metrics: WorkerMetrics, gateway: SimulatedGateway?,
-                cancelMargin: Duration = .seconds(2), logger: Logger) {
+                cancelMargin: Duration = WorkerConfiguration().settleMargin,
+                giveUpAfterSeconds: Int32 = PaymentRequest.defaultGiveUpAfterSeconds, logger: Logger) {
         self.database = database
-        self.intake = PaymentIntake(client: database.write, logger: logger)
+        var intake = PaymentIntake(client: database.write, logger: logger)
+        intake.giveUpAfterSeconds = giveUpAfterSeconds
+        self.intake = intake
         self.router = ReadRouter(database: database, fallback: readFallback, logger: logger)
         self.reads = PaymentReads(router: router)
         self.metrics = metrics

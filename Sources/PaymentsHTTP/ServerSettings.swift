@@ -20,7 +20,7 @@ public struct ServerSettings: Sendable {
     public var gatewayURL: String?
     public var gatewayConnections = 256
     /// The retry budget of a payment taken in by this server that names none (seconds).
-    public var giveUpAfterSeconds: Int32 = 3600
+    public var giveUpAfterSeconds: Int32 = PaymentRequest.defaultGiveUpAfterSeconds
     /// Read from the primary when the read path fails.
     public var readFallback = true
     /// What the dashboard (`GET /`) watches besides the database. The poolers' admin

@@ -13,7 +13,7 @@ struct CancelCommand: AsyncParsableCommand {
     @OptionGroup var db: DatabaseOptions
     @Argument(help: "Payment ids.") var ids: [String]
     @Option(name: .customLong("margin"), help: "Seconds after a payment's last request deadline before the gateway's \"no charge\" is trusted (clock skew and in-flight writes; 1 to 600).")
-    var margin: Double = 2
+    var margin: Double = WorkerConfiguration().settleMargin.seconds
 
     func validate() throws {
         guard !ids.isEmpty else { throw ValidationError("give at least one payment id") }

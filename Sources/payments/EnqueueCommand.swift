@@ -40,7 +40,7 @@ struct EnqueueCommand: AsyncParsableCommand {
     var timeout: Double = 30
 
     @Option(name: .customLong("give-up-after"), help: "Retry budget in seconds of each payment that names none (a line's give_up_after_seconds wins): until then our own faults only delay it (1 to 604,800).")
-    var giveUpAfter: Int = 3600
+    var giveUpAfter: Int = Int(PaymentRequest.defaultGiveUpAfterSeconds)
 
     func validate() throws {
         switch (count, input) {
@@ -56,7 +56,7 @@ struct EnqueueCommand: AsyncParsableCommand {
         } else if let batchSize, !(100...50_000).contains(batchSize) {
             throw ValidationError("--batch-size must be from 100 to 50,000, got \(batchSize)")
         }
-        guard (1...604_800).contains(giveUpAfter) else { throw ValidationError("--give-up-after must be from 1 to 604,800 seconds (7 days), got \(giveUpAfter)") }
+        guard PaymentRequest.giveUpAfterRange.contains(Int32(clamping: giveUpAfter)) else { throw ValidationError("--give-up-after must be from 1 to 604,800 seconds (7 days), got \(giveUpAfter)") }
         guard timeout.isFinite, (1...3600).contains(timeout) else { throw ValidationError("--timeout must be from 1 to 3600 seconds, got \(timeout)") }
         guard (1...32).contains(connections) else { throw ValidationError("--connections must be from 1 to 32, got \(connections)") }
         if let keyPrefix, !PaymentRequest.isValidIdempotencyKey(keyPrefix) || keyPrefix.count > 200 {

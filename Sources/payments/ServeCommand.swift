@@ -32,7 +32,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-lease-losses"), help: "Lost leases after which a job is settled with the gateway (reconciling) before it runs again.")
     var maxLeaseLosses: Int = 3
     @Option(name: .customLong("give-up-after"), help: "Retry budget in seconds of each payment this serve takes in that names none (give_up_after_seconds wins): until then our own faults only delay it; past it, one the gateway proves uncharged fails (budget_exhausted).")
-    var giveUpAfter: Int = 3600
+    var giveUpAfter: Int = Int(PaymentRequest.defaultGiveUpAfterSeconds)
 
     @Option(name: .customLong("gateway-url"), help: "External gateway (`payments gateway`, env GATEWAY_URL), shared by every serve. Without it the simulated gateway runs in-process (benchmarks; a single serve).")
     var gatewayURL: String? = ProcessInfo.processInfo.environment["GATEWAY_URL"].flatMap { $0.isEmpty ? nil : $0 }
@@ -72,7 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let gatewayTimeout {
             guard gatewayTimeout.isFinite, gatewayTimeout > 0 else { throw ValidationError("--gateway-timeout must be a positive number of seconds") }
         }
-        guard (1...604_800).contains(giveUpAfter) else {
+        guard PaymentRequest.giveUpAfterRange.contains(Int32(clamping: giveUpAfter)) else {
             throw ValidationError("--give-up-after must be from 1 to 604,800 seconds (7 days)")
         }
         guard shutdownTimeout.isFinite, (0...600).contains(shutdownTimeout) else {

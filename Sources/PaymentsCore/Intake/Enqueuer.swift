@@ -41,7 +41,7 @@ public struct Enqueuer: Sendable {
     /// without a bound a command cut off from the primary never ends.
     public var timeout: Duration
     /// The retry budget of a payment that names none (seconds from its creation).
-    public var giveUpAfterSeconds: Int32 = PaymentRows.defaultBudgetSeconds
+    public var giveUpAfterSeconds: Int32 = PaymentRequest.defaultGiveUpAfterSeconds
     /// Where the writes go, for the error a timeout turns into.
     public var endpoint: String
 

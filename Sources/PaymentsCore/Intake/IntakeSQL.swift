@@ -23,13 +23,11 @@ struct PaymentRows {
     private var priorities: [Int16] = []
     private var maxAttempts: [Int32] = []
     private var budgets: [Int32] = []
-    /// A payment's retry budget when it names none: `--give-up-after` of serve or enqueue.
-    static let defaultBudgetSeconds: Int32 = 3600
 
     /// - Parameter distinctKeys: keep only the first row of each key (what the inserts
     ///   need; a later row with the key is a duplicate, or a conflict that
     ///   `IntakeSQL.conflicts` on all the rows reports).
-    init(_ payments: some Collection<NewPayment>, distinctKeys: Bool = false, budgetSeconds: Int32 = PaymentRows.defaultBudgetSeconds) {
+    init(_ payments: some Collection<NewPayment>, distinctKeys: Bool = false, budgetSeconds: Int32 = PaymentRequest.defaultGiveUpAfterSeconds) {
         keys.reserveCapacity(payments.count)
         var seen = Set<String>()
         for new in payments {

@@ -13,7 +13,7 @@ public struct PaymentIntake: Sendable {
     public let logger: Logger
 
     /// The retry budget of a payment that names none (seconds from its creation).
-    public var giveUpAfterSeconds: Int32 = PaymentRows.defaultBudgetSeconds
+    public var giveUpAfterSeconds: Int32 = PaymentRequest.defaultGiveUpAfterSeconds
 
     public init(client: PostgresClient, logger: Logger) {
         self.client = client

@@ -64,7 +64,7 @@ extension Job {
             heldReason: try row[offset + 18].decode(HeldReason?.self))
     }
 
-    /// Decodes the postings column (`\(postingsOf:)` in ReadStatements) at `index`.
+    /// Decodes the postings column (`payment_status`'s last, migration 0013) at `index`.
     static func decodePostings(_ row: PostgresRandomAccessRow, at index: Int) throws -> [Posting] {
         guard let json = try row[index].decode(String?.self) else { return [] }
         return try JSONDecoder().decode([Posting].self, from: Data(json.utf8))

@@ -12,6 +12,9 @@ public struct PaymentRequest: Sendable, Equatable {
     /// A payment's own retry budget, in seconds from its creation (default: the serving
     /// process's `--give-up-after`).
     public static let giveUpAfterRange: ClosedRange<Int32> = 1...604_800
+    /// The retry budget of a payment that names none, unless the intake says otherwise
+    /// (`--give-up-after` of serve and enqueue).
+    public static let defaultGiveUpAfterSeconds: Int32 = 3600
     public static let fields: Set<String> = ["amount_minor", "currency", "debtor", "creditor", "priority", "max_attempts", "give_up_after_seconds"]
 
     public var payment: Payment

@@ -8,11 +8,8 @@ public struct ClaimedJob: Sendable, Equatable {
     /// This claim's attempt number (1-based): the fence of its completion.
     public var attempt: Int32
     public var maxAttempts: Int32
-    /// When the lease taken by this claim ends. The worker sets it on its own clock (the
-    /// moment it sent the claim plus the lease), never the database's: the gateway checks
-    /// the deadline against its clock, and a database node whose clock runs ahead (a
-    /// failover target) must not push a charge's deadline past the lease. Heartbeats
-    /// extend the lease, but the charge's deadline stays here.
+    /// When the lease taken by this claim ends, on this process's clock (see
+    /// `JobStore.claim`). Heartbeats extend the lease, but the charge's deadline stays here.
     public var leaseExpiresAt: Date
     /// The end of the payment's retry budget: past it a transient failure is no longer
     /// retried but settled with the gateway, and fails only if the gateway holds no charge.

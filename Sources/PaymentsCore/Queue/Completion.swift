@@ -16,8 +16,9 @@ public struct Completion: Sendable, Equatable {
         /// Back to the queue at once, the attempt not counted (shutdown before an answer).
         case release(reason: String)
         /// The charge may have happened and the worker will not send again: the reconciler
-        /// settles it with the gateway once `after` has passed (no charge can land after that).
-        case reconcile(error: String, after: Duration)
+        /// settles it with the gateway, no sooner than `after` and never before its last
+        /// request's deadline (`charge_deadline_at`) plus the margin.
+        case reconcile(error: String, after: Duration = .zero)
         /// Reconciler: the gateway holds a charge under the key that is not this payment's;
         /// left `reconciling` for an operator, not asked about again.
         case hold(reason: HeldReason, error: String)

@@ -76,20 +76,27 @@ public struct JobStore: Sendable {
     /// by `claimedJobs`.
     static let claimedColumns = """
         j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
-        j.lease_expires_at, COALESCE(j.give_up_at, j.created_at + interval '1 hour'), j.cancel_requested_at IS NOT NULL, j.claim_seq
+        COALESCE(j.give_up_at, j.created_at + interval '1 hour'), j.cancel_requested_at IS NOT NULL, j.claim_seq
         """
 
+    /// The lease end the jobs carry is on this process's clock, counted from before the
+    /// claim was sent, never the database's: the gateway checks a charge's deadline against
+    /// its own clock, and a database node whose clock runs ahead (a failover target) must
+    /// not push a deadline past the lease.
     public func claim(limit: Int, owner: String, lease: Duration) async throws -> [ClaimedJob] {
-        try await bounded(Self.claimStatement(limit: limit, owner: owner, lease: lease), Self.claimedJobs)
+        let leaseEnd = Date() + lease.seconds
+        return try await bounded(Self.claimStatement(limit: limit, owner: owner, lease: lease)) { rows in
+            try await Self.claimedJobs(rows, leaseEnd: leaseEnd)
+        }
     }
 
-    @Sendable static func claimedJobs(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
+    static func claimedJobs(_ rows: PostgresRowSequence, leaseEnd: Date) async throws -> [ClaimedJob] {
         var jobs: [ClaimedJob] = []
-        for try await (id, key, amount, currency, debtor, creditor, attempt, maxAttempts, leaseEnd, giveUpAt, cancelRequested, claim)
-            in rows.decode((Int64, String, Int64, String, String, String, Int32, Int32, Date?, Date, Bool, Int64).self) {
+        for try await (id, key, amount, currency, debtor, creditor, attempt, maxAttempts, giveUpAt, cancelRequested, claim)
+            in rows.decode((Int64, String, Int64, String, String, String, Int32, Int32, Date, Bool, Int64).self) {
             jobs.append(ClaimedJob(id: id, idempotencyKey: key,
                                    payment: Payment(amountMinor: amount, currency: currency, debtor: debtor, creditor: creditor),
-                                   attempt: attempt, maxAttempts: maxAttempts, leaseExpiresAt: leaseEnd ?? Date(),
+                                   attempt: attempt, maxAttempts: maxAttempts, leaseExpiresAt: leaseEnd,
                                    giveUpAt: giveUpAt, cancelRequested: cancelRequested, claim: claim))
         }
         return jobs
@@ -344,7 +351,10 @@ public struct JobStore: Sendable {
                                        claim_seq = j.claim_seq + 1
             FROM picked WHERE j.id = picked.id
             RETURNING \(unescaped: Self.claimedColumns)
-            """, Self.claimedJobs)
+            """) { rows in
+            // The reconciler sends no charge: these jobs have no lease.
+            try await Self.claimedJobs(rows, leaseEnd: .distantPast)
+        }
     }
 
     // MARK: an operator's way out of a held payment

@@ -54,8 +54,6 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var heartbeatTimeout: Duration { lease / 6 }
     public var effectiveGatewayTimeout: Duration { gatewayTimeout ?? lease / 2 }
     public var effectiveStatementTimeout: Duration { statementTimeout ?? min(.seconds(15), lease / 2) }
-    /// After an unknown outcome on the last attempt: when no charge of it can land any more.
-    public var settleAfterLastAttempt: Duration { effectiveGatewayTimeout + settleMargin }
     /// Longest a job is held by one claim: its gateway call, the lookup after it, and the
     /// writes of its outcome. Past it the heartbeat stops renewing the lease.
     public var maxHold: Duration { effectiveGatewayTimeout * 2 + effectiveStatementTimeout * 4 + lease }

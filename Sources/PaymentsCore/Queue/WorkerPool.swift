@@ -123,14 +123,11 @@ public final class WorkerPool: Service, Sendable {
                     continue
                 }
                 let want = min(configuration.batchSize, free)
-                var claimed: [ClaimedJob]
-                // Deadlines are on this process's clock: the lease counted from before the claim was sent.
-                let leaseEnd = Date() + configuration.lease.seconds
+                let claimed: [ClaimedJob]
                 do {
                     claimed = try await withTimeout(clientTimeout) { [store, configuration] in
                         try await store.claim(limit: want, owner: configuration.owner, lease: configuration.lease)
                     }
-                    for i in claimed.indices { claimed[i].leaseExpiresAt = leaseEnd }
                     dbBackoff = .milliseconds(50)
                 } catch {
                     if Task.isCancelled { break }
@@ -182,14 +179,12 @@ public final class WorkerPool: Service, Sendable {
     func process(_ job: ClaimedJob) async {
         // The call ends by the gateway timeout or the claim's lease, whichever is first: the
         // gateway is told the same deadline and refuses to charge after it.
-        let request = job.chargeRequest(within: configuration.effectiveGatewayTimeout)
-        let chargeDeadline = request.deadline ?? Date()
         let resolution: Completion.Resolution
         if job.cancelRequested {
             // Cancel asked before this claim: send nothing; the reconciler settles it.
-            resolution = .reconcile(error: "cancel requested: not sent again; settling with the gateway", after: configuration.settleMargin)
+            resolution = .reconcile(error: "cancel requested: not sent again; settling with the gateway")
         } else {
-            resolution = await resolve(job, await charge(request), deadline: chargeDeadline)
+            resolution = await resolve(job, await charge(job.chargeRequest(within: configuration.effectiveGatewayTimeout)))
         }
         state.withLock { $0.gatewayCalls -= 1 }
         completions.append(Completion(jobID: job.id, claim: job.claim, resolution: resolution))
@@ -208,14 +203,11 @@ public final class WorkerPool: Service, Sendable {
         }
     }
 
-    /// How long from now until no request sent with `deadline` can land at the gateway.
-    func settle(after deadline: Date) -> Duration {
-        .seconds(fractional: max(0, deadline.timeIntervalSinceNow)) + configuration.settleMargin
-    }
-
     /// What the gateway's answer means for the payment. Only a decline fails it; every
-    /// answer that says "charged" is matched to the payment before it is posted.
-    func resolve(_ job: ClaimedJob, _ outcome: ChargeOutcome, deadline: Date) async -> Completion.Resolution {
+    /// answer that says "charged" is matched to the payment before it is posted. A job sent
+    /// to `reconciling` is asked about only once its last request's deadline has passed:
+    /// the reconciler waits for `charge_deadline_at` (see `JobStore.claimReconciling`).
+    func resolve(_ job: ClaimedJob, _ outcome: ChargeOutcome) async -> Completion.Resolution {
         let metadata: Logger.Metadata = ["job_id": "\(job.id)", "attempt": "\(job.attempt)"]
         switch outcome {
         case let .accepted(record):
@@ -223,8 +215,7 @@ public final class WorkerPool: Service, Sendable {
                 logger.error("the gateway's answer is not this payment's charge; reconciling", metadata: metadata.merging([
                     "charge_id": "\(record.chargeID)", "charge_key": "\(record.key)", "charged": "\(record.amountMinor) \(record.currency)",
                 ]) { $1 })
-                return .reconcile(error: "the gateway answered with a charge that is not this payment's (\(record.amountMinor) \(record.currency) under '\(record.key.prefix(64))'); reconciling",
-                                  after: settle(after: deadline))
+                return .reconcile(error: "the gateway answered with a charge that is not this payment's (\(record.amountMinor) \(record.currency) under '\(record.key.prefix(64))'); reconciling")
             }
             return .succeeded(chargeID: record.chargeID)
         case let .declined(code, reason):
@@ -232,12 +223,12 @@ public final class WorkerPool: Service, Sendable {
             return .failed(reason: FailureReason(declineCode: code), error: "declined: \(reason)")
         case let .keyHeldByAnotherCharge(reason):
             logger.error("the gateway holds a charge under this key for another payment; reconciling", metadata: metadata.merging(["error": "\(reason)"]) { $1 })
-            return .reconcile(error: "\(reason); reconciling", after: settle(after: deadline))
+            return .reconcile(error: "\(reason); reconciling")
         case let .inProgress(reason):
             // An earlier request for this key (sent before this claim) is still being processed.
             // Past the budget: settled with the gateway once every deadline has passed.
             guard Date() < job.giveUpAt else {
-                return .reconcile(error: "\(reason); retry budget over: reconciling with the gateway", after: settle(after: deadline))
+                return .reconcile(error: "\(reason); retry budget over: reconciling with the gateway")
             }
             // Its deadline is at most a gateway timeout after it was sent: ask again after it.
             let wait = configuration.effectiveGatewayTimeout + configuration.settleMargin
@@ -245,7 +236,7 @@ public final class WorkerPool: Service, Sendable {
                          metadata: metadata.merging(["retry_in_ms": "\(Int(wait.seconds * 1000))"]) { $1 })
             return .delay(error: "\(reason); asking again after its deadline", after: wait)
         case let .transientFailure(reason):
-            return await resolveTransientFailure(job, reason: reason, deadline: deadline)
+            return await resolveTransientFailure(job, reason: reason)
         case .abandoned:
             return .release(reason: "released at shutdown before the gateway answered")
         }
@@ -255,7 +246,7 @@ public final class WorkerPool: Service, Sendable {
     /// same key while its attempts in a row last, then settled with the gateway before any
     /// further attempt; past its retry budget, settled too, and failed only if the gateway
     /// proves it holds no charge.
-    func resolveTransientFailure(_ job: ClaimedJob, reason: String, deadline: Date) async -> Completion.Resolution {
+    func resolveTransientFailure(_ job: ClaimedJob, reason: String) async -> Completion.Resolution {
         let pastBudget = Date() >= job.giveUpAt
         guard job.attempt >= job.maxAttempts || pastBudget else {
             let delay = retryDelay(for: job)
@@ -278,7 +269,7 @@ public final class WorkerPool: Service, Sendable {
         logger.warning("outcome unknown: reconciling with the gateway before anything else", metadata: [
             "job_id": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(reason)", "why": "\(why)",
         ])
-        return .reconcile(error: "outcome unknown after \(why) (\(reason)); reconciling with the gateway", after: settle(after: deadline))
+        return .reconcile(error: "outcome unknown after \(why) (\(reason)); reconciling with the gateway")
     }
 
     /// Full jitter drawn from (seed, key, attempt), never from timing: a seed replays the

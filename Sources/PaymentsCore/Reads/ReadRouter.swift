@@ -87,9 +87,10 @@ public struct ReadRouter: Sendable {
     public func primaryClock() async throws -> ClockReading {
         var node = "primary"
         let reading = try await ClockSkew.measure("primary") {
-            for try await (name, seconds) in try await database.write.query(ReadStatements.primaryClock, logger: logger).decode((String, Double).self) {
-                node = name
-                return Date(timeIntervalSince1970: seconds)
+            for try await row in try await database.write.query(ReadStatements.nodeClock(), logger: logger) {
+                let columns = row.makeRandomAccess()
+                node = try columns[1].decode(String.self)
+                return Date(timeIntervalSince1970: try columns[ReadNode.columnCount].decode(Double.self))
             }
             throw PaymentsError.database("the primary's clock read returned no row")
         }

@@ -57,16 +57,11 @@ enum ReadStatements {
         """
     }
 
-    /// The node's identity and its clock (Unix seconds), read through the read path.
+    /// The node's identity and its clock (Unix seconds): through the read path, or on the
+    /// primary through pgbouncer-write.
     static func nodeClock() -> PostgresQuery {
         "SELECT \(readNode: nil), EXTRACT(EPOCH FROM clock_timestamp())::float8"
     }
-
-    /// The primary's name and clock, through pgbouncer-write (never routed).
-    static let primaryClock: PostgresQuery = """
-        SELECT COALESCE(NULLIF(current_setting('payments.node', true), ''), current_setting('cluster_name')),
-               EXTRACT(EPOCH FROM clock_timestamp())::float8
-        """
 
     /// Only the node's identity: what `payments status` asks to see which nodes serve.
     static func nodeIdentity() -> PostgresQuery {
@@ -87,36 +82,12 @@ enum ReadNode {
 }
 
 extension PostgresQuery.StringInterpolation {
-    /// The stored columns (`Job.storedColumns`) of payment `id`, wherever it lives
-    /// (`Job.tables`); no row if none. The id is bound in each branch, so PostgreSQL
-    /// plans only the history partition holding it.
-    mutating func appendInterpolation(paymentWithID id: Int64) {
-        appendPaymentUnion { $0.appendInterpolation(id) }
-    }
-
-    /// The postings of payment `id` as one JSON array, debit first (NULL when none). The
-    /// id is bound, not taken from the job row: the ledger is partitioned by payment id,
-    /// and a bound id has PostgreSQL plan only the partition holding it.
-    mutating func appendInterpolation(postingsOf id: Int64) {
-        appendLiteral("""
-            (SELECT json_agg(json_build_object('side', l.side, 'account', l.account, 'amount_minor', l.amount_minor,
-                 'currency', l.currency, 'posted_at', \(Job.iso8601("l.posted_at"))) ORDER BY l.side DESC)::text
-             FROM ledger_entries l WHERE l.job_id = 
-            """)
-        appendInterpolation(id)
-        appendLiteral(")")
-    }
-
-    /// The same for an id known only at run time (`column` of an outer row): every history
-    /// partition is planned, so the hot read by id binds it instead.
+    /// The stored columns (`Job.storedColumns`) of the payment whose id is `column` of an
+    /// outer row, wherever it lives (`Job.tables`); no row if none. Every history partition
+    /// is planned: the hot read by id (`payment_status`, migration 0013) binds the id.
     mutating func appendInterpolation(paymentWithIDFrom column: String) {
-        appendPaymentUnion { $0.appendLiteral(column) }
-    }
-
-    private mutating func appendPaymentUnion(_ id: (inout Self) -> Void) {
         for (index, table) in Job.tables.enumerated() {
-            appendLiteral("\(index == 0 ? "" : " UNION ALL ")SELECT \(Job.storedColumns) FROM \(table) WHERE id = ")
-            id(&self)
+            appendLiteral("\(index == 0 ? "" : " UNION ALL ")SELECT \(Job.storedColumns) FROM \(table) WHERE id = \(column)")
         }
         appendLiteral(" LIMIT 1")
     }

@@ -24,8 +24,9 @@ public struct ClockReading: Sendable, Equatable, Codable {
 }
 
 public enum ClockSkew {
-    /// The margin the deadlines assume between any two clocks (serves, gateway, database nodes).
-    public static let margin: Double = 2
+    /// The margin the deadlines assume between any two clocks (serves, gateway, database
+    /// nodes): the workers' settle margin.
+    public static let margin: Double = WorkerConfiguration().settleMargin.seconds
 
     /// Reads `remote` (a clock read at the other end) and returns its offset from this clock.
     public static func measure(_ name: String, _ remote: () async throws -> Date) async throws -> ClockReading {
