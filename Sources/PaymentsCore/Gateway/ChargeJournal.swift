@@ -82,11 +82,9 @@ public enum ChargeJournal {
 
     /// The records as journal lines, ready for one write.
     static func lines(_ records: some Sequence<ChargeRecord>) -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         var data = Data()
         for record in records {
-            data.append((try? encoder.encode(record)) ?? Data())
+            data.append(contentsOf: record.json)
             data.append(UInt8(ascii: "\n"))
         }
         return data

@@ -3,6 +3,10 @@ import Foundation
 /// What the worker asks of a payment gateway. Real gateways deduplicate by idempotency
 /// key: charging the same key twice returns the first result and moves money once.
 public protocol PaymentGateway: Sendable {
+    /// Answers by `request.deadline`: past it, `.transientFailure` (no answer in time; the
+    /// outcome is unknown to the caller, who retries with the same key). The worker sets no
+    /// timer of its own around a call: at 100,000 in flight, a timer task racing each call
+    /// was a third of the heap.
     func charge(_ request: ChargeRequest) async -> ChargeOutcome
     /// The gateway's record for a key, if it ever accepted a charge for it: how a worker
     /// settles a job whose outcome it never saw (lost response, exhausted retries).
@@ -67,6 +71,35 @@ public struct ChargeRecord: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case key, chargeID = "charge_id", jobID = "job_id", amountMinor = "amount_minor", currency, refunded
+    }
+
+    /// The record as JSON, keys sorted (as JSONEncoder with .sortedKeys writes it): the
+    /// gateway's answer and its journal line, written once per charge.
+    public var json: [UInt8] {
+        FlatJSON.encode([
+            "amount_minor": .integer(amountMinor), "charge_id": .string(chargeID), "currency": .string(currency),
+            "job_id": .integer(jobID), "key": .string(key), "refunded": refunded.map(FlatJSON.Value.bool),
+        ])
+    }
+
+    /// Reads a record from the gateway's JSON: a flat object read without Foundation, else
+    /// (a provider that adds nested fields) through the Codable path. Nil if it is not one.
+    public static func decode(_ bytes: some Collection<UInt8>) -> ChargeRecord? {
+        if let object = FlatJSON.object(bytes) { return ChargeRecord(object) }
+        return try? JSONDecoder().decode(ChargeRecord.self, from: Data(bytes))
+    }
+
+    init?(_ object: [String: JSONValue]) {
+        guard case let .string(key)? = object["key"], case let .string(chargeID)? = object["charge_id"],
+              case let .integer(jobID)? = object["job_id"], case let .integer(amount)? = object["amount_minor"],
+              case let .string(currency)? = object["currency"] else { return nil }
+        var refunded: Bool?
+        switch object["refunded"] {
+        case nil, .null?: refunded = nil
+        case let .bool(b)?: refunded = b
+        default: return nil
+        }
+        self.init(key: key, chargeID: chargeID, jobID: jobID, amountMinor: amount, currency: currency, refunded: refunded)
     }
 }
 

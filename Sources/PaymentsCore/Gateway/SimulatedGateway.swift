@@ -75,12 +75,15 @@ public final class SimulatedGateway: PaymentGateway {
             s.counts.calls += 1
             return max(0, configuration.latencyMillis + (s.random.unit() * 2 - 1) * configuration.jitterMillis)
         }
-        if latency > 0 {
-            do { try await Task.sleep(for: .microseconds(Int64(latency * 1000))) } catch { return .abandoned }
+        // Answers by the deadline (PaymentGateway's contract): a call slower than that is
+        // cut short at it, uncharged, as the external gateway refuses a late request.
+        let remaining = request.deadline.map { $0.timeIntervalSinceNow * 1000 } ?? .infinity
+        let wait = min(latency, max(0, remaining))
+        if wait > 0 {
+            do { try await Task.sleep(for: .microseconds(Int64(wait * 1000))) } catch { return .abandoned }
         }
-        // As the external gateway does: past its deadline a request is refused, not charged.
-        if let deadline = request.deadline, Date() > deadline {
-            return .transientFailure(reason: "the charge's deadline passed before it was processed; not charged")
+        if latency >= remaining {
+            return .transientFailure(reason: "no answer from the gateway within the request's deadline; outcome unknown")
         }
         // A card is declined every time it is tried: the verdict is a stable draw per key.
         let declined = SeededRandom.unit(for: request.idempotencyKey, seed: configuration.seed) < configuration.declineRate

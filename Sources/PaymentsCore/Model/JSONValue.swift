@@ -38,6 +38,13 @@ public enum JSONValue: Sendable, Equatable, Decodable {
     }
 
     public static func parse(_ data: Data) throws(ParseError) -> JSONValue {
+        // Flat objects, the bodies of the charge path, without Foundation (see FlatJSON).
+        if let object = FlatJSON.object(data) { return .object(object) }
+        return try parseGeneral(data)
+    }
+
+    /// Any JSON, through Foundation, then the duplicate-key scan.
+    static func parseGeneral(_ data: Data) throws(ParseError) -> JSONValue {
         let value: JSONValue
         do {
             value = try JSONDecoder().decode(JSONValue.self, from: data)

@@ -184,23 +184,12 @@ public final class WorkerPool: Service, Sendable {
             // Cancel asked before this claim: send nothing; the reconciler settles it.
             resolution = .reconcile(error: "cancel requested: not sent again; settling with the gateway")
         } else {
-            resolution = await resolve(job, await charge(job.chargeRequest(within: configuration.effectiveGatewayTimeout)))
+            // The gateway answers by the request's deadline (PaymentGateway's contract): no
+            // timer of ours races each call.
+            resolution = await resolve(job, await gateway.charge(job.chargeRequest(within: configuration.effectiveGatewayTimeout)))
         }
         state.withLock { $0.gatewayCalls -= 1 }
         completions.append(Completion(jobID: job.id, claim: job.claim, resolution: resolution))
-    }
-
-    /// The charge, bounded by its deadline on this side too.
-    func charge(_ request: ChargeRequest) async -> ChargeOutcome {
-        let deadline = Duration.seconds(fractional: max(0.001, request.deadline?.timeIntervalSinceNow ?? 0))
-        do {
-            return try await withTimeout(deadline) { [gateway] in await gateway.charge(request) }
-        } catch is TimeoutError {
-            // The charge may or may not have happened: as a lost answer, retried with the same key.
-            return .transientFailure(reason: "no answer from the gateway within \(deadline.seconds) s; outcome unknown")
-        } catch {
-            return .abandoned
-        }
     }
 
     /// What the gateway's answer means for the payment. Only a decline fails it; every

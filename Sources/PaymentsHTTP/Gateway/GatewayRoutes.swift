@@ -61,7 +61,7 @@ struct GatewayRoutes: Sendable {
                                message: "Idempotency-Key '\(key)' was used for a charge of \(record.amountMinor) \(record.currency)")
             }
             counters.add(\.replayed)
-            return try JSONResponse.make(record, status: .ok, headers: [.idempotentReplayed: "true"])
+            return Self.response(record, status: .ok, headers: [.idempotentReplayed: "true"])
         case .started:
             break
         }
@@ -97,7 +97,14 @@ struct GatewayRoutes: Sendable {
             // The money moved; the caller learns nothing (as when the connection drops).
             throw APIError(status: .serviceUnavailable, code: "provider_unavailable", message: "temporarily unavailable (simulated); retry with the same key")
         }
-        return try JSONResponse.make(record, status: .created)
+        return Self.response(record, status: .created)
+    }
+
+    /// A charge as the answer's body, written without Foundation (once per charge).
+    static func response(_ record: ChargeRecord, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]) -> Response {
+        var headers = extra
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: record.json)))
     }
 
     /// `POST /v1/refunds` `{"idempotency_key": K, "charge_id": C}`: gives the charge's money
@@ -115,7 +122,7 @@ struct GatewayRoutes: Sendable {
                            message: "no charge \(body.charge_id.prefix(64)) with Idempotency-Key '\(body.idempotency_key)'")
         }
         counters.add(\.refunds)
-        return try JSONResponse.make(record)
+        return Self.response(record)
     }
 
     func lookup(_ request: Request) throws -> Response {
@@ -125,7 +132,7 @@ struct GatewayRoutes: Sendable {
         counters.add(\.lookups)
         switch store.lookup(key: key) {
         case let .charged(record):
-            return try JSONResponse.make(record)
+            return Self.response(record)
         case .inProgress:
             throw APIError(status: .conflict, code: "request_in_progress",
                            message: "a request with Idempotency-Key '\(key)' is being processed; ask again later", headers: [.retryAfter: "1"])
