@@ -21,7 +21,7 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
     let simulated: SimulatedGateway?
     if let url = settings.gatewayURL {
         let client = HTTPGateway(baseURL: url, timeout: settings.workers?.effectiveGatewayTimeout ?? .seconds(15),
-                                 connections: settings.gatewayConnections, logger: logger)
+                                 connections: settings.effectiveGatewayConnections, logger: logger)
         // Listed before the worker pool: it shuts down after the pool's last call.
         services.append(client)
         (gateway, simulated) = (client, nil)

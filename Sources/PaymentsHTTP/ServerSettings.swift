@@ -18,7 +18,15 @@ public struct ServerSettings: Sendable {
     /// An external gateway (`payments gateway`, or any provider speaking its API): shared
     /// by every serve, as a real provider is.
     public var gatewayURL: String?
-    public var gatewayConnections = 256
+    /// HTTP/1.1 connections to the external gateway; nil: one per job in flight up to
+    /// `maxDefaultGatewayConnections`. A call holds its connection for the whole call, so
+    /// fewer connections than calls in flight cap the drain at connections / latency (256
+    /// connections at 50 ms: 5,120 calls/s).
+    public var gatewayConnections: Int?
+    public static let maxDefaultGatewayConnections = 4_096
+    public var effectiveGatewayConnections: Int {
+        gatewayConnections ?? min(Self.maxDefaultGatewayConnections, max(16, workers?.concurrency ?? 16))
+    }
     /// The retry budget of a payment taken in by this server that names none (seconds).
     public var giveUpAfterSeconds: Int32 = PaymentRequest.defaultGiveUpAfterSeconds
     /// Read from the primary when the read path fails.
@@ -63,7 +71,7 @@ public struct ServerSettings: Sendable {
                 throw .invalidOption("\(flag) must be an http(s) URL such as http://127.0.0.1:8404/;csv, got '\(url)'")
             }
         }
-        guard (1...10_000).contains(gatewayConnections) else { throw .invalidOption("--gateway-connections must be from 1 to 10,000") }
+        guard (1...10_000).contains(effectiveGatewayConnections) else { throw .invalidOption("--gateway-connections must be from 1 to 10,000") }
         var copy = self
         copy.workers = try workers?.validated()
         copy.gateway = try gateway.validated()

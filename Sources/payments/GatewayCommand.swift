@@ -52,6 +52,7 @@ struct GatewayCommand: AsyncParsableCommand {
             var logger = Logger(label: "payments.gateway")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let settings = settings()
+            OpenFileLimit.raiseToHardLimit()
             let app = try buildGatewayApplication(settings, logger: logger)
             do {
                 try await app.runService()

@@ -36,8 +36,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("gateway-url"), help: "External gateway (`payments gateway`, env GATEWAY_URL), shared by every serve. Without it the simulated gateway runs in-process (benchmarks; a single serve).")
     var gatewayURL: String? = ProcessInfo.processInfo.environment["GATEWAY_URL"].flatMap { $0.isEmpty ? nil : $0 }
-    @Option(name: .customLong("gateway-connections"), help: "Concurrent HTTP connections to the external gateway.")
-    var gatewayConnections: Int = 256
+    @Option(name: .customLong("gateway-connections"), help: "Concurrent HTTP connections to the external gateway (default: one per job in flight, up to \(ServerSettings.maxDefaultGatewayConnections)).")
+    var gatewayConnections: Int?
 
     @Option(name: .customLong("gateway-latency-ms"), help: "Simulated gateway: mean latency.") var gatewayLatencyMs: Double = 20
     @Option(name: .customLong("gateway-jitter-ms"), help: "Simulated gateway: latency jitter, +/- (default: half the latency).")
@@ -125,6 +125,7 @@ struct ServeCommand: AsyncParsableCommand {
         try await runReportingErrors {
             let logger = try db.makeLogger("payments.serve")
             let settings = try settings()
+            OpenFileLimit.raiseToHardLimit()
             let app = try buildApplication(settings, logger: logger)
             do {
                 try await app.runService()
