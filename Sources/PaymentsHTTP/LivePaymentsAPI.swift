@@ -74,7 +74,8 @@ public struct LivePaymentsAPI: PaymentsAPI {
         let (router, logger) = (self.router, self.logger)
         return ServerStats(
             queue: try await bounded { try await QueueStats.collect(router, logger: logger) },
-            worker: .init(metrics.snapshot, latencyPercentiles: metrics.latencyPercentiles([50, 95, 99])),
+            worker: .init(metrics.snapshot, latencyPercentiles: metrics.latencyPercentiles([50, 95, 99]),
+                          stagePercentiles: metrics.stagePercentiles([50, 95, 99])),
             readsServedBy: router.counts.snapshot,
             gateway: gateway.map { ServerStats.Gateway($0.counts) })
     }

@@ -8,6 +8,11 @@ public struct ServerStats: Sendable, Encodable, Equatable {
         /// Failed payments by reason, every reason of the closed set present (0 when none).
         public var failedByReason: [String: Int]
         public var latencySecondsP50, latencySecondsP95, latencySecondsP99: Double
+        /// Where the time goes, by stage (WorkerMetrics.Stage): p50, p95, p99 in seconds.
+        public var stageSeconds: [String: StagePercentiles]
+        public struct StagePercentiles: Sendable, Encodable, Equatable {
+            public var p50, p95, p99: Double
+        }
         enum CodingKeys: String, CodingKey {
             case claimed, succeeded, retried, failed, released, reaped
             case toReconcile = "to_reconcile", reconciledSucceeded = "reconciled_succeeded", reconciledFailed = "reconciled_failed"
@@ -15,9 +20,14 @@ public struct ServerStats: Sendable, Encodable, Equatable {
             case reconciledCancelled = "reconciled_cancelled", held, delayed, failedByReason = "failed_by_reason"
             case leaseLost = "lease_lost", inFlight = "in_flight", peakInFlight = "peak_in_flight", databaseErrors = "database_errors"
             case latencySecondsP50 = "latency_seconds_p50", latencySecondsP95 = "latency_seconds_p95", latencySecondsP99 = "latency_seconds_p99"
+            case stageSeconds = "stage_seconds"
         }
 
-        public init(_ totals: WorkerMetrics.Totals, latencyPercentiles p: [Double]) {
+        public init(_ totals: WorkerMetrics.Totals, latencyPercentiles p: [Double], stagePercentiles stages: [WorkerMetrics.Stage: [Double]] = [:]) {
+            stageSeconds = Dictionary(uniqueKeysWithValues: WorkerMetrics.Stage.allCases.map { stage in
+                let q = stages[stage] ?? []
+                return (stage.rawValue, StagePercentiles(p50: q.count > 0 ? q[0] : 0, p95: q.count > 1 ? q[1] : 0, p99: q.count > 2 ? q[2] : 0))
+            })
             claimed = totals.claimed
             succeeded = totals.succeeded
             retried = totals.retried

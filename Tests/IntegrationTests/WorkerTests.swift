@@ -75,6 +75,17 @@ extension Integration {
             let observed = metrics.split(separator: "\n").first { $0.hasPrefix("payments_job_latency_seconds_count") }
                 .flatMap { Int($0.split(separator: " ").last ?? "") }
             #expect(observed == 10_000, "latency histogram count: \(String(describing: observed))")
+            // Where the time went: one histogram per stage, each with an observation per
+            // claim (every attempt is claimed, called and completed), and the same in /v1/stats.
+            for stage in ["claim_wait", "claim", "gateway", "completion_wait", "completion_commit"] {
+                let count = metrics.split(separator: "\n").first { $0.hasPrefix("payments_job_stage_seconds_count{stage=\"\(stage)\"}") }
+                    .flatMap { Int($0.split(separator: " ").last ?? "") }
+                #expect((count ?? 0) >= 10_000, "stage \(stage): \(String(describing: count)) observations")
+                let percentiles = ((stats?["worker"] as? [String: Any])?["stage_seconds"] as? [String: Any])?[stage] as? [String: Double]
+                #expect(percentiles?["p99"] != nil && percentiles!["p99"]! >= percentiles!["p50"]!, "stage \(stage) in /v1/stats: \(String(describing: percentiles))")
+            }
+            let gatewayP50 = (((stats?["worker"] as? [String: Any])?["stage_seconds"] as? [String: Any])?["gateway"] as? [String: Double])?["p50"] ?? 0
+            #expect(gatewayP50 >= 0.001 && gatewayP50 < 0.5, "a 2 ms gateway's call p50: \(gatewayP50) s")
             let states = try await Self.states(prefix)
             print("states: \(states); worker: \(String(describing: stats?["worker"]))")
             let failed = states["failed", default: 0]

@@ -18,9 +18,12 @@ public struct ClaimedJob: Sendable, Equatable {
     public var cancelRequested: Bool
     /// The claim's sequence number (`claim_seq`): the fence of its outcome.
     public var claim: Int64
+    /// How long it had been due (`run_at`) when it was claimed, on the database's clock:
+    /// the wait for a claim, the first stage of a payment's latency.
+    public var waitedSeconds: Double
 
     public init(id: Int64, idempotencyKey: String, payment: Payment, attempt: Int32, maxAttempts: Int32, leaseExpiresAt: Date,
-                giveUpAt: Date = .distantFuture, cancelRequested: Bool = false, claim: Int64 = 0) {
+                giveUpAt: Date = .distantFuture, cancelRequested: Bool = false, claim: Int64 = 0, waitedSeconds: Double = 0) {
         self.id = id
         self.idempotencyKey = idempotencyKey
         self.payment = payment
@@ -30,6 +33,7 @@ public struct ClaimedJob: Sendable, Equatable {
         self.giveUpAt = giveUpAt
         self.cancelRequested = cancelRequested
         self.claim = claim
+        self.waitedSeconds = waitedSeconds
     }
 
     /// The gateway call for this claim, due within `timeout` and never after the lease the

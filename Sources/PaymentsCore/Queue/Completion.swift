@@ -38,11 +38,14 @@ public struct Completion: Sendable, Equatable {
     /// The claim this outcome belongs to (`claim_seq`): the fence of its write.
     public var claim: Int64
     public var resolution: Resolution
+    /// When the answer it records was known (the completion stage's wait starts there).
+    public var answeredAt: ContinuousClock.Instant
 
-    public init(jobID: Int64, claim: Int64, resolution: Resolution) {
+    public init(jobID: Int64, claim: Int64, resolution: Resolution, answeredAt: ContinuousClock.Instant = .now) {
         self.jobID = jobID
         self.claim = claim
         self.resolution = resolution
+        self.answeredAt = answeredAt
     }
 }
 

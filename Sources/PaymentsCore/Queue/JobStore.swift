@@ -76,7 +76,8 @@ public struct JobStore: Sendable {
     /// by `claimedJobs`.
     static let claimedColumns = """
         j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
-        COALESCE(j.give_up_at, j.created_at + interval '1 hour'), j.cancel_requested_at IS NOT NULL, j.claim_seq
+        COALESCE(j.give_up_at, j.created_at + interval '1 hour'), j.cancel_requested_at IS NOT NULL, j.claim_seq,
+        greatest(EXTRACT(EPOCH FROM now() - j.run_at), 0)::float8
         """
 
     /// The lease end the jobs carry is on this process's clock, counted from before the
@@ -92,12 +93,12 @@ public struct JobStore: Sendable {
 
     static func claimedJobs(_ rows: PostgresRowSequence, leaseEnd: Date) async throws -> [ClaimedJob] {
         var jobs: [ClaimedJob] = []
-        for try await (id, key, amount, currency, debtor, creditor, attempt, maxAttempts, giveUpAt, cancelRequested, claim)
-            in rows.decode((Int64, String, Int64, String, String, String, Int32, Int32, Date, Bool, Int64).self) {
+        for try await (id, key, amount, currency, debtor, creditor, attempt, maxAttempts, giveUpAt, cancelRequested, claim, waited)
+            in rows.decode((Int64, String, Int64, String, String, String, Int32, Int32, Date, Bool, Int64, Double).self) {
             jobs.append(ClaimedJob(id: id, idempotencyKey: key,
                                    payment: Payment(amountMinor: amount, currency: currency, debtor: debtor, creditor: creditor),
                                    attempt: attempt, maxAttempts: maxAttempts, leaseExpiresAt: leaseEnd,
-                                   giveUpAt: giveUpAt, cancelRequested: cancelRequested, claim: claim))
+                                   giveUpAt: giveUpAt, cancelRequested: cancelRequested, claim: claim, waitedSeconds: waited))
         }
         return jobs
     }

@@ -4,6 +4,13 @@ import Synchronization
 /// The worker's swift-metrics instruments (exported by /metrics) and running totals (for
 /// the periodic log line, /v1/stats and the demo).
 public final class WorkerMetrics: Sendable {
+    /// Where a payment's time goes between its enqueue and its completion, on the worker:
+    /// waiting to be claimed (due to claimed, the database's clock), the claim statement, the
+    /// gateway call, waiting for its completion batch, and that batch's statement.
+    public enum Stage: String, Sendable, CaseIterable, Encodable {
+        case claimWait = "claim_wait", claim, gateway, completionWait = "completion_wait", completionCommit = "completion_commit"
+    }
+
     public struct Totals: Sendable, Equatable {
         public var claimed = 0
         public var succeeded = 0
@@ -58,6 +65,11 @@ public final class WorkerMetrics: Sendable {
     let inFlightGauge = Gauge(label: "payments_jobs_in_flight")
     let claimBatch = Recorder(label: "payments_claim_batch_size", aggregate: true)
     let latency = Timer(label: "payments_job_latency_seconds", preferredDisplayUnit: .seconds)
+    /// `payments_job_stage_seconds{stage=…}`: one histogram per stage.
+    let stageTimers: [Stage: Timer] = Dictionary(uniqueKeysWithValues: Stage.allCases.map {
+        ($0, Timer(label: "payments_job_stage_seconds", dimensions: [("stage", $0.rawValue)], preferredDisplayUnit: .seconds))
+    })
+    private let stageHistograms = Mutex(Dictionary(uniqueKeysWithValues: Stage.allCases.map { ($0, LatencyHistogram()) }))
 
     private let totals = Mutex(Totals())
     private let latencies = Mutex(LatencyHistogram())
@@ -72,6 +84,18 @@ public final class WorkerMetrics: Sendable {
 
     /// Enqueue-to-completion latency percentiles (seconds) over the completed jobs seen.
     public func latencyPercentiles(_ ps: [Double]) -> [Double] { latencies.withLock { $0.percentiles(ps) } }
+
+    /// One sample per job of `stage` (seconds).
+    func recordStage(_ stage: Stage, _ seconds: [Double]) {
+        guard !seconds.isEmpty, let timer = stageTimers[stage] else { return }
+        for s in seconds { timer.recordNanoseconds(Int64(max(0, s) * 1e9)) }
+        stageHistograms.withLock { $0[stage]?.add(seconds) }
+    }
+
+    /// Each stage's percentiles (seconds) over the jobs seen.
+    public func stagePercentiles(_ ps: [Double]) -> [Stage: [Double]] {
+        stageHistograms.withLock { $0.mapValues { $0.percentiles(ps) } }
+    }
 
     func recordClaim(_ n: Int) {
         claimBatch.record(n)

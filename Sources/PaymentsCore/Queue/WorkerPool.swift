@@ -125,9 +125,13 @@ public final class WorkerPool: Service, Sendable {
                 let want = min(configuration.batchSize, free)
                 let claimed: [ClaimedJob]
                 do {
+                    let started = ContinuousClock.now
                     claimed = try await withTimeout(clientTimeout) { [store, configuration] in
                         try await store.claim(limit: want, owner: configuration.owner, lease: configuration.lease)
                     }
+                    let took = (ContinuousClock.now - started).seconds
+                    metrics.recordStage(.claimWait, claimed.map(\.waitedSeconds))
+                    metrics.recordStage(.claim, Array(repeating: took, count: claimed.count))
                     dbBackoff = .milliseconds(50)
                 } catch {
                     if Task.isCancelled { break }
@@ -148,10 +152,16 @@ public final class WorkerPool: Service, Sendable {
                     metrics.setInFlight(inFlight)
                     for job in claimed { jobs.addTask { await self.process(job) } }
                 }
-                if claimed.count < want {
-                    // The queue is (nearly) empty: poll again soon, backing off while idle.
+                if claimed.isEmpty {
+                    // Nothing due: poll again soon, backing off while idle.
                     try? await Task.sleep(for: poll)
                     poll = min(poll * 2, configuration.idlePollMax)
+                } else if claimed.count < want {
+                    // A trickle: it was all there was, so wait a little for more, but never
+                    // back off while work keeps arriving (backing off under a steady 700/s
+                    // made the wait for a claim 22 ms at p50 and the whole payment 50).
+                    poll = configuration.idlePollMin
+                    try? await Task.sleep(for: poll)
                 } else {
                     poll = configuration.idlePollMin
                 }
@@ -186,7 +196,10 @@ public final class WorkerPool: Service, Sendable {
         } else {
             // The gateway answers by the request's deadline (PaymentGateway's contract): no
             // timer of ours races each call.
-            resolution = await resolve(job, await gateway.charge(job.chargeRequest(within: configuration.effectiveGatewayTimeout)))
+            let sent = ContinuousClock.now
+            let outcome = await gateway.charge(job.chargeRequest(within: configuration.effectiveGatewayTimeout))
+            metrics.recordStage(.gateway, [(ContinuousClock.now - sent).seconds])
+            resolution = await resolve(job, outcome)
         }
         state.withLock { $0.gatewayCalls -= 1 }
         completions.append(Completion(jobID: job.id, claim: job.claim, resolution: resolution))
@@ -272,7 +285,11 @@ public final class WorkerPool: Service, Sendable {
 
     func completeLoop() async {
         while let batch = await completions.take(max: configuration.completionBatch) {
+            let started = ContinuousClock.now
             await record(batch, fence: .lease(owner: configuration.owner))
+            let took = (ContinuousClock.now - started).seconds
+            metrics.recordStage(.completionWait, batch.map { (started - $0.answeredAt).seconds })
+            metrics.recordStage(.completionCommit, Array(repeating: took, count: batch.count))
             let inFlight = state.withLock { s -> Int in
                 for c in batch { s.held.release(c.jobID, claim: c.claim) }
                 return s.held.count
