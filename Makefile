@@ -59,5 +59,7 @@ build:
 release:
 	swift build -c release --product payments
 
-bench:
-	scripts/bench all
+# Every figure beside its ceiling in the same run (payments bench, release build, the
+# running topology: `make up` first). ARGS= for more (--json, --compare FILE, --quick).
+bench: release
+	.build/release/payments bench $(ARGS)

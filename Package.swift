@@ -64,6 +64,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // `payments bench`: the application's figures beside ceilings measured in the same run.
+        .target(
+            name: "PaymentsBench",
+            dependencies: [
+                "PaymentsCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // Thin CLI: parses flags, builds, runs.
         .executableTarget(
             name: "payments",
@@ -71,6 +82,7 @@ let package = Package(
                 "PaymentsCore",
                 "PaymentsHTTP",
                 "PaymentsProof",
+                "PaymentsBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -85,6 +97,10 @@ let package = Package(
         .testTarget(
             name: "PaymentsCoreTests",
             dependencies: ["PaymentsCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "PaymentsBenchTests",
+            dependencies: ["PaymentsBench"]
         ),
         .testTarget(
             name: "PaymentsProofTests",

@@ -1,0 +1,39 @@
+import Foundation
+import Testing
+@testable import PaymentsBench
+
+@Suite struct BenchReportTests {
+    func report(_ figures: [BenchFigure], commit: String = "abc1234") -> BenchReport {
+        var r = BenchReport(date: "2026-12-04T21:00:00Z", commit: commit, cores: 2, quick: false)
+        r.figures = figures
+        return r
+    }
+
+    @Test func eachFigureIsPrintedBesideItsCeilingAndTheirRatio() {
+        let r = report([
+            BenchFigure(phase: "drain", name: "drain (jobs/s)", value: 8_000, unit: "jobs/s", ceiling: "UPDATE (TPS)", target: "≥ 1.0x"),
+            BenchFigure(phase: "ceilings", name: "UPDATE (TPS)", value: 10_000, unit: "TPS"),
+        ])
+        #expect(r.ratio(of: r.figures[0]) == 0.8)
+        #expect(r.ratio(of: r.figures[1]) == nil)
+        let table = r.table()
+        #expect(table.contains("| drain (jobs/s) | 8,000 jobs/s | 10,000 TPS UPDATE (TPS) | 0.80x | ≥ 1.0x |"), "\(table)")
+        #expect(table.contains("commit abc1234"))
+    }
+
+    @Test func aComparisonGivesEachFiguresRatioToTheEarlierRun() throws {
+        let earlier = report([BenchFigure(phase: "reads", name: "GET (req/s)", value: 4_000, unit: "req/s")], commit: "old")
+        let now = report([BenchFigure(phase: "reads", name: "GET (req/s)", value: 5_000, unit: "req/s"),
+                          BenchFigure(phase: "reads", name: "p99 (ms)", value: 12.5, unit: "ms")])
+        // What --compare reads is what --json wrote.
+        let decoded = try JSONDecoder().decode(BenchReport.self, from: try JSONEncoder().encode(earlier))
+        let text = now.comparison(to: decoded)
+        #expect(text.contains("| GET (req/s) | 4,000 req/s | 5,000 req/s | 1.25x |"), "\(text)")
+        #expect(text.contains("| p99 (ms) | - | 12.5 ms | new |"), "\(text)")
+    }
+
+    @Test(arguments: [("456.00us", 0.46), ("13.42ms", 13.42), ("1.02s", 1020.0), ("junk", 0.0)])
+    func wrkDurationsAreReadAsMilliseconds(_ text: String, _ ms: Double) {
+        #expect(BenchRunner.milliseconds(text) == ms)
+    }
+}
