@@ -56,7 +56,7 @@ public struct ReadRouter: Sendable {
             guard fallback ?? self.fallback else {
                 throw PaymentsError.unreachable(role: "pgbouncer-read", endpoint: database.readURL.endpoint, reason: describe(error))
             }
-            throttle.log(logger, .warning, "read path failed; reading from the primary", metadata: ["error": "\(describe(error))"])
+            logThrottled("read path failed; reading from the primary", error: error)
             reason = "read path unavailable: \(describe(error))"
         }
         var (answer, _) = try await withTimeout(timeout) {
@@ -66,6 +66,10 @@ public struct ReadRouter: Sendable {
         answer.source.viaWritePath = true
         answer.source.reason = reason
         return answer
+    }
+
+    func logThrottled(_ message: String, error: any Error) {
+        throttle.log(logger, .warning, message, metadata: ["error": "\(describe(error))"])
     }
 
     /// Asks the read path which node answers, never falling back: a probe of the path itself.
@@ -101,7 +105,7 @@ public struct ReadRouter: Sendable {
         try await read(ReadStatements.nodeIdentity(), fallback: false, decode: { _ in () }).source
     }
 
-    private func run<Value: Sendable>(
+    func run<Value: Sendable>(
         _ statement: PostgresQuery, on client: PostgresClient,
         decode: @Sendable ([PostgresRandomAccessRow]) throws -> Value
     ) async throws -> (Routed<Value>, fresh: Bool) {

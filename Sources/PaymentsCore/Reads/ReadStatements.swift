@@ -4,16 +4,15 @@ import PostgresNIO
 /// `\(readNode: token)`, the answering node's identity, lag and freshness, so they are
 /// evaluated in the same statement as the read and describe the node that answered it.
 enum ReadStatements {
-    /// One job with its postings, wherever it is (queue, history, archive); a row even
-    /// when the job does not exist (its columns NULL). The id is bound, not taken from an
-    /// outer row: PostgreSQL plans an unnamed statement with its bound values, so the
-    /// history's other partitions are pruned before planning them.
-    ///
-    /// It runs as `payment_status` (migration 0013), the same statement in a PL/pgSQL
-    /// function: PostgreSQL keeps its plan per server connection, which survives
-    /// transaction pooling, instead of parsing and planning the union on every call.
-    static func job(id: Int64, freshAs token: String?) -> PostgresQuery {
-        "SELECT * FROM payment_status(\(id), \(token)::text)"
+    /// Jobs with their postings, wherever each is (queue, history, archive), by
+    /// `payment_status_batch` (migration 0015): one row per id, in order, even for a job
+    /// that does not exist (its columns NULL); each row with its own freshness (its token;
+    /// none is sent as '') in the fourth column, the job's columns after the node's, and
+    /// the item's position (from 1) last. Each job is read by a PL/pgSQL function whose
+    /// plan PostgreSQL keeps per server connection (migration 0013), which survives
+    /// transaction pooling, with the id bound, so the history's other partitions are pruned.
+    static func jobs(ids: [Int64], freshAs tokens: [String?]) -> PostgresQuery {
+        "SELECT * FROM payment_status_batch(\(ids)::int8[], \(tokens.map { $0 ?? "" })::text[])"
     }
 
     /// One row per state, with the jobs finished in the last minute on every row; then one

@@ -1,0 +1,118 @@
+import Foundation
+import Logging
+import PaymentsCore
+import Testing
+
+extension Integration {
+    /// Concurrent status reads share one statement (`payment_status_batch`), and each
+    /// read in it keeps its own freshness, node and fallback.
+    @Suite struct ReadBatchTests {
+        static let superSQL = ReadFreshnessTests.superSQL
+
+        static func insertPayment(_ label: String) async throws -> Int64 {
+            let key = TestEnvironment.uniquePrefix(label)
+            let id = try await superSQL("primary", """
+                INSERT INTO payment_queue (idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor)
+                VALUES ('\(key)', '\(key)', 100, 'EUR', 'acct_1', 'acct_2') RETURNING id
+                """)
+            return try #require(Int64(id))
+        }
+
+        static func bothReplicasHave(_ id: Int64) async throws {
+            for replica in ["replica-1", "replica-2"] {
+                try await TestEnvironment.eventually("\(replica) has payment \(id)") {
+                    try await superSQL(replica, "SELECT count(*) FROM payment_queue WHERE id = \(id)") == "1"
+                }
+            }
+        }
+
+        /// In one statement on a replica that has not replayed a write: the read with the
+        /// write's token is marked not fresh, the read without a token gets the replica's
+        /// row, a missing payment a row of NULLs; one row per read, in order.
+        @Test func eachReadInABatchHasItsOwnFreshness() async throws {
+            try await TestEnvironment.migrate()
+            let id = try await Self.insertPayment("batch")
+            try await Self.bothReplicasHave(id)
+            _ = try await Self.superSQL("replica-1", "SELECT pg_wal_replay_pause()")
+            do {
+                _ = try await Self.superSQL("primary", "UPDATE payment_queue SET last_error = 'written' WHERE id = \(id)")
+                let token = try await Self.superSQL("primary", "SELECT pg_current_wal_lsn()")
+                try await TestEnvironment.eventually("replica-1 received the write") {
+                    try await Self.superSQL("replica-1", "SELECT pg_last_wal_receive_lsn() >= '\(token)'::pg_lsn") == "t"
+                }
+                let rows = try await Self.superSQL("replica-1", """
+                    SELECT item, fresh, coalesce(id::text, '-'), coalesce(last_error, '')
+                    FROM payment_status_batch(ARRAY[\(id), \(id), 9000000000000000000, \(id)]::int8[],
+                                              ARRAY['\(token)', NULL, '', '0/0']::text[])
+                    """)
+                #expect(rows.split(separator: "\n") == ["1|f|\(id)|", "2|t|\(id)|", "3|t|-|", "4|t|\(id)|"], "\(rows)")
+                // Replay resumes inside the statement, after its start: the token is
+                // compared first, so a read marked fresh shows the write.
+                let answer = try await Self.superSQL("replica-1", """
+                    SELECT s.fresh, coalesce(s.last_error, '') FROM
+                      (SELECT pg_wal_replay_resume()::text || pg_sleep(1)::text AS t) r,
+                      LATERAL payment_status_batch(ARRAY[\(id) + 0 * length(r.t)]::int8[], ARRAY['\(token)']) s
+                    """)
+                #expect(answer == "t|written" || answer.hasPrefix("f|"), "a batched read marked fresh missed the write: \(answer)")
+            } catch {
+                _ = try? await Self.superSQL("replica-1", "SELECT pg_wal_replay_resume()")
+                throw error
+            }
+            _ = try? await Self.superSQL("replica-1", "SELECT pg_wal_replay_resume()")
+            let mismatched = try await TestEnvironment.topology(["psql", "super", "replica-1", "-d", "resilient_payment_processor", "-qtAc",
+                                                                 "SELECT * FROM payment_status_batch(ARRAY[1]::int8[], ARRAY[]::text[])"])
+            #expect(mismatched.status != 0 && mismatched.stderr.contains("1 payments but 0 tokens"), "\(mismatched.stderr)")
+        }
+
+        /// Many reads at once through PaymentReads while both replicas hold replay: each
+        /// gets what it asked for. A read with a token the replicas have not replayed, and
+        /// a payment they do not have yet, come from the primary with the reason; a read
+        /// without a token comes from a replica; a missing payment is nil.
+        @Test func concurrentReadsAreRoutedOneByOne() async throws {
+            try await TestEnvironment.migrate()
+            let old = try await Self.insertPayment("batch-old")
+            try await Self.bothReplicasHave(old)
+            let database = Database(writeURL: TestEnvironment.writeURL, readURL: TestEnvironment.readURL,
+                                    writePoolSize: 2, readPoolSize: 2, logger: Logger(label: "test"))
+            let reads = PaymentReads(router: ReadRouter(database: database, logger: Logger(label: "test")))
+            for replica in ["replica-1", "replica-2"] { _ = try await Self.superSQL(replica, "SELECT pg_wal_replay_pause()") }
+            do {
+                let new = try await Self.insertPayment("batch-new")
+                _ = try await Self.superSQL("primary", "UPDATE payment_queue SET last_error = 'written' WHERE id = \(old)")
+                let token = try await Self.superSQL("primary", "SELECT pg_current_wal_lsn()")
+                let asked: [(id: Int64, token: String?)] = (0..<50).flatMap { _ in
+                    [(old, token), (old, nil), (new, nil), (9_000_000_000_000_000_000, nil)]
+                }
+                let answers = try await database.run {
+                    try await withThrowingTaskGroup(of: (Int, Routed<Job?>).self) { group in
+                        for (index, read) in asked.enumerated() {
+                            group.addTask { (index, try await reads.job(id: read.id, freshnessToken: read.token)) }
+                        }
+                        var answers = [Int: Routed<Job?>]()
+                        for try await (index, answer) in group { answers[index] = answer }
+                        return answers
+                    }
+                }
+                for (index, read) in asked.enumerated() {
+                    let answer = try #require(answers[index])
+                    switch (read.id, read.token) {
+                    case (old, .some):
+                        #expect(answer.value?.lastError == "written" && answer.source.kind == .primary
+                                && answer.source.reason?.contains("has not replayed the token") == true, "\(answer)")
+                    case (old, nil):
+                        #expect(answer.value?.id == old && answer.value?.lastError == nil && answer.source.kind == .replica, "\(answer)")
+                    case (new, _):
+                        #expect(answer.value?.id == new && answer.source.viaWritePath
+                                && answer.source.reason?.hasPrefix("not found on") == true, "\(answer)")
+                    default:
+                        #expect(answer.value == nil && answer.source.viaWritePath, "\(answer)")
+                    }
+                }
+            } catch {
+                for replica in ["replica-1", "replica-2"] { _ = try? await Self.superSQL(replica, "SELECT pg_wal_replay_resume()") }
+                throw error
+            }
+            for replica in ["replica-1", "replica-2"] { _ = try? await Self.superSQL(replica, "SELECT pg_wal_replay_resume()") }
+        }
+    }
+}
