@@ -39,9 +39,9 @@ struct PaymentRoutes<API: PaymentsAPI>: Sendable {
         switch try await api.create(payment, idempotencyKey: key) {
         case let .created(job, token):
             context.logger.info("payment accepted", metadata: ["job_id": "\(job.id)"])
-            return try JSONResponse.make(job, status: .created, headers: [.freshnessToken: token, .location: "/v1/payments/\(job.id)"])
+            return JSONResponse.make(job, status: .created, headers: [.freshnessToken: token, .location: "/v1/payments/\(job.id)"])
         case let .existing(job, token):
-            return try JSONResponse.make(job, status: .ok, headers: [.freshnessToken: token, .location: "/v1/payments/\(job.id)"])
+            return JSONResponse.make(job, status: .ok, headers: [.freshnessToken: token, .location: "/v1/payments/\(job.id)"])
         case let .keyReusedWithDifferentBody(existingID):
             throw APIError(status: .conflict, code: "idempotency_key_reused",
                            message: "Idempotency-Key '\(key)' was already used for a different payment (job \(existingID))")
@@ -114,7 +114,7 @@ struct PaymentRoutes<API: PaymentsAPI>: Sendable {
         if let asked = request.headers[.ifNoneMatch], Self.matches(asked, tag) {
             return Response(status: .notModified, headers: headers)
         }
-        return try JSONResponse.make(job, status: .ok, headers: headers)
+        return JSONResponse.make(job, status: .ok, headers: headers)
     }
 
     /// A payment's version: every change of a payment moves its `updated_at` (microseconds)

@@ -13,6 +13,13 @@ public enum FlatJSON {
         return bytes.withContiguousStorageIfAvailable { reader.object($0) } ?? reader.object(Array(bytes).withUnsafeBufferPointer { $0 })
     }
 
+    /// `[{...}, ...]`: an array of flat objects (the status read's postings, as
+    /// PostgreSQL's json_agg writes them), or nil for anything else, as `object(_:)`.
+    public static func objects(_ bytes: some Collection<UInt8>) -> [[String: JSONValue]]? {
+        var reader = Reader()
+        return bytes.withContiguousStorageIfAvailable { reader.objects($0) } ?? reader.objects(Array(bytes).withUnsafeBufferPointer { $0 })
+    }
+
     /// A scalar value to write.
     public enum Value: Sendable {
         case string(String), integer(Int64), bool(Bool)
@@ -26,10 +33,10 @@ public enum FlatJSON {
         for case let (key, value?) in fields {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
-            appendString(key, to: &out)
+            JSONObjectWriter.appendString(key, to: &out)
             out.append(UInt8(ascii: ":"))
             switch value {
-            case let .string(s): appendString(s, to: &out)
+            case let .string(s): JSONObjectWriter.appendString(s, to: &out)
             case let .integer(n): out.append(contentsOf: String(n).utf8)
             case let .bool(b): out.append(contentsOf: (b ? "true" : "false").utf8)
             }
@@ -38,30 +45,37 @@ public enum FlatJSON {
         return out
     }
 
-    static func appendString(_ s: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for byte in s.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-
     private struct Reader {
         var i = 0
 
         mutating func object(_ b: UnsafeBufferPointer<UInt8>) -> [String: JSONValue]? {
+            guard let result = members(b), end(b) else { return nil }
+            return result
+        }
+
+        mutating func objects(_ b: UnsafeBufferPointer<UInt8>) -> [[String: JSONValue]]? {
+            skipSpace(b)
+            guard take(b, UInt8(ascii: "[")) else { return nil }
+            var result: [[String: JSONValue]] = []
+            skipSpace(b)
+            if take(b, UInt8(ascii: "]")) { return end(b) ? result : nil }
+            while true {
+                guard let object = members(b) else { return nil }
+                result.append(object)
+                skipSpace(b)
+                if take(b, UInt8(ascii: ",")) { continue }
+                guard take(b, UInt8(ascii: "]")) else { return nil }
+                return end(b) ? result : nil
+            }
+        }
+
+        /// One flat object, up to its closing brace.
+        mutating func members(_ b: UnsafeBufferPointer<UInt8>) -> [String: JSONValue]? {
             skipSpace(b)
             guard take(b, UInt8(ascii: "{")) else { return nil }
             var result: [String: JSONValue] = [:]
             skipSpace(b)
-            if take(b, UInt8(ascii: "}")) { return end(b) ? result : nil }
+            if take(b, UInt8(ascii: "}")) { return result }
             while true {
                 skipSpace(b)
                 guard take(b, UInt8(ascii: "\"")), let key = string(b) else { return nil }
@@ -72,7 +86,7 @@ public enum FlatJSON {
                 skipSpace(b)
                 if take(b, UInt8(ascii: ",")) { continue }
                 guard take(b, UInt8(ascii: "}")) else { return nil }
-                return end(b) ? result : nil
+                return result
             }
         }
 
