@@ -6,7 +6,9 @@ import PaymentsCore
 enum JSONResponse {
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        // Slashes as they are: the job's JSON (`Job.json`) writes them so, and every body
+        // that shows a job must show it the same way.
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
 

@@ -11,6 +11,7 @@ final class ReadBatcher: Sendable {
         let id: Int64
         let token: String?
         let continuation: CheckedContinuation<Routed<Job?>, any Error>
+        let arrived: ContinuousClock.Instant
     }
 
     private struct State {
@@ -24,21 +25,30 @@ final class ReadBatcher: Sendable {
     let maxBatches: Int
     /// The most reads in one statement.
     let maxBatchSize: Int
+    /// The most reads waiting for a batch: past it a read fails at once (the read path is
+    /// not keeping up, as when it stalls and each batch waits out the timeout).
+    let maxWaiting: Int
     private let state = Mutex(State())
 
-    init(router: ReadRouter, maxBatches: Int = 4, maxBatchSize: Int = 128) {
+    init(router: ReadRouter, maxBatches: Int = 4, maxBatchSize: Int = 128, maxWaiting: Int = 4096) {
         self.router = router
         self.maxBatches = max(1, maxBatches)
         self.maxBatchSize = max(1, maxBatchSize)
+        self.maxWaiting = max(1, maxWaiting)
     }
 
     func job(id: Int64, freshnessToken token: String?) async throws -> Routed<Job?> {
         try await withCheckedThrowingContinuation { continuation in
-            let batch: [Read]? = state.withLock { state in
-                state.waiting.append(Read(id: id, token: token, continuation: continuation))
-                guard state.batchesInFlight < maxBatches else { return nil }
+            let read = Read(id: id, token: token, continuation: continuation, arrived: .now)
+            let (batch, refused) = state.withLock { state -> ([Read]?, Bool) in
+                guard state.waiting.count < maxWaiting else { return (nil, true) }
+                state.waiting.append(read)
+                guard state.batchesInFlight < maxBatches else { return (nil, false) }
                 state.batchesInFlight += 1
-                return take(&state)
+                return (take(&state), false)
+            }
+            if refused {
+                return continuation.resume(throwing: unreachable("\(maxWaiting) reads are already waiting for the read path"))
             }
             // A batch runs apart from the read that started it: its other reads must not
             // wait on that caller, nor be cancelled with it.
@@ -53,11 +63,23 @@ final class ReadBatcher: Sendable {
         return batch
     }
 
+    private func unreachable(_ reason: String) -> PaymentsError {
+        PaymentsError.unreachable(role: "pgbouncer-read", endpoint: router.database.readURL.endpoint, reason: reason)
+    }
+
     /// Sends batches while reads wait, then frees the slot.
     private func run(_ first: [Read]) async {
         var batch = first
         while true {
-            await send(batch)
+            // A read that waited longer than the router's timeout for its batch (the read
+            // path stalls and each batch waits the timeout out) fails as a single read that
+            // got no answer in time did, instead of waiting on.
+            let now = ContinuousClock.now
+            let late = batch.filter { now - $0.arrived > router.timeout }
+            for read in late {
+                read.continuation.resume(throwing: unreachable("waited more than \(router.timeout) for a batch"))
+            }
+            if late.count < batch.count { await send(late.isEmpty ? batch : batch.filter { now - $0.arrived <= router.timeout }) }
             let next: [Read]? = state.withLock { state in
                 guard !state.waiting.isEmpty else {
                     state.batchesInFlight -= 1

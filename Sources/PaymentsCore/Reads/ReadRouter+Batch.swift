@@ -20,8 +20,14 @@ extension ReadRouter {
             let (answer, _) = try await withTimeout(timeout) {
                 try await self.run(statement(all), on: self.database.read, decode: { rows in try Self.items(rows, count: count, decode) })
             }
-            for (index, (fresh, item)) in answer.value.enumerated() {
+            for (index, (fresh, decoded)) in answer.value.enumerated() {
                 counts.record(answer.source)
+                guard case let .success(item) = decoded else {
+                    // This read's row only (a state this binary does not know, say): the
+                    // others in the batch are answered.
+                    results[index] = decoded.map { Routed(value: $0, source: answer.source) }
+                    continue
+                }
                 if !fresh {
                     again.append((index, "\(answer.source.node) has not replayed the token yet"))
                 } else if let why = unusable(item, answer.source) {
@@ -53,7 +59,7 @@ extension ReadRouter {
                     var source = answer.source
                     source.viaWritePath = true
                     source.reason = reason
-                    results[index] = .success(Routed(value: item, source: source))
+                    results[index] = item.map { Routed(value: $0, source: source) }
                 }
             } catch {
                 for index in indices { results[index] = .failure(error) }
@@ -62,12 +68,14 @@ extension ReadRouter {
         return results.map { $0 ?? .failure(PaymentsError.database("a batched read lost an item")) }
     }
 
-    /// Each row's freshness and item; exactly `count` rows, in order.
+    /// Each row's freshness and item (or why its row could not be read); exactly `count`
+    /// rows, in order. Only a wrong row count or a node column that cannot be read fails
+    /// the whole batch.
     private static func items<Item>(_ rows: [PostgresRandomAccessRow], count: Int,
-                                    _ decode: (PostgresRandomAccessRow) throws -> Item) throws -> [(fresh: Bool, item: Item)] {
+                                    _ decode: (PostgresRandomAccessRow) throws -> Item) throws -> [(fresh: Bool, item: Result<Item, any Error>)] {
         guard rows.count == count else {
             throw PaymentsError.database("a batched read of \(count) returned \(rows.count) rows")
         }
-        return try rows.map { row in (try row[3].decode(Bool.self), try decode(row)) }
+        return try rows.map { row in (try row[3].decode(Bool.self), Result { try decode(row) }) }
     }
 }
