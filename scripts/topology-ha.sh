@@ -175,12 +175,14 @@ haproxy_replicas_up() {
     | awk -F, '$1=="pg_replicas" && $2 ~ /^node-/ && $18=="UP" {n++} END {print n+0}')" = 2 ]
 }
 
+# The first wait that times out fails `up` (a function called before || runs without
+# errexit: each wait must say so itself; "HA up" used to follow two timeouts).
 wait_ready() {
-  wait_for "a Patroni leader" 90 has_leader
-  wait_for "two replicas streaming within $READ_LAG_BOUND" 180 replicas_ready
-  wait_for "haproxy marking both replicas UP" 60 haproxy_replicas_up
-  wait_for "pgbouncer-write" 30 pooler_answers "$PGB_WRITE_PORT"
-  wait_for "pgbouncer-read" 30 pooler_answers "$PGB_READ_PORT"
+  wait_for "a Patroni leader" 90 has_leader \
+    && wait_for "two replicas streaming within $READ_LAG_BOUND" 180 replicas_ready \
+    && wait_for "haproxy marking both replicas UP" 60 haproxy_replicas_up \
+    && wait_for "pgbouncer-write" 30 pooler_answers "$PGB_WRITE_PORT" \
+    && wait_for "pgbouncer-read" 30 pooler_answers "$PGB_READ_PORT"
 }
 
 # ---------------------------------------------------------------- commands

@@ -32,6 +32,10 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
         // serve on the same queue would charge a key again.
         logger.warning("the in-process simulated gateway is for one serve process only: several serves share `payments gateway` through --gateway-url")
     }
+    // Every serve keeps the partitions ahead, with or without workers: it takes payments.
+    let statementTimeout = settings.workers?.effectiveStatementTimeout ?? .seconds(15)
+    services.append(PartitionUpkeep(store: JobStore(client: database.write, statementTimeout: statementTimeout, logger: logger),
+                                    logger: logger))
     let metrics = WorkerMetrics()
     let api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: simulated,
                               cancelMargin: (settings.workers ?? WorkerConfiguration()).settleMargin,

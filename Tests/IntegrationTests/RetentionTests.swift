@@ -36,6 +36,28 @@ extension Integration {
             try await QueueReset.cancelLeftovers()
         }
 
+        /// Every serve keeps the partitions ahead, one that serves the API only
+        /// (`--no-workers`) too: upkeep is a service of its own, not a worker's loop (before
+        /// issue 26 it was, and a `--no-workers` serve never created a partition). The
+        /// furthest partition of the ledger (empty: it is ahead of every id) is dropped,
+        /// and a `--no-workers` serve creates it again at start.
+        @Test func aServeWithoutWorkersKeepsPartitionsAhead() async throws {
+            try await TestEnvironment.migrate()
+            _ = try await ReadFreshnessTests.superSQL("primary", "SELECT ledger_entries_add_partitions(2)")
+            let furthest = try await ReadFreshnessTests.superSQL("primary", """
+                SELECT max(c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = 'ledger_entries'::regclass AND c.relname ~ '^ledger_entries_p[0-9]+$'
+                """)
+            try #require(furthest.hasPrefix("ledger_entries_p"))
+            #expect(try await ReadFreshnessTests.superSQL("primary", "SELECT count(*) FROM \(furthest)") == "0")
+            _ = try await ReadFreshnessTests.superSQL("primary", "DROP TABLE \(furthest)")
+            let serve = try await APITests.startServer()
+            try await TestEnvironment.eventually("the serve without workers created \(furthest) again", timeout: .seconds(20)) {
+                try await ReadFreshnessTests.superSQL("primary", "SELECT to_regclass('\(furthest)') IS NOT NULL") == "t"
+            }
+            try await APITests.stop(serve)
+        }
+
         /// Partition upkeep (every `serve` each minute, `prune`, the migrations) keeps
         /// partitions ready ahead of the ids intake gives: a payment finished now, or
         /// twenty million payments from now, lands in its own range of the history and of

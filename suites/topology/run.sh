@@ -71,6 +71,19 @@ test_up_twice_is_fine() {
   [ "$(q "$PGB_W" "SELECT 1")" = 1 ] && [ "$(q "$PGB_R" "SELECT 1")" = 1 ] || fail "a pooler stopped answering after a second up"
 }
 
+# A DBA's shell: the caller's libpq variables must not reach the topology's processes or
+# its own psql (with PGPASSWORD exported, Patroni's pg_basebackup used to fail as
+# repl_user; the HA leg of make test brings its topology up with it exported).
+test_callers_libpq_settings_are_ignored() {
+  local out
+  out="$(PGPASSWORD=wrong PGUSER=nobody PGDATABASE=nowhere PGHOST=/nonexistent PGPORT=1 PGSSLMODE=require \
+         "${TOPO[@]}" psql super primary -d resilient_payment_processor -qtAc 'SELECT current_user')" \
+    || { fail "scripts/topology psql failed with the caller's PG* variables set"; return 1; }
+  [ "$out" = postgres ] || { fail "topology psql ran as '$out', not postgres"; return 1; }
+  PGPASSWORD=wrong PGUSER=nobody PGHOST=/nonexistent "${TOPO[@]}" up >/dev/null 2>&1 \
+    || fail "up failed with the caller's PG* variables set"
+}
+
 test_status_reports_everything() {
   local out; out="$("${TOPO[@]}" status)" || { fail "status exited non-zero with everything up"; return 1; }
   for needle in "primary" "replica-1" "replica-2" "streaming" "replica_1" "replica_2" "UP" "cl_active="; do
@@ -225,7 +238,7 @@ test_no_secret_in_logs() {
 }
 
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(test_compose_config test_up_twice_is_fine test_status_reports_everything test_write_reaches_both_replicas test_reads_spread_over_both_replicas
+[ ${#tests[@]} -gt 0 ] || tests=(test_compose_config test_up_twice_is_fine test_callers_libpq_settings_are_ignored test_status_reports_everything test_write_reaches_both_replicas test_reads_spread_over_both_replicas
   test_write_through_read_pooler_refused test_replica_down_then_back test_many_clients_at_once
   test_app_role_cannot_create_roles_or_databases test_replication_role_cannot_log_in_to_the_database
   test_pg_hba_has_no_trust_and_only_loopback test_pgbouncer_admin_console_needs_its_password test_no_secret_in_logs)

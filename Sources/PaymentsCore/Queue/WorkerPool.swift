@@ -83,7 +83,6 @@ public final class WorkerPool: Service, Sendable {
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await self.heartbeatLoop() }
             background.addTask { await self.reapLoop() }
-            background.addTask { await self.partitionLoop() }
             background.addTask { await self.reconcileLoop() }
             background.addTask { await self.statsLoop() }
             await withTaskGroup(of: Void.self) { work in
@@ -437,18 +436,6 @@ public final class WorkerPool: Service, Sendable {
     /// Keeps the history's and the ledger's partitions twenty million ids ahead of the
     /// last id given: at start, then every minute (idempotent; a few catalog lookups
     /// when they exist). Even 100,000 enqueues a second take minutes to use them up.
-    func partitionLoop() async {
-        while !Task.isCancelled {
-            do {
-                // Two statements, each bounded by the statement timeout on the server.
-                _ = try await withTimeout(clientTimeout * 2) { [store] in try await store.addPartitions(ahead: 2) }
-            } catch {
-                logger.debug("creating partitions failed; retrying in a minute", metadata: ["error": "\(describe(error))"])
-            }
-            do { try await Task.sleep(for: .seconds(60)) } catch { return }
-        }
-    }
-
     // MARK: reconciliation
 
     /// Settles `reconciling` jobs once their charges can no longer land: the gateway's
