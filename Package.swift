@@ -37,8 +37,8 @@ let package = Package(
             // Compiles the top-level Migrations/*.sql into the binary.
             plugins: ["EmbedFiles"]
         ),
-        // The HTTP API: buildRouter / buildApplication over PaymentsCore; the simulated
-        // payment provider's server (buildGatewayApplication) and its client (HTTPGateway).
+        // The HTTP API: buildRouter / buildApplication over PaymentsCore, and the client of a
+        // payment provider's API (HTTPGateway).
         .target(
             name: "PaymentsHTTP",
             dependencies: [
@@ -55,11 +55,24 @@ let package = Package(
             exclude: ["openapi.yaml", "Dashboard/dashboard.html"],
             plugins: ["EmbedFiles"]
         ),
+        // The simulated payment provider (`payments gateway`, and the in-process gateway of
+        // benchmarks): its store, journal, faults and routes. The product libraries never
+        // import it: they know a gateway by its protocol (PaymentsCore) and HTTP client.
+        .target(
+            name: "PaymentsSimulator",
+            dependencies: [
+                "PaymentsCore",
+                "PaymentsHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // What the demo and the tests use to prove a run correct; not part of serving.
         .target(
             name: "PaymentsProof",
             dependencies: [
                 "PaymentsCore",
+                "PaymentsSimulator",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -83,6 +96,7 @@ let package = Package(
                 "PaymentsHTTP",
                 "PaymentsProof",
                 "PaymentsBench",
+                "PaymentsSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -96,7 +110,16 @@ let package = Package(
         ),
         .testTarget(
             name: "PaymentsCoreTests",
-            dependencies: ["PaymentsCore", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["PaymentsCore", "PaymentsSimulator", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "PaymentsSimulatorTests",
+            dependencies: [
+                "PaymentsSimulator",
+                "PaymentsHTTP",
+                "PaymentsCore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         .testTarget(
             name: "PaymentsBenchTests",
@@ -119,6 +142,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "PaymentsCore",
+                "PaymentsSimulator",
                 "PaymentsProof",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]

@@ -29,7 +29,7 @@ public struct APIError: Error, HTTPResponseError, Equatable {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func badRequest(_ code: String, _ message: String) -> APIError { APIError(status: .badRequest, code: code, message: message) }
+    package static func badRequest(_ code: String, _ message: String) -> APIError { APIError(status: .badRequest, code: code, message: message) }
 
     static func unavailable(_ error: any Error) -> APIError {
         APIError(status: .serviceUnavailable, code: "database_unavailable",

@@ -8,36 +8,25 @@ import Prometheus
 import ServiceLifecycle
 
 /// The whole server: both pools, the worker pool (unless `--no-workers`) and the HTTP
-/// API, as one Hummingbird application. Its services shut down in reverse order: the
-/// HTTP server first, then the worker pool finishes or releases its jobs, and the pools
-/// close last.
-public func buildApplication(_ settings: ServerSettings, logger: Logger) throws -> some ApplicationProtocol {
+/// API, as one Hummingbird application, calling the gateway it is given (the client of
+/// `settings.gatewayURL`, `externalGateway(_:logger:)`, or any other). Its services shut
+/// down in reverse order: the HTTP server first, then the worker pool finishes or
+/// releases its jobs, the gateway's client closes, and the pools close last.
+public func buildApplication(_ settings: ServerSettings, gateway: any PaymentGateway, logger: Logger) throws -> some ApplicationProtocol {
     let settings = try settings.validated()
     let registry = PrometheusBootstrap.registry
     let database = Database(writeURL: settings.writeURL, readURL: settings.readURL,
                             writePoolSize: settings.writePool, readPoolSize: settings.readPool, logger: logger)
     var services: [any Service] = [PoolService(database.write), PoolService(database.read)]
-    let gateway: any PaymentGateway
-    let simulated: SimulatedGateway?
-    if let url = settings.gatewayURL {
-        let client = HTTPGateway(baseURL: url, timeout: settings.workers?.effectiveGatewayTimeout ?? .seconds(15),
-                                 connections: settings.effectiveGatewayConnections, logger: logger)
-        // Listed before the worker pool: it shuts down after the pool's last call.
-        services.append(client)
-        (gateway, simulated) = (client, nil)
-    } else {
-        let local = try SimulatedGateway(settings.gateway)
-        (gateway, simulated) = (local, local)
-        // Its deduplication is this process's alone (its journal is locked to it): a second
-        // serve on the same queue would charge a key again.
-        logger.warning("the in-process simulated gateway is for one serve process only: several serves share `payments gateway` through --gateway-url")
-    }
+    // Listed before the worker pool: a gateway with a lifecycle (an HTTP client) shuts
+    // down after the pool's last call.
+    if let service = gateway as? any Service { services.append(service) }
     // Every serve keeps the partitions ahead, with or without workers: it takes payments.
     let statementTimeout = settings.workers?.effectiveStatementTimeout ?? .seconds(15)
     services.append(PartitionUpkeep(store: JobStore(client: database.write, statementTimeout: statementTimeout, logger: logger),
                                     logger: logger))
     let metrics = WorkerMetrics()
-    let api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: simulated,
+    let api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: gateway,
                               cancelMargin: (settings.workers ?? WorkerConfiguration()).settleMargin,
                               giveUpAfterSeconds: settings.giveUpAfterSeconds, logger: logger)
 
@@ -53,7 +42,7 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
     logger.info("serve starting", metadata: [
         "write": "\(database.writeURL)", "read": "\(database.readURL)", "workers": "\(settings.workers != nil)",
         "concurrency": "\(settings.workers?.concurrency ?? 0)", "read_fallback": "\(settings.readFallback)",
-        "gateway": "\(settings.gatewayURL ?? "in-process simulation")",
+        "gateway": "\(settings.gatewayURL ?? "in-process (\(type(of: gateway)))")",
     ])
     let (host, port) = (settings.host, settings.port)
     return Application(
@@ -62,6 +51,15 @@ public func buildApplication(_ settings: ServerSettings, logger: Logger) throws 
         services: services,
         onServerRunning: { _ in logger.info("HTTP API listening", metadata: ["address": "http://\(host):\(port)"]) },
         logger: logger)
+}
+
+/// The client of the external gateway `settings.gatewayURL` names (nil without one),
+/// with the settings' deadline and connections.
+public func externalGateway(_ settings: ServerSettings, logger: Logger) -> HTTPGateway? {
+    settings.gatewayURL.map { url in
+        HTTPGateway(baseURL: url, timeout: settings.workers?.effectiveGatewayTimeout ?? .seconds(15),
+                    connections: settings.effectiveGatewayConnections, logger: logger)
+    }
 }
 
 /// Whether the server could not bind its address because another process holds it.

@@ -4,8 +4,10 @@ import PaymentsCore
 /// Whatever happens behind it (an unknown route, a thrown error, a framework error such
 /// as a body over the limit), the client gets the JSON error shape, and database
 /// outages become 503 with Retry-After, never a bare 500.
-struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+package struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    package init() {}
+
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             let response = try await next(request, context)
             guard response.status.code >= 400, response.headers[.contentType] != "application/json" else { return response }

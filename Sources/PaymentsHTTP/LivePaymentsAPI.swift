@@ -10,7 +10,7 @@ public struct LivePaymentsAPI: PaymentsAPI {
     public let reads: PaymentReads
     public let router: ReadRouter
     public let metrics: WorkerMetrics
-    public let gateway: SimulatedGateway?
+    public let gateway: (any PaymentGateway)?
     let store: JobStore
     /// After the last request's deadline (`charge_deadline_at`), before a cancelled
     /// payment's "no charge" is trusted: the margin for clocks and in-flight writes.
@@ -18,7 +18,7 @@ public struct LivePaymentsAPI: PaymentsAPI {
     let currencyCache: CurrencyCache
     let logger: Logger
 
-    public init(database: Database, readFallback: Bool, metrics: WorkerMetrics, gateway: SimulatedGateway?,
+    public init(database: Database, readFallback: Bool, metrics: WorkerMetrics, gateway: (any PaymentGateway)?,
                 cancelMargin: Duration = WorkerConfiguration().settleMargin,
                 giveUpAfterSeconds: Int32 = PaymentRequest.defaultGiveUpAfterSeconds, logger: Logger) {
         self.database = database
@@ -77,7 +77,7 @@ public struct LivePaymentsAPI: PaymentsAPI {
             worker: .init(metrics.snapshot, latencyPercentiles: metrics.latencyPercentiles([50, 95, 99]),
                           stagePercentiles: metrics.stagePercentiles([50, 95, 99])),
             readsServedBy: router.counts.snapshot,
-            gateway: gateway.map { ServerStats.Gateway($0.counts) })
+            gateway: gateway?.counts.map(ServerStats.Gateway.init))
     }
 
     public func readinessProblems() async -> [String] {

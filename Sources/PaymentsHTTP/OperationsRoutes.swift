@@ -41,8 +41,9 @@ extension EmbeddedHTTPFiles {
 
 /// `GET /healthz` of serve and the gateway: alive, and this process's clock (Unix ms),
 /// which `payments status` and the dashboard compare with the others'.
-struct Health: Encodable {
+package struct Health: Encodable {
     var status = "ok"
     var timeMs = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+    package init() {}
     enum CodingKeys: String, CodingKey { case status, timeMs = "time_ms" }
 }

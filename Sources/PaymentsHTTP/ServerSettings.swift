@@ -12,9 +12,6 @@ public struct ServerSettings: Sendable {
     public var readPool = 8
     /// Nil serves the API only (`--no-workers`).
     public var workers: WorkerConfiguration? = WorkerConfiguration()
-    /// The in-process simulated gateway (benchmarks; one serve only), used when
-    /// `gatewayURL` is nil.
-    public var gateway = SimulatedGateway.Configuration()
     /// An external gateway (`payments gateway`, or any provider speaking its API): shared
     /// by every serve, as a real provider is.
     public var gatewayURL: String?
@@ -74,7 +71,6 @@ public struct ServerSettings: Sendable {
         guard (1...10_000).contains(effectiveGatewayConnections) else { throw .invalidOption("--gateway-connections must be from 1 to 10,000") }
         var copy = self
         copy.workers = try workers?.validated()
-        copy.gateway = try gateway.validated()
         return copy
     }
 }

@@ -57,7 +57,7 @@ public struct ServerStats: Sendable, Encodable, Equatable {
         public var calls, accepted, duplicates, declined, transientFailures: Int
         enum CodingKeys: String, CodingKey { case calls, accepted, duplicates, declined, transientFailures = "transient_failures" }
 
-        public init(_ counts: SimulatedGateway.Counts) {
+        public init(_ counts: GatewayCounts) {
             calls = counts.calls
             accepted = counts.accepted
             duplicates = counts.duplicates

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PaymentsCore
+import PaymentsSimulator
 import PostgresNIO
 
 /// The money invariants, checked on the primary after a run: what the tests, the demo

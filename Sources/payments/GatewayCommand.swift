@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import PaymentsCore
 import PaymentsHTTP
+import PaymentsSimulator
 
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import Logging
 import PaymentsCore
 import PaymentsHTTP
+import PaymentsSimulator
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -79,6 +81,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--shutdown-timeout must be from 0 to 600 seconds")
         }
         _ = try usageChecked { try settings().validated() }
+        _ = try usageChecked { try simulatedGateway().validated() }
     }
 
     func settings() throws -> ServerSettings {
@@ -92,12 +95,20 @@ struct ServeCommand: AsyncParsableCommand {
         settings.gatewayURL = gatewayURL
         settings.gatewayConnections = gatewayConnections
         settings.giveUpAfterSeconds = Int32(giveUpAfter)
-        settings.haproxyStatsURL = haproxyStats
+        // On the local topology's default poolers, what `scripts/topology env` exports is
+        // known without it (a bare `payments serve` shows the whole topology).
+        let local = ConnectionSettings.observabilityDefaults(write: urls.write, read: urls.read)
+        settings.haproxyStatsURL = haproxyStats ?? local?.haproxyStatsURL
         settings.patroniURLs = patroniURLs
         // Credentials from the environment only: a flag would show in `ps`.
         let environment = ProcessInfo.processInfo.environment
-        settings.poolerStatsUser = environment["PGBOUNCER_STATS_USER"].flatMap { $0.isEmpty ? nil : $0 }
-        settings.poolerStatsPassword = environment["PGBOUNCER_STATS_PASSWORD"]
+        if let user = environment["PGBOUNCER_STATS_USER"], !user.isEmpty {
+            settings.poolerStatsUser = user
+            settings.poolerStatsPassword = environment["PGBOUNCER_STATS_PASSWORD"]
+        } else {
+            settings.poolerStatsUser = local?.poolerStatsUser
+            settings.poolerStatsPassword = local?.poolerStatsPassword
+        }
         if noWorkers {
             settings.workers = nil
         } else {
@@ -114,11 +125,24 @@ struct ServeCommand: AsyncParsableCommand {
             worker.statsInterval = .seconds(fractional: statsInterval)
             settings.workers = worker
         }
-        settings.gateway = SimulatedGateway.Configuration(
+        return settings  // validated by validate() (usage errors) and by buildApplication
+    }
+
+    /// The in-process simulated gateway, used without --gateway-url.
+    func simulatedGateway() -> SimulatedGateway.Configuration {
+        SimulatedGateway.Configuration(
             latencyMillis: gatewayLatencyMs, jitterMillis: gatewayJitterMs ?? gatewayLatencyMs / 2,
             transientFailureRate: gatewayTransientFailureRate, declineRate: gatewayDeclineRate,
             seed: seed, journalPath: gatewayJournal)
-        return settings  // validated by validate() (usage errors) and by buildApplication
+    }
+
+    /// The composition root's one choice: the external gateway's client, else the simulator.
+    func gateway(_ settings: ServerSettings, logger: Logger) throws -> any PaymentGateway {
+        if let client = externalGateway(settings, logger: logger) { return client }
+        // Its deduplication is this process's alone (its journal is locked to it): a second
+        // serve on the same queue would charge a key again.
+        logger.warning("the in-process simulated gateway is for one serve process only: several serves share `payments gateway` through --gateway-url")
+        return try SimulatedGateway(simulatedGateway())
     }
 
     func run() async throws {
@@ -126,7 +150,7 @@ struct ServeCommand: AsyncParsableCommand {
             let logger = try db.makeLogger("payments.serve")
             let settings = try settings()
             OpenFileLimit.raiseToHardLimit()
-            let app = try buildApplication(settings, logger: logger)
+            let app = try buildApplication(settings, gateway: try gateway(settings, logger: logger), logger: logger)
             do {
                 try await app.runService()
             } catch where isAddressInUse(error) {

@@ -48,6 +48,28 @@ extension Integration {
             }
         }
 
+        /// schema.sql, the schema to read in one place, is what the migrations build from
+        /// nothing (`scripts/schema --check` migrates a scratch database and compares its
+        /// pg_dump); a migration without its schema.sql, or the reverse, fails here.
+        @Test func schemaFileIsWhatTheMigrationsBuild() async throws {
+            let result = try await TestEnvironment.run(["--port-offset", "\(TestEnvironment.portOffset)", "--check"],
+                                                       environment: ["PAYMENTS_BIN": TestEnvironment.binary.path],
+                                                       executable: TestEnvironment.repoRoot.appendingPathComponent("scripts/schema").path)
+            #expect(result.status == 0, "\(result.stderr)\n\(result.stdout.prefix(4000))")
+        }
+
+        /// The queue's indexes and constraints are named for it (migration 0016), not for
+        /// the table it was before migration 0006.
+        @Test func theQueuesIndexesCarryItsName() async throws {
+            try await TestEnvironment.migrate()
+            let stale = try await TestEnvironment.scalar(TestEnvironment.writeURL, """
+                SELECT (SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                        WHERE i.indrelid = 'payment_queue'::regclass AND c.relname LIKE 'payment\\_jobs\\_%')
+                     + (SELECT count(*) FROM pg_constraint WHERE conrelid = 'payment_queue'::regclass AND conname LIKE 'payment\\_jobs\\_%')
+                """)
+            #expect(stale == 0)
+        }
+
         @Test func aFailingMigrationRollsBackWholeAndNamesTheFile() async throws {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bad-migrations-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -1,5 +1,6 @@
 import Foundation
 import PaymentsCore
+import PaymentsSimulator
 import PaymentsProof
 import PostgresNIO
 import Testing

@@ -53,4 +53,17 @@ import PaymentsCore
         #expect(fallback.port == 6432)
         #expect(fallback.database == "resilient_payment_processor")
     }
+
+    /// A serve on the local topology's default poolers finds HAProxy's stats page and the
+    /// poolers' stats user as the demo passes them; on any other database it assumes nothing.
+    @Test func observabilityDefaultsOnlyForTheLocalTopology() throws {
+        let local = ConnectionSettings.observabilityDefaults(write: try DatabaseURL(parsing: ConnectionSettings.defaultWriteDSN),
+                                                             read: try DatabaseURL(parsing: ConnectionSettings.defaultReadDSN))
+        #expect(local == ConnectionSettings.localObservability)
+        #expect(local?.haproxyStatsURL == "http://127.0.0.1:8404/;csv")
+        let offset = try DatabaseURL(parsing: "postgres://db_user:db_password@127.0.0.1:6532/resilient_payment_processor?sslmode=disable")
+        #expect(ConnectionSettings.observabilityDefaults(write: offset, read: try DatabaseURL(parsing: ConnectionSettings.defaultReadDSN)) == nil)
+        let remote = try DatabaseURL(parsing: "postgres://app:secret@db.internal:6432/resilient_payment_processor?sslmode=require")
+        #expect(ConnectionSettings.observabilityDefaults(write: remote, read: remote) == nil)
+    }
 }

@@ -4,6 +4,27 @@ public enum ConnectionSettings {
     public static let defaultWriteDSN = "postgres://db_user:db_password@127.0.0.1:6432/resilient_payment_processor?sslmode=disable"
     public static let defaultReadDSN = "postgres://db_user:db_password@127.0.0.1:6433/resilient_payment_processor?sslmode=disable"
 
+    /// What the dashboard reads besides the database on the local topology at its default
+    /// ports, as `scripts/topology env` exports it: HAProxy's stats page and the poolers'
+    /// stats user (compose/configs/pgbouncer/userlist.txt).
+    public struct Observability: Sendable, Equatable {
+        public var haproxyStatsURL: String
+        public var poolerStatsUser: String
+        public var poolerStatsPassword: String
+    }
+
+    public static let localObservability = Observability(
+        haproxyStatsURL: "http://127.0.0.1:8404/;csv", poolerStatsUser: "pgbouncer_stats", poolerStatsPassword: "stats_password")
+
+    /// The local topology's observability for a serve that reaches the local topology's
+    /// default poolers (a bare `payments serve`, as the demo's); nil for any other
+    /// database, whose HAProxy and poolers may be anywhere.
+    public static func observabilityDefaults(write: DatabaseURL, read: DatabaseURL) -> Observability? {
+        guard let localWrite = try? DatabaseURL(parsing: defaultWriteDSN), let localRead = try? DatabaseURL(parsing: defaultReadDSN),
+              write == localWrite, read == localRead else { return nil }
+        return localObservability
+    }
+
     public static func resolve(flag: String?, environmentKey: String, environment: [String: String], fallback: String) throws(PaymentsError) -> DatabaseURL {
         if let flag { return try DatabaseURL(parsing: flag) }
         if let value = environment[environmentKey], !value.isEmpty { return try DatabaseURL(parsing: value) }

@@ -11,6 +11,25 @@ public protocol PaymentGateway: Sendable {
     /// The gateway's record for a key, if it ever accepted a charge for it: how a worker
     /// settles a job whose outcome it never saw (lost response, exhausted retries).
     func lookup(idempotencyKey: String) async throws -> ChargeRecord?
+    /// What the gateway counted of its own calls, for `/v1/stats`: a gateway in this
+    /// process (the simulated one of benchmarks) knows; a remote provider's client does
+    /// not (nil, the default).
+    var counts: GatewayCounts? { get }
+}
+
+extension PaymentGateway {
+    public var counts: GatewayCounts? { nil }
+}
+
+/// A gateway's calls by what came of them.
+public struct GatewayCounts: Sendable, Equatable {
+    public var calls = 0
+    public var accepted = 0
+    public var duplicates = 0
+    public var declined = 0
+    public var transientFailures = 0
+
+    public init() {}
 }
 
 /// One call to the gateway: the payment, under the key that makes retries safe.

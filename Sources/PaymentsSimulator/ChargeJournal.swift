@@ -1,3 +1,4 @@
+import PaymentsCore
 import Foundation
 
 /// The file a gateway keeps its accepted charges in: one JSON line per charge, appended

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import PaymentsCore
+@testable import PaymentsSimulator
 import PaymentsHTTP
 import Testing
 

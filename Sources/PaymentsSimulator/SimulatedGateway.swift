@@ -1,7 +1,8 @@
+import PaymentsCore
 import Foundation
 import Synchronization
 
-/// The shipped gateway: configurable latency, transient-failure and decline rates, a
+/// The simulated gateway in-process (benchmarks, one serve only): configurable latency, transient-failure and decline rates, a
 /// seed, and deduplication by idempotency key. Accepted charges can be journalled to a
 /// file (one JSON line each) that every `serve` sharing it loads at start, so a charge
 /// accepted by a process killed with SIGKILL is still known to its successor, as it
@@ -35,13 +36,7 @@ public final class SimulatedGateway: PaymentGateway {
         }
     }
 
-    public struct Counts: Sendable, Equatable {
-        public var calls = 0
-        public var accepted = 0
-        public var duplicates = 0
-        public var declined = 0
-        public var transientFailures = 0
-    }
+    public typealias Counts = GatewayCounts
 
     struct State {
         var charges: [String: ChargeRecord] = [:]
@@ -68,7 +63,7 @@ public final class SimulatedGateway: PaymentGateway {
         self.state = Mutex(State(charges: charges, random: SeededRandom(seed: configuration.seed ^ UInt64(instance))))
     }
 
-    public var counts: Counts { state.withLock { $0.counts } }
+    public var counts: GatewayCounts? { state.withLock { $0.counts } }
 
     public func charge(_ request: ChargeRequest) async -> ChargeOutcome {
         let latency = state.withLock { s -> Double in

@@ -1,5 +1,6 @@
 import Foundation
 import PaymentsCore
+@testable import PaymentsSimulator
 import Testing
 
 /// The gateway's journal is the provider's memory of every charge: a key it forgets can be

@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import PaymentsCore
+import PaymentsHTTP
 
 /// What `payments gateway` is told: where it listens, where it keeps its charges, which
 /// faults it injects.

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PaymentsCore
+import PaymentsHTTP
 import Synchronization
 
 /// The simulated payment service provider's API (`payments gateway`), Stripe-like:

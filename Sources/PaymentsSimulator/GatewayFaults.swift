@@ -1,3 +1,4 @@
+import PaymentsCore
 import Synchronization
 
 /// The faults `payments gateway` injects, as a payment provider shows them in production:

@@ -1,3 +1,4 @@
+import PaymentsCore
 import Foundation
 import Synchronization
 
