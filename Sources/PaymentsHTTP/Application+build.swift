@@ -31,8 +31,11 @@ public func buildApplication(_ settings: ServerSettings, gateway: any PaymentGat
                               giveUpAfterSeconds: settings.giveUpAfterSeconds, logger: logger)
 
     if let workers = settings.workers {
-        services.append(try WorkerPool(store: JobStore(client: database.write, logger: logger), gateway: gateway,
-                                       configuration: workers, metrics: metrics, logger: logger))
+        let workers = try workers.validated()
+        let store = JobStore(client: database.write, statementTimeout: workers.effectiveStatementTimeout, logger: logger)
+        // Before the worker pool: it stops after the pool has finished or released its jobs.
+        services.append(LeaseReaper(store: store, configuration: workers, metrics: metrics, logger: logger))
+        services.append(try WorkerPool(store: store, gateway: gateway, configuration: workers, metrics: metrics, logger: logger))
     }
     // After the worker pool: it stops asking its sources before the workers drain.
     let dashboard = DashboardCollector(sources: settings.dashboardSources, database: database, apiReads: api.router.counts,

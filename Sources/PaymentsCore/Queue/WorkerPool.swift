@@ -5,8 +5,9 @@ import Synchronization
 
 /// The worker pool: claims batches with FOR UPDATE SKIP LOCKED,
 /// calls the gateway with no connection held, records outcomes in fenced batches,
-/// heartbeats its leases, reaps expired ones, and on graceful shutdown stops claiming,
-/// finishes or releases what it holds, and returns.
+/// heartbeats its leases, settles reconciling jobs, and on graceful shutdown stops
+/// claiming, finishes or releases what it holds, and returns. Expired leases are the
+/// LeaseReaper's, partitions the PartitionUpkeep's: services of their own.
 public final class WorkerPool: Service, Sendable {
     public let store: JobStore
     public let gateway: any PaymentGateway
@@ -82,7 +83,6 @@ public final class WorkerPool: Service, Sendable {
         ])
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await self.heartbeatLoop() }
-            background.addTask { await self.reapLoop() }
             background.addTask { await self.reconcileLoop() }
             background.addTask { await self.statsLoop() }
             await withTaskGroup(of: Void.self) { work in
@@ -414,28 +414,6 @@ public final class WorkerPool: Service, Sendable {
         }
     }
 
-    func reapLoop() async {
-        while !Task.isCancelled {
-            do { try await Task.sleep(for: configuration.reapInterval) } catch { return }
-            do {
-                var reaped = 0
-                repeat {
-                    reaped = try await withTimeout(clientTimeout) { [store, configuration] in
-                        try await store.reapExpiredLeases(maxLeaseLosses: configuration.maxLeaseLosses, settleAfter: configuration.settleMargin)
-                    }
-                    metrics.recordReaped(reaped)
-                    if reaped > 0 { logger.info("returned jobs with expired leases to the queue", metadata: ["jobs": "\(reaped)"]) }
-                } while reaped >= 1_000 && !Task.isCancelled
-            } catch {
-                metrics.recordDatabaseError()
-                logger.debug("reaper failed", metadata: ["error": "\(describe(error))"])
-            }
-        }
-    }
-
-    /// Keeps the history's and the ledger's partitions twenty million ids ahead of the
-    /// last id given: at start, then every minute (idempotent; a few catalog lookups
-    /// when they exist). Even 100,000 enqueues a second take minutes to use them up.
     // MARK: reconciliation
 
     /// Settles `reconciling` jobs once their charges can no longer land: the gateway's
