@@ -36,6 +36,8 @@ public func buildApplication(_ settings: ServerSettings, gateway: any PaymentGat
         // Before the worker pool: it stops after the pool has finished or released its jobs.
         services.append(LeaseReaper(store: store, configuration: workers, metrics: metrics, logger: logger))
         services.append(try WorkerPool(store: store, gateway: gateway, configuration: workers, metrics: metrics, logger: logger))
+        // After the worker pool: it stops asking the gateway before the pool drains.
+        services.append(Reconciler(store: store, gateway: gateway, configuration: workers, metrics: metrics, logger: logger))
     }
     // After the worker pool: it stops asking its sources before the workers drain.
     let dashboard = DashboardCollector(sources: settings.dashboardSources, database: database, apiReads: api.router.counts,

@@ -5,9 +5,9 @@ import Synchronization
 
 /// The worker pool: claims batches with FOR UPDATE SKIP LOCKED,
 /// calls the gateway with no connection held, records outcomes in fenced batches,
-/// heartbeats its leases, settles reconciling jobs, and on graceful shutdown stops
-/// claiming, finishes or releases what it holds, and returns. Expired leases are the
-/// LeaseReaper's, partitions the PartitionUpkeep's: services of their own.
+/// heartbeats its leases, and on graceful shutdown stops claiming, finishes or releases
+/// what it holds, and returns. Expired leases are the LeaseReaper's, reconciling jobs the
+/// Reconciler's, partitions the PartitionUpkeep's: services of their own.
 public final class WorkerPool: Service, Sendable {
     public let store: JobStore
     public let gateway: any PaymentGateway
@@ -31,6 +31,7 @@ public final class WorkerPool: Service, Sendable {
     private let wake: AsyncStream<Void>.Continuation
     /// Retry loops during an outage log their warning once per interval, with a count.
     private let throttle = LogThrottle()
+    private let recorder: OutcomeRecorder
 
     public init(store: JobStore, gateway: any PaymentGateway, configuration: WorkerConfiguration,
                 metrics: WorkerMetrics = WorkerMetrics(), logger: Logger) throws {
@@ -43,6 +44,7 @@ public final class WorkerPool: Service, Sendable {
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.owner)"
         self.logger = logger
+        self.recorder = OutcomeRecorder(store: self.store, configuration: configuration, metrics: metrics, logger: logger)
         (self.wakeStream, self.wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -83,7 +85,6 @@ public final class WorkerPool: Service, Sendable {
         ])
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await self.heartbeatLoop() }
-            background.addTask { await self.reconcileLoop() }
             background.addTask { await self.statsLoop() }
             await withTaskGroup(of: Void.self) { work in
                 for _ in 0..<configuration.completers { work.addTask { await self.completeLoop() } }
@@ -285,7 +286,7 @@ public final class WorkerPool: Service, Sendable {
     func completeLoop() async {
         while let batch = await completions.take(max: configuration.completionBatch) {
             let started = ContinuousClock.now
-            await record(batch, fence: .lease(owner: configuration.owner))
+            await record(batch)
             let took = (ContinuousClock.now - started).seconds
             metrics.recordStage(.completionWait, batch.map { (started - $0.answeredAt).seconds })
             metrics.recordStage(.completionCommit, Array(repeating: took, count: batch.count))
@@ -298,67 +299,16 @@ public final class WorkerPool: Service, Sendable {
         }
     }
 
-    /// Writes outcomes under `fence` (a worker's lease, or the reconciler's state), retrying
-    /// transient errors and falling back to one row at a time on any other.
-    func record(_ batch: [Completion], fence: JobStore.Fence) async {
-        guard !batch.isEmpty else { return }
-        var delay = Duration.milliseconds(50)
-        while true {
-            do {
-                let done = try await withTimeout(clientTimeout) { [store, configuration] in
-                    try await store.complete(batch, fence: fence, margin: configuration.settleMargin)
-                }
-                switch fence {
-                case .lease:
-                    metrics.recordCompleted(done, submitted: batch.count)
-                    if done.count < batch.count {
-                        logger.warning("outcomes not recorded: lease lost (another worker owns these jobs now)", metadata: ["jobs": "\(batch.count - done.count)"])
-                    }
-                case .reconciling:
-                    metrics.recordReconciled(done)
-                    func count(_ outcome: Completion.Outcome) -> String { "\(done.filter { $0.outcome == outcome }.count)" }
-                    logger.info("reconciled jobs with the gateway", metadata: [
-                        "posted": "\(count(.succeeded))", "failed": "\(count(.failed))", "requeued": "\(count(.requeued))",
-                        "cancelled": "\(count(.cancelled))", "held": "\(count(.held))", "already_settled": "\(batch.count - done.count)",
-                    ])
-                }
-                return
-            } catch where Task.isCancelled {
-                logger.error("cancelled: outcomes not recorded; leases will expire and the jobs re-run (the gateway deduplicates)",
-                             metadata: ["jobs": "\(batch.count)"])
-                markUnrecorded(batch, fence: fence)
-                return
-            } catch where isTransientDatabaseError(error) {
-                metrics.recordDatabaseError()
-                if pastGiveUpDeadline {
-                    logger.error("giving up recording outcomes at shutdown; leases will expire and the jobs re-run (the gateway deduplicates)",
-                                 metadata: ["jobs": "\(batch.count)", "error": "\(describe(error))"])
-                    markUnrecorded(batch, fence: fence)
-                    return
-                }
-                throttle.log(logger, .warning, "recording outcomes failed; retrying", metadata: ["jobs": "\(batch.count)", "error": "\(describe(error))"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(2))
-            } catch {
-                // Not transient: record one by one so that one bad row cannot hold back the rest.
-                metrics.recordDatabaseError()
-                guard batch.count > 1 else {
-                    logger.error("cannot record outcome; the lease will expire and the job re-run", metadata: [
-                        "job_id": "\(batch[0].jobID)", "claim": "\(batch[0].claim)", "error": "\(describe(error))",
-                    ])
-                    markUnrecorded(batch, fence: fence)
-                    return
-                }
-                for completion in batch { await record([completion], fence: fence) }
-                return
-            }
-        }
+    /// Writes a worker's outcomes under its lease; at shutdown, past the give-up deadline,
+    /// what cannot be written is left to the reaper.
+    func record(_ batch: [Completion]) async {
+        await recorder.record(batch, fence: .lease(owner: configuration.owner),
+                              givingUp: { self.pastGiveUpDeadline }, gaveUp: { self.markUnrecorded($0) })
     }
 
     /// Outcomes given up: the jobs stay `running` under this owner until their lease
     /// expires, and must not be taken for orphans meanwhile (their request did leave).
-    func markUnrecorded(_ batch: [Completion], fence: JobStore.Fence) {
-        guard case .lease = fence else { return }
+    func markUnrecorded(_ batch: [Completion]) {
         state.withLock { s in for c in batch { s.unrecorded[HeldJobs.Key(id: c.jobID, claim: c.claim)] = .now } }
     }
 
@@ -411,73 +361,6 @@ public final class WorkerPool: Service, Sendable {
         } catch {
             metrics.recordDatabaseError()
             throttle.log(logger, .warning, "releasing orphaned claims failed", metadata: ["error": "\(describe(error))"])
-        }
-    }
-
-    // MARK: reconciliation
-
-    /// Settles `reconciling` jobs once their charges can no longer land: the gateway's
-    /// record by key posts the job; no record (and none in progress) fails it, since the
-    /// payment was never charged. Anything else (the gateway unreachable, a request still
-    /// in progress, a charge for another amount) leaves the job for the next look.
-    func reconcileLoop() async {
-        while !Task.isCancelled && !isStopping {
-            do { try await Task.sleep(for: configuration.reconcileInterval) } catch { return }
-            do {
-                let due = try await withTimeout(clientTimeout) { [store, configuration] in
-                    try await store.claimReconciling(limit: 100, recheckAfter: configuration.effectiveReconcileRecheck,
-                                                     margin: configuration.settleMargin)
-                }
-                // The lookups side by side: one slow answer must not hold up the batch.
-                let settled = await withTaskGroup(of: Completion?.self) { group in
-                    for job in due {
-                        group.addTask {
-                            await self.reconcile(job).map { Completion(jobID: job.id, claim: job.claim, resolution: $0) }
-                        }
-                    }
-                    return await group.reduce(into: [Completion]()) { if let c = $1 { $0.append(c) } }
-                }
-                await record(settled, fence: .reconciling)
-            } catch {
-                if Task.isCancelled { return }
-                metrics.recordDatabaseError()
-                throttle.log(logger, .warning, "reconciliation failed; retrying", metadata: ["error": "\(describe(error))"])
-            }
-        }
-    }
-
-    func reconcile(_ job: ClaimedJob) async -> Completion.Resolution? {
-        let metadata: Logger.Metadata = ["job_id": "\(job.id)", "attempt": "\(job.attempt)"]
-        do {
-            let record = try await withTimeout(configuration.effectiveGatewayTimeout) { [gateway] in
-                try await gateway.lookup(idempotencyKey: job.idempotencyKey)
-            }
-            guard let record else {
-                // Proven uncharged: every deadline of this payment's requests has passed.
-                if job.cancelRequested {
-                    logger.info("reconciled: never charged; cancelled as asked", metadata: metadata)
-                    return .cancelled(reason: "cancelled: the gateway holds no charge for this payment after every deadline")
-                }
-                if Date() >= job.giveUpAt {
-                    logger.info("reconciled: never charged and the retry budget is over; failed", metadata: metadata)
-                    return .failed(reason: .budgetExhausted,
-                                   error: "retry budget exhausted: the gateway holds no charge for this payment after every deadline")
-                }
-                logger.info("reconciled: never charged; queued again within its budget", metadata: metadata)
-                return .requeue(error: "not charged yet (the gateway holds no charge after every deadline); queued again within the retry budget")
-            }
-            guard record.isCharge(of: job.idempotencyKey, for: job.payment) else {
-                logger.error("the gateway holds a charge for this key with another amount or currency; held for an operator", metadata: metadata.merging([
-                    "charge_id": "\(record.chargeID)", "charged": "\(record.amountMinor) \(record.currency)",
-                ]) { $1 })
-                return .hold(reason: .chargeMismatch,
-                             error: "the gateway holds charge \(record.chargeID) under this key for \(record.amountMinor) \(record.currency), not this payment's \(job.payment.amountMinor) \(job.payment.currency): held for an operator")
-            }
-            logger.info("reconciled: the gateway holds the charge; posted", metadata: metadata)
-            return .succeeded(chargeID: record.chargeID)
-        } catch {
-            throttle.log(logger, .warning, "reconciliation lookup failed; will ask again", metadata: metadata.merging(["error": "\(describe(error))"]) { $1 })
-            return nil
         }
     }
 
