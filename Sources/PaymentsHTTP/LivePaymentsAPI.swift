@@ -41,18 +41,18 @@ public struct LivePaymentsAPI: PaymentsAPI {
     /// same key answers the same payment.
     static let writeDeadline: Duration = .seconds(10)
 
-    func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    func withinWriteDeadline<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withDeadline(Self.writeDeadline, role: "pgbouncer-write", endpoint: database.writeURL.endpoint, operation)
     }
 
     public func currencies() async throws -> Set<String> {
         let cache = currencyCache
-        return try await bounded { try await cache.get() }
+        return try await withinWriteDeadline { try await cache.get() }
     }
 
     public func create(_ request: PaymentRequest, idempotencyKey: String) async throws -> CreateResult {
         let intake = self.intake
-        return try await bounded { try await intake.create(request, idempotencyKey: idempotencyKey) }
+        return try await withinWriteDeadline { try await intake.create(request, idempotencyKey: idempotencyKey) }
     }
 
     public func payment(id: Int64, freshnessToken: String?) async throws -> Routed<Job?> {
@@ -61,7 +61,7 @@ public struct LivePaymentsAPI: PaymentsAPI {
 
     public func cancel(id: Int64) async throws -> CancelResult? {
         let (store, intake, margin) = (self.store, self.intake, cancelMargin)
-        let (outcome, token) = try await bounded { () -> (JobStore.CancelOutcome?, String) in
+        let (outcome, token) = try await withinWriteDeadline { () -> (JobStore.CancelOutcome?, String) in
             (try await store.cancel([id], margin: margin)[id], try await intake.currentLSN())
         }
         guard let outcome else { return nil }
@@ -73,7 +73,7 @@ public struct LivePaymentsAPI: PaymentsAPI {
     public func stats() async throws -> ServerStats {
         let (router, logger) = (self.router, self.logger)
         return ServerStats(
-            queue: try await bounded { try await QueueStats.collect(router, logger: logger) },
+            queue: try await withinWriteDeadline { try await QueueStats.collect(router, logger: logger) },
             worker: .init(metrics.snapshot, latencyPercentiles: metrics.latencyPercentiles([50, 95, 99]),
                           stagePercentiles: metrics.stagePercentiles([50, 95, 99])),
             readsServedBy: router.counts.snapshot,

@@ -95,7 +95,7 @@ struct EnqueueCommand: AsyncParsableCommand {
                     FileHandle.standardError.write(Data("enqueue: key prefix \(prefix), seed \(seed) (re-run with --key-prefix \(prefix) --seed \(seed) --batch-size \(effectiveBatchSize) to resume after an error: a batch's payments depend on its size)\n".utf8))
                     return try await enqueuer.enqueueGenerated(count: count, keyPrefix: prefix, seed: seed, rate: rate, progress: report)
                 }
-                let currencies = try await enqueuer.boundedRetrying(what: "reading the currencies") {
+                let currencies = try await enqueuer.retryingWithinDeadline(what: "reading the currencies") {
                     try await Catalog.currencies(database.write, logger: logger)
                 }
                 let parsed = JSONLinesParser.parse(fileData ?? Data(), currencies: currencies, keyPrefix: keyPrefix)

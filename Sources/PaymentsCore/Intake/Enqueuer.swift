@@ -59,7 +59,7 @@ public struct Enqueuer: Sendable {
     }
 
     /// `operation` within `timeout`; past it, the error says which pooler did not answer.
-    public func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    public func withinDeadline<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withDeadline(timeout, role: "pgbouncer-write", endpoint: endpoint, hint: "is the primary up?", operation)
     }
 
@@ -69,11 +69,11 @@ public struct Enqueuer: Sendable {
     /// was lost inserts nothing the second time (its payments then count as duplicates,
     /// never twice). The tries run one after another, never side by side. Past the
     /// timeout, the error names the last failure retried, not just the silence.
-    public func boundedRetrying<T: Sendable>(what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    public func retryingWithinDeadline<T: Sendable>(what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let logger = logger
         let last = LastError()
         do {
-            return try await bounded {
+            return try await withinDeadline {
                 try await retrying(first: .milliseconds(50), cap: .seconds(1),
                                    while: { error, _ in isTransientDatabaseError(error) && !Task.isCancelled },
                                    onRetry: { error, delay in
@@ -121,7 +121,7 @@ public struct Enqueuer: Sendable {
                         }
                         var generator = JobGenerator(keyPrefix: keyPrefix, seed: seed &+ UInt64(index) &* 0x9E37_79B9)
                         let jobs = (lower..<upper).map { generator.make(index: $0) }
-                        let new = try await boundedRetrying(what: "a batch of \(jobs.count) payments") {
+                        let new = try await retryingWithinDeadline(what: "a batch of \(jobs.count) payments") {
                             try await Self.insertBatch(jobs, budgetSeconds: budget, on: client, logger: logger)
                         }
                         let (doneTotal, newTotal) = counters.record(done: jobs.count, inserted: new)
@@ -147,7 +147,7 @@ public struct Enqueuer: Sendable {
         let logger = self.logger
         let client = self.client
         let budget = giveUpAfterSeconds
-        let new = try await boundedRetrying(what: "the file's transaction") { try await client.withTransaction(logger: logger) { connection -> Int in
+        let new = try await retryingWithinDeadline(what: "the file's transaction") { try await client.withTransaction(logger: logger) { connection -> Int in
             var new = 0
             var conflicts: [LineError] = []
             let batches = stride(from: 0, to: payments.count, by: batchSize).map {

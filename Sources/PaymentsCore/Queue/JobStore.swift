@@ -20,24 +20,31 @@ public struct JobStore: Sendable {
         self.logger = logger
     }
 
-    /// Runs `statement` in its own transaction under the server-side statement timeout.
-    ///
-    /// - Parameter hashJoins: plan joins as hash joins (nested loops off, for this
-    ///   transaction only: safe through transaction pooling). For statements that join a
-    ///   batch (a bound array of ids) to the queue: the queue changes faster than ANALYZE
-    ///   sees, and on statistics that said "no job is running" the planner joined every
-    ///   queue row with every batch row (seen: 0.6-7 s per 1,000 completions instead of
-    ///   ~50 ms). Such statements also filter `id = ANY(<the batch's ids>)`, and
-    ///   sequential scans are off too, so the queue side is read through its primary key,
-    ///   never scanned, however long the backlog (on the same stale statistics the planner
-    ///   chose to scan it). JIT is off as well (migration 0008 sets it for the role; the
-    ///   disabled paths' cost would otherwise trigger it).
-    func bounded<T: Sendable>(_ statement: PostgresQuery, hashJoins: Bool = false,
-                              _ decode: @escaping @Sendable (PostgresRowSequence) async throws -> T) async throws -> T {
+    /// How the planner may run a statement, set for its transaction only (`SET LOCAL`
+    /// through set_config: safe through transaction pooling).
+    enum PlannerSettings {
+        /// The server's.
+        case standard
+        /// For statements that join a batch (a bound array of ids) to the queue: no nested
+        /// loops, no sequential scans, no JIT. The queue changes faster than ANALYZE sees,
+        /// and on statistics that said "no job is running" the planner joined every queue
+        /// row with every batch row (seen: 0.6-7 s per 1,000 completions instead of
+        /// ~50 ms). Such statements also filter `id = ANY(<the batch's ids>)`, so with
+        /// sequential scans off the queue is read through its primary key, never scanned,
+        /// however long the backlog (on the same stale statistics the planner chose to scan
+        /// it). JIT is off too (migration 0008 sets it for the role; the disabled paths'
+        /// cost would otherwise trigger it).
+        case batchJoinByPrimaryKey
+    }
+
+    /// Runs `statement` in its own transaction under the server-side statement timeout,
+    /// with `planner`'s settings.
+    func inTransaction<T: Sendable>(_ statement: PostgresQuery, planner: PlannerSettings = .standard,
+                                    _ decode: @escaping @Sendable (PostgresRowSequence) async throws -> T) async throws -> T {
         let millis = "\(max(1, Int(statementTimeout.seconds * 1000)))ms"
         return try await client.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT set_config('statement_timeout', \(millis), true)", logger: logger)
-            if hashJoins {
+            if case .batchJoinByPrimaryKey = planner {
                 try await connection.query("""
                     SELECT set_config('enable_nestloop', 'off', true), set_config('enable_seqscan', 'off', true),
                            set_config('jit', 'off', true)
@@ -86,7 +93,7 @@ public struct JobStore: Sendable {
     /// not push a deadline past the lease.
     public func claim(limit: Int, owner: String, lease: Duration) async throws -> [ClaimedJob] {
         let leaseEnd = Date() + lease.seconds
-        return try await bounded(Self.claimStatement(limit: limit, owner: owner, lease: lease)) { rows in
+        return try await inTransaction(Self.claimStatement(limit: limit, owner: owner, lease: lease)) { rows in
             try await Self.claimedJobs(rows, leaseEnd: leaseEnd)
         }
     }
@@ -148,7 +155,7 @@ public struct JobStore: Sendable {
         case let .lease(owner): (.running, owner)
         case .reconciling: (.reconciling, nil)
         }
-        // Run with hashJoins (see `bounded`): the queue rows are found by primary key
+        // Run with the batch-join planner settings (see `PlannerSettings`): the queue rows are found by primary key
         // (`id = ANY(…)`), then hashed against the batch. The fence is one row
         // comparison, which no partial index's predicate matches either.
         //
@@ -222,7 +229,7 @@ public struct JobStore: Sendable {
     /// - Parameter margin: after the last request's deadline, before "no charge" is trusted.
     public func complete(_ completions: [Completion], fence: Fence, margin: Duration) async throws -> [CompletedJob] {
         guard !completions.isEmpty else { return [] }
-        return try await bounded(Self.completeStatement(completions, fence: fence, margin: margin), hashJoins: true) { rows in
+        return try await inTransaction(Self.completeStatement(completions, fence: fence, margin: margin), planner: .batchJoinByPrimaryKey) { rows in
             var completed: [CompletedJob] = []
             for try await (id, outcome, latency, failure) in rows.decode((Int64, Completion.Outcome, Double?, FailureReason?).self) {
                 completed.append(CompletedJob(id: id, outcome: outcome, latencySeconds: latency, failureReason: failure))
@@ -241,12 +248,12 @@ public struct JobStore: Sendable {
         guard !held.isEmpty else { return 0 }
         // SKIP LOCKED: a row locked right now is having its outcome recorded; waiting for
         // it (in another order than the completion's) could deadlock the two.
-        return try await bounded("""
+        return try await inTransaction("""
             WITH mine AS (
                 SELECT j.id FROM payment_queue j
                 JOIN unnest(\(held.map(\.id))::int8[], \(held.map(\.claim))::int8[]) AS h(id, claim)
                   ON j.id = h.id AND j.claim_seq = h.claim
-                -- By primary key, hashed against the batch (hashJoins in `bounded`).
+                -- By primary key, hashed against the batch (`PlannerSettings.batchJoinByPrimaryKey`).
                 WHERE j.id = ANY(\(held.map(\.id))::int8[])
                   AND (j.state, j.lease_owner) IS NOT DISTINCT FROM (\(JobState.running), \(owner))
                   AND j.claimed_at > now() - make_interval(secs => \(maxHold.seconds))
@@ -256,7 +263,7 @@ public struct JobStore: Sendable {
                 FROM mine WHERE j.id = ANY(\(held.map(\.id))::int8[]) AND j.id = mine.id
                 RETURNING 1)
             SELECT count(*)::int8 FROM extended
-            """, hashJoins: true) { rows in
+            """, planner: .batchJoinByPrimaryKey) { rows in
             for try await (count) in rows.decode(Int64.self) { return Int(count) }
             return 0
         }
@@ -274,7 +281,7 @@ public struct JobStore: Sendable {
     /// A job whose cancel was asked goes to `reconciling` (an earlier attempt may have
     /// been sent), settled `margin` after its last request's deadline.
     public func releaseOrphans(held: [HeldJobs.Key], owner: String, olderThan: Duration, margin: Duration) async throws -> Int {
-        try await bounded("""
+        try await inTransaction("""
             WITH candidates AS (
                 SELECT j.id FROM payment_queue j
                 WHERE j.state = \(JobState.running) AND j.lease_owner = \(owner)
@@ -303,7 +310,7 @@ public struct JobStore: Sendable {
     /// happened under any of them), settled after `settleAfter`. Safe from every worker
     /// at once.
     public func reapExpiredLeases(limit: Int = 1_000, maxLeaseLosses: Int, settleAfter: Duration) async throws -> Int {
-        try await bounded("""
+        try await inTransaction("""
             WITH expired AS (
                 SELECT id FROM payment_queue
                 WHERE state = \(JobState.running) AND lease_expires_at < now()
@@ -340,7 +347,7 @@ public struct JobStore: Sendable {
     /// is final for them, whichever path sent them here. Each take raises the claim, the
     /// fence of its outcome.
     public func claimReconciling(limit: Int, recheckAfter: Duration, margin: Duration) async throws -> [ClaimedJob] {
-        try await bounded("""
+        try await inTransaction("""
             WITH picked AS (
                 SELECT id FROM payment_queue
                 WHERE state = \(JobState.reconciling) AND run_at <= now()
@@ -362,7 +369,7 @@ public struct JobStore: Sendable {
 
     /// A payment held for an operator: its key and payment, and why.
     public func heldPayment(_ id: Int64) async throws -> (key: String, payment: Payment, reason: HeldReason)? {
-        try await bounded("""
+        try await inTransaction("""
             SELECT idempotency_key, amount_minor, currency::text, debtor, creditor, held_reason
             FROM payment_queue WHERE id = \(id) AND state = \(JobState.reconciling) AND held_reason IS NOT NULL
             """) { rows in
@@ -384,7 +391,7 @@ public struct JobStore: Sendable {
     /// Settles held payment `id` (fenced on it still being held); returns its new state,
     /// nil if it was not held.
     public func resolveHeld(_ id: Int64, as resolution: HeldResolution, note: String) async throws -> JobState? {
-        try await bounded("SELECT payment_resolve_held(\(id), \(resolution.rawValue), \(note))") { rows in
+        try await inTransaction("SELECT payment_resolve_held(\(id), \(resolution.rawValue), \(note))") { rows in
             for try await (state) in rows.decode(String?.self) { return state.flatMap(JobState.init(rawValue:)) }
             return nil
         }
@@ -407,7 +414,7 @@ public struct JobStore: Sendable {
     /// payment is absent from the answer. `settle`: how long after now no charge of an
     /// attempt that ended can land any more (the margin for clocks and in-flight writes).
     public func cancel(_ ids: [Int64], margin: Duration) async throws -> [Int64: CancelOutcome] {
-        try await bounded("SELECT payment_id, outcome FROM payment_cancel(\(ids)::int8[], make_interval(secs => \(margin.seconds)))") { rows in
+        try await inTransaction("SELECT payment_id, outcome FROM payment_cancel(\(ids)::int8[], make_interval(secs => \(margin.seconds)))") { rows in
             var outcomes: [Int64: CancelOutcome] = [:]
             for try await (id, outcome) in rows.decode((Int64, String).self) {
                 switch outcome {
@@ -444,7 +451,7 @@ public struct JobStore: Sendable {
     public func addPartitions(ahead: Int) async throws -> [String: Int] {
         var created: [String: Int] = [:]
         for (table, function) in Self.partitionUpkeep {
-            let n = try await bounded(Self.addPartitions(function, ahead: ahead)) { rows in
+            let n = try await inTransaction(Self.addPartitions(function, ahead: ahead)) { rows in
                 for try await (n) in rows.decode(Int64.self) { return Int(n) }
                 return 0
             }

@@ -13,15 +13,11 @@ public struct Backoff: Sendable, Equatable {
     /// The ceiling of the delay after `attempt` failed attempts (1-based).
     public func ceiling(afterAttempt attempt: Int) -> Duration {
         let exponent = max(0, min(attempt - 1, 40))
-        let baseMillis = Double(base.components.seconds) * 1000 + Double(base.components.attoseconds) / 1e15
-        let capMillis = Double(cap.components.seconds) * 1000 + Double(cap.components.attoseconds) / 1e15
-        let millis = min(capMillis, baseMillis * Double(UInt64(1) << UInt64(exponent)))
-        return .microseconds(Int64(millis * 1000))
+        return .seconds(fractional: min(cap.seconds, base.seconds * Double(UInt64(1) << UInt64(exponent))))
     }
 
     public func delay<R: RandomNumberGenerator>(afterAttempt attempt: Int, using random: inout R) -> Duration {
         let ceiling = ceiling(afterAttempt: attempt)
-        let micros = Double(ceiling.components.seconds) * 1e6 + Double(ceiling.components.attoseconds) / 1e12
-        return .microseconds(Int64(Double.random(in: 0...1, using: &random) * micros))
+        return .seconds(fractional: Double.random(in: 0...1, using: &random) * ceiling.seconds)
     }
 }
