@@ -57,16 +57,15 @@ public struct ServerSettings: Sendable {
         guard (1...64).contains(writePool), (1...64).contains(readPool) else {
             throw .invalidOption("--write-pool and --read-pool must be from 1 to 64")
         }
-        if let url = gatewayURL {
+        let urls = [("--gateway-url", gatewayURL, "http://127.0.0.1:8090"), ("--haproxy-stats", haproxyStatsURL, "http://127.0.0.1:8404/;csv")]
+            + patroniURLs.map { ("--patroni-url", Optional($0), "http://127.0.0.1:8008") }
+        for case let (flag, url?, example) in urls {
             guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
-                throw .invalidOption("--gateway-url must be an http(s) URL such as http://127.0.0.1:8090, got '\(url)'")
+                throw .invalidOption("\(flag) must be an http(s) URL such as \(example), got '\(url)'")
             }
         }
-        for (flag, url) in [("--haproxy-stats", haproxyStatsURL)] + patroniURLs.map({ ("--patroni-url", Optional($0)) }) {
-            guard let url else { continue }
-            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
-                throw .invalidOption("\(flag) must be an http(s) URL such as http://127.0.0.1:8404/;csv, got '\(url)'")
-            }
+        guard PaymentRequest.giveUpAfterRange.contains(giveUpAfterSeconds) else {
+            throw .invalidOption("--give-up-after must be from 1 to 604,800 seconds (7 days)")
         }
         guard (1...10_000).contains(effectiveGatewayConnections) else { throw .invalidOption("--gateway-connections must be from 1 to 10,000") }
         var copy = self

@@ -63,24 +63,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// Every flag checked here, so any bad value is a usage error (exit 64) before anything starts.
     func validate() throws {
-        guard retryBaseMs > 0, retryCapMs >= retryBaseMs, retryCapMs <= 3_600_000 else {
-            throw ValidationError("--retry-base-ms must be > 0 and <= --retry-cap-ms (at most 3,600,000)")
-        }
-        guard statsInterval >= 0.1, statsInterval <= 86_400 else { throw ValidationError("--stats-interval must be from 0.1 to 86,400") }
-        guard lease.isFinite, (1...3600).contains(lease) else { throw ValidationError("--lease must be from 1 to 3600 seconds") }
-        if let statementTimeout {
-            guard statementTimeout.isFinite, statementTimeout > 0 else { throw ValidationError("--statement-timeout must be a positive number of seconds") }
-        }
-        if let gatewayTimeout {
-            guard gatewayTimeout.isFinite, gatewayTimeout > 0 else { throw ValidationError("--gateway-timeout must be a positive number of seconds") }
-        }
-        guard PaymentRequest.giveUpAfterRange.contains(Int32(clamping: giveUpAfter)) else {
-            throw ValidationError("--give-up-after must be from 1 to 604,800 seconds (7 days)")
-        }
-        guard shutdownTimeout.isFinite, (0...600).contains(shutdownTimeout) else {
-            throw ValidationError("--shutdown-timeout must be from 0 to 600 seconds")
-        }
+        // The flags are read into the settings once; the settings check themselves
+        // (ServerSettings, WorkerConfiguration, the simulator's configuration).
         _ = try usageChecked { try settings().validated() }
+        _ = try usageChecked { try workerConfiguration().validated() }
         _ = try usageChecked { try simulatedGateway().validated() }
     }
 
@@ -94,7 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
         settings.readFallback = readFallback
         settings.gatewayURL = gatewayURL
         settings.gatewayConnections = gatewayConnections
-        settings.giveUpAfterSeconds = Int32(giveUpAfter)
+        settings.giveUpAfterSeconds = Int32(clamping: giveUpAfter)
         // On the local topology's default poolers, what `scripts/topology env` exports is
         // known without it (a bare `payments serve` shows the whole topology).
         let local = ConnectionSettings.observabilityDefaults(write: urls.write, read: urls.read)
@@ -109,23 +95,25 @@ struct ServeCommand: AsyncParsableCommand {
             settings.poolerStatsUser = local?.poolerStatsUser
             settings.poolerStatsPassword = local?.poolerStatsPassword
         }
-        if noWorkers {
-            settings.workers = nil
-        } else {
-            var worker = WorkerConfiguration()
-            worker.concurrency = concurrency
-            worker.batchSize = batchSize
-            worker.lease = .seconds(fractional: lease)
-            worker.shutdownTimeout = .seconds(fractional: shutdownTimeout)
-            worker.gatewayTimeout = gatewayTimeout.map { .seconds(fractional: $0) }
-            worker.statementTimeout = statementTimeout.map { .seconds(fractional: $0) }
-            worker.maxLeaseLosses = maxLeaseLosses
-            worker.jitterSeed = seed
-            worker.backoff = Backoff(base: .seconds(fractional: retryBaseMs / 1000), cap: .seconds(fractional: retryCapMs / 1000))
-            worker.statsInterval = .seconds(fractional: statsInterval)
-            settings.workers = worker
-        }
+        settings.workers = noWorkers ? nil : workerConfiguration()
         return settings  // validated by validate() (usage errors) and by buildApplication
+    }
+
+    /// The worker flags, read once (checked by `WorkerConfiguration.validated`, with
+    /// --no-workers too: a bad flag is refused whatever else is given).
+    func workerConfiguration() -> WorkerConfiguration {
+        var worker = WorkerConfiguration()
+        worker.concurrency = concurrency
+        worker.batchSize = batchSize
+        worker.lease = .seconds(fractional: lease)
+        worker.shutdownTimeout = .seconds(fractional: shutdownTimeout)
+        worker.gatewayTimeout = gatewayTimeout.map { .seconds(fractional: $0) }
+        worker.statementTimeout = statementTimeout.map { .seconds(fractional: $0) }
+        worker.maxLeaseLosses = maxLeaseLosses
+        worker.jitterSeed = seed
+        worker.backoff = Backoff(base: .seconds(fractional: retryBaseMs / 1000), cap: .seconds(fractional: retryCapMs / 1000))
+        worker.statsInterval = .seconds(fractional: statsInterval)
+        return worker
     }
 
     /// The in-process simulated gateway, used without --gateway-url.

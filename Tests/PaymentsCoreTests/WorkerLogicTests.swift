@@ -95,59 +95,6 @@ import PaymentsSimulator
     }
 }
 
-@Suite struct WorkerConfigurationTests {
-    @Test func refusesNonsense() {
-        var config = WorkerConfiguration(owner: "test")
-        config.concurrency = 0
-        #expect(throws: PaymentsError.self) { try config.validated() }
-        config = WorkerConfiguration(owner: "test")
-        config.lease = .milliseconds(10)
-        #expect(throws: PaymentsError.self) { try config.validated() }
-        config = WorkerConfiguration(owner: "test")
-        config.concurrency = 10_000
-        #expect((try? config.validated()) != nil)
-    }
-
-    /// Timing is safe by construction: the gateway deadline is below the lease, and two
-    /// heartbeats (each with its own timeout) fit in every lease.
-    @Test func timingIsValidatedTogether() throws {
-        var config = WorkerConfiguration(owner: "test")
-        config.lease = .seconds(30)
-        #expect(config.effectiveGatewayTimeout == .seconds(15))
-        #expect((config.heartbeatInterval + config.heartbeatTimeout) * 2 < config.lease)
-        config.gatewayTimeout = .seconds(30)
-        #expect(throws: PaymentsError.self) { try config.validated() }
-        config.gatewayTimeout = .seconds(29)
-        #expect((try? config.validated()) != nil)
-        config.lease = .seconds(5)
-        config.gatewayTimeout = nil
-        #expect(config.effectiveGatewayTimeout == .milliseconds(2500))
-    }
-
-    /// Flags give seconds as Double: no value may trap on the way to a Duration.
-    @Test func durationsFromFlagsNeverOverflow() {
-        #expect(Duration.seconds(fractional: 1.5) == .milliseconds(1500))
-        #expect(Duration.seconds(fractional: 1e300) > .seconds(3600))
-        #expect(Duration.seconds(fractional: -1e300) < .zero)
-        #expect(Duration.seconds(fractional: .nan) == .zero)
-    }
-
-    @Test func transientErrorClassification() {
-        #expect(isTransientDatabaseError(TimeoutError()))
-        #expect(!isTransientDatabaseError(PaymentsError.invalidOption("x")))
-    }
-
-    /// What a failover shows a client: connections reset (08006), a pooler that cannot
-    /// log in yet (08P01), the old leader shutting down (57P01), and a write on a server
-    /// connection to the node just demoted (25006). None wrote anything, so all are
-    /// retried; a constraint or a transaction in the wrong state is not.
-    @Test(arguments: [("08006", true), ("08P01", true), ("57P01", true), ("57P03", true), ("40001", true), ("53300", true),
-                      ("25006", true), ("25P02", false), ("25001", false), ("23505", false), ("42601", false), ("22P02", false)])
-    func transientSQLStates(state: String, transient: Bool) {
-        #expect(isTransientSQLState(state) == transient, "\(state)")
-    }
-}
-
 @Suite struct TimeoutTests {
     @Test func returnsTheResultInTime() async throws {
         #expect(try await withTimeout(.seconds(5)) { 42 } == 42)

@@ -66,7 +66,15 @@ public struct WorkerConfiguration: Sendable, Equatable {
         "\(ProcessInfo.processInfo.hostName)/\(ProcessInfo.processInfo.processIdentifier)/\(String(UInt32.random(in: 0 ... .max), radix: 36))"
     }
 
+    /// Every timing rule of a worker, checked here and only here (WorkerConfigurationTests
+    /// holds one case per rule): a bad flag is a usage error before anything starts.
     public func validated() throws(PaymentsError) -> Self {
+        guard backoff.base > .zero, backoff.cap >= backoff.base, backoff.cap <= .seconds(3600) else {
+            throw .invalidOption("--retry-base-ms must be > 0 and <= --retry-cap-ms (at most 3,600,000)")
+        }
+        guard statsInterval >= .milliseconds(100), statsInterval <= .seconds(86_400) else {
+            throw .invalidOption("--stats-interval must be from 0.1 to 86,400")
+        }
         guard (1...100_000).contains(concurrency) else { throw .invalidOption("--concurrency must be from 1 to 100,000, got \(concurrency)") }
         guard (1...10_000).contains(batchSize) else { throw .invalidOption("--batch-size must be from 1 to 10,000, got \(batchSize)") }
         guard lease >= .seconds(1), lease <= .seconds(3600) else { throw .invalidOption("--lease must be from 1 to 3600 seconds") }
