@@ -99,8 +99,8 @@ extension Integration {
         /// Defect 2: a job whose charge could still land was recorded `failed` after its
         /// last attempt. With hangs and lost answers on every job's only attempt in a row,
         /// jobs go to `reconciling`; the reconciler posts those the gateway charged and
-        /// queues again, within the budget, those it never charged (issue 24: they failed
-        /// before): every payment ends succeeded.
+        /// queues again, within the budget, those it never charged (before retry budgets,
+        /// they failed): every payment ends succeeded.
         @Test func unknownOutcomesAreReconciledNeverGuessed() async throws {
             try await TestEnvironment.migrate()
             try await QueueReset.cancelLeftovers()

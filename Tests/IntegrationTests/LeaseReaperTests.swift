@@ -4,7 +4,7 @@ import PostgresNIO
 import Testing
 
 extension Integration {
-    /// The reaper is a service of its own (issue 26), run by every serve with workers.
+    /// The reaper is a service of its own, run by every serve with workers.
     @Suite struct LeaseReaperTests {
         /// Run alone, it returns a job whose lease ran out to the queue, counting the lost
         /// lease, and sends one that lost its last allowed lease to `reconciling` (it may

@@ -7,7 +7,7 @@ extension Integration {
     /// A payment fails only for a reason the payer can act on; our own faults (hung
     /// requests, lost answers, 5xx, orphaned claims) only delay it, and no cancel finishes
     /// a payment that was charged. Each test was first seen failing on the code before
-    /// the fix (issue 24).
+    /// its fix.
     @Suite struct PaymentsGetMadeTests {
         static let port = 18_130 + TestEnvironment.portOffset
 

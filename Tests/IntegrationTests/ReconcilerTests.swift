@@ -5,7 +5,7 @@ import PostgresNIO
 import Testing
 
 extension Integration {
-    /// The reconciler is a service of its own (issue 26), run by every serve with workers.
+    /// The reconciler is a service of its own, run by every serve with workers.
     @Suite struct ReconcilerTests {
         /// Run alone against a gateway: a reconciling payment the gateway holds a charge for
         /// ends succeeded with its postings; one it holds none for (every deadline past, the

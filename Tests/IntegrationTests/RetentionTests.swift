@@ -37,8 +37,8 @@ extension Integration {
         }
 
         /// Every serve keeps the partitions ahead, one that serves the API only
-        /// (`--no-workers`) too: upkeep is a service of its own, not a worker's loop (before
-        /// issue 26 it was, and a `--no-workers` serve never created a partition). The
+        /// (`--no-workers`) too: upkeep is a service of its own, not a worker's loop (it was
+        /// one, and a `--no-workers` serve never created a partition). The
         /// furthest partition of the ledger (empty: it is ahead of every id) is dropped,
         /// and a `--no-workers` serve creates it again at start.
         @Test func aServeWithoutWorkersKeepsPartitionsAhead() async throws {

@@ -79,7 +79,7 @@ extension Integration {
         /// heartbeat renewed the lease with no age limit). Each call now has a deadline
         /// below the lease; an unanswered call is an unknown outcome, retried with the key;
         /// a payment fails only once its retry budget is over and the gateway, asked after
-        /// every deadline, holds no charge for it (issue 24: never on our faults alone).
+        /// every deadline, holds no charge for it: never on our faults alone.
         @Test func aGatewayThatNeverAnswersDoesNotHoldJobsForever() async throws {
             try await TestEnvironment.migrate()
             try await QueueReset.cancelLeftovers()

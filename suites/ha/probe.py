@@ -36,7 +36,7 @@ class Prober:
     def write(self, only_if_primary=False):
         try:
             if self.conn is None or self.conn.closed:
-                # No prepared statements: pgbouncer-write pools transactions (DESIGN.md section 2).
+                # No prepared statements: pgbouncer-write pools transactions (no named prepared statements through transaction pooling).
                 self.conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=2, prepare_threshold=None)
             timer = threading.Timer(TIMEOUT, self._cancel, [self.conn])
             timer.start()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The HA fault suite: the failures of issue 13 against the HA topology (`scripts/topology
+# The HA fault suite: the seed topology's failures against the HA topology (`scripts/topology
 # --ha`: etcd ×3, Patroni ×3, synchronous replication, HAProxy by Patroni's REST checks)
 # under the fault suite's steady payment load (suites/lib/steady-load.sh: enqueues, a
 # POSTing client, status reads, serve charging at the external gateway). Beside it, two
