@@ -8,6 +8,8 @@ PORT_OFFSET="${PORT_OFFSET:-0}"
 TOPO=("$REPO/scripts/topology" --port-offset "$PORT_OFFSET")
 # pid_alive
 . "$REPO/scripts/process.sh"
+# haproxy_servers, haproxy_server_status, haproxy_up (HAProxy's stats, by column name)
+. "$REPO/scripts/haproxy.sh"
 
 # The release build: one command for `make demo`, `make test` and the Dockerfile (the
 # release suite checks the Dockerfile runs exactly this). Migrations and openapi.yaml

@@ -171,8 +171,7 @@ replicas_ready() {
   [ "$n" = 2 ]
 }
 haproxy_replicas_up() {
-  [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$HAPROXY_STATS_PORT/;csv" 2>/dev/null \
-    | awk -F, '$1=="pg_replicas" && $2 ~ /^node-/ && $18=="UP" {n++} END {print n+0}')" = 2 ]
+  [ "$(haproxy_up "$HAPROXY_STATS_PORT" pg_replicas '^node-' | wc -l)" = 2 ]
 }
 
 # The first wait that times out fails `up` (a function called before || runs without
@@ -239,8 +238,9 @@ cmd_status() {
   fi
   if running haproxy; then
     echo "haproxy backends:"
-    curl -fsS --max-time 2 "http://127.0.0.1:$HAPROXY_STATS_PORT/;csv" 2>/dev/null \
-      | awk -F, 'NR>1 && ($1=="pg_leader" || $1=="pg_replicas") && $2!="BACKEND" {printf "  %-12s %-8s %-5s sessions=%s\n", $1, $2, $18, $5}' || true
+    for proxy in pg_leader pg_replicas; do
+      haproxy_servers "$HAPROXY_STATS_PORT" "$proxy" | awk -F'\t' -v px="$proxy" '{printf "  %-12s %-8s %-5s sessions=%s\n", px, $1, $2, $3}' || true
+    done
   fi
   return $rc
 }
@@ -280,8 +280,7 @@ cmd_patronictl() {
 
 # The pg_leader servers HAProxy has UP (the one node writes go to, when all is well).
 haproxy_write_up() {
-  curl -fsS --max-time 2 "http://127.0.0.1:$HAPROXY_STATS_PORT/;csv" 2>/dev/null \
-    | awk -F, '$1=="pg_leader" && $2 ~ /^node-/ && $18=="UP" {print $2}' | paste -sd' '
+  haproxy_up "$HAPROXY_STATS_PORT" pg_leader '^node-' | paste -sd' '
 }
 
 # A planned switchover that fails no write: pgbouncer-write is paused around Patroni's

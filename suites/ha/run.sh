@@ -414,8 +414,7 @@ scenario_replica_lag() {
   local p="ha-lag-$RANDOM"; begin_ha "$p"
   local victim; victim=$(ha_query 'print(next((m["name"] for m in c["members"] if m["role"] == "replica"), ""))')
   [ -n "$victim" ] || fault_missing "no asynchronous replica"
-  in_rotation() { curl -fsS --max-time 2 "http://127.0.0.1:$((8404 + PORT_OFFSET))/;csv" 2>/dev/null \
-    | awk -F, -v n="$victim" '$1 == "pg_replicas" && $2 == n {print $18}' | grep -q '^UP'; }
+  in_rotation() { haproxy_server_status $((8404 + PORT_OFFSET)) pg_replicas "$victim" | grep -q '^UP'; }
   out_of_rotation() { ! in_rotation; }
   in_rotation || fault_missing "$victim was not in read rotation to begin with"
   local pm startup; pm=$("${TOPO[@]}" postmaster "$victim" 2>/dev/null)

@@ -13,6 +13,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 TOPO=("$REPO/scripts/topology" --port-offset "$PORT_OFFSET")
+# haproxy_servers, haproxy_server_status, haproxy_up (HAProxy's stats, by column name)
+. "$REPO/scripts/haproxy.sh"
 DB_USER="${DB_USER:-db_user}" DB_PASSWORD="${DB_PASSWORD:-db_password}"
 DB_NAME="${DB_NAME:-resilient_payment_processor}"
 PRIMARY=$((5432 + PORT_OFFSET)) R1=$((5433 + PORT_OFFSET)) R2=$((5434 + PORT_OFFSET))
@@ -116,9 +118,8 @@ test_write_through_read_pooler_refused() {
   echo "$err" | grep -q "read-only transaction" || fail "unexpected error: $err"
 }
 
-haproxy_status() { # server -> UP/DOWN
-  curl -fsS "http://127.0.0.1:$HSTATS/;csv" | awk -F, -v s="$1" '$1=="pg_read" && $2==s {print $18}'
-}
+haproxy_status() { haproxy_server_status "$HSTATS" pg_read "$1"; }  # server -> UP/DOWN
+haproxy_has_up() { [ "$(haproxy_status "$1")" = UP ]; }
 replica_caught_up() { # application_name, lsn
   [ "$(super "SELECT count(*) FROM pg_stat_replication WHERE application_name = '$1' AND state = 'streaming' AND replay_lsn >= '$2'::pg_lsn")" = 1 ]
 }
@@ -141,7 +142,7 @@ test_replica_down_then_back() {
   local t0=$SECONDS
   "${TOPO[@]}" start replica-1 || return 1
   eventually 30 replica_caught_up replica-1 "$lsn" || { fail "replica-1 did not catch up to $lsn"; return 1; }
-  eventually 15 bash -c "[ \"\$(curl -fsS 'http://127.0.0.1:$HSTATS/;csv' | awk -F, '\$1==\"pg_read\" && \$2==\"replica-1\" {print \$18}')\" = UP ]" \
+  eventually 15 haproxy_has_up replica-1 \
     || { fail "haproxy did not put replica-1 back"; return 1; }
   [ "$(PGPASSWORD="$DB_PASSWORD" psql -X -tA "host=127.0.0.1 port=$R1 user=$DB_USER dbname=$DB_NAME" -c "SELECT count(*) FROM topology_probe WHERE note = '$token'")" = 1 ] \
     || { fail "row written while replica-1 was down is missing on it"; return 1; }
