@@ -74,7 +74,7 @@ FAULTS=(sigkill_serve sigstop_serve restart_pgbouncer_write restart_primary stop
         sigkill_pgbouncer_write crash_primary)
 for ((i = ${#FAULTS[@]} - 1; i > 0; i--)); do j=$((RANDOM % (i + 1))); tmp="${FAULTS[$i]}"; FAULTS[$i]="${FAULTS[$j]}"; FAULTS[$j]="$tmp"; done
 : > "$SCHEDULE"
-t=5; k=0; end=$(python3 -c "print(int($MINUTES * 60))")
+t=5; k=0; end=$(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 60 }')
 while [ "$t" -lt $((end - 5)) ]; do
   f="${FAULTS[$((k % ${#FAULTS[@]}))]}"; k=$((k + 1)); n=$((RANDOM % 3)); hold=$((1 + RANDOM % 3))
   echo "$t $f $n $hold" >> "$SCHEDULE"

@@ -177,7 +177,7 @@ scenario_replication_paused() {
   local rec; rec=$(wait_for 60 caught) || rec=""
   end_traffic
   local ok=PASS
-  [ "$own" = 10 ] && [ "$own_primary" = 10 ] && python3 -c "import sys; sys.exit(0 if float('${lag:-0}') > 0 else 1)" || ok=FAIL
+  [ "$own" = 10 ] && [ "$own_primary" = 10 ] && holds "${lag:-0} > 0" || ok=FAIL
   prove "$p" "$acked_posts" || ok=FAIL
   record "replication paused" "$ok" "${rec:-none}s" "read-your-writes $own/10 (primary $own_primary); lag reported ${lag:-?}s"
 }

@@ -235,7 +235,7 @@ scenario_leader_lost() {
   local elected resumed settled; elected=$(wait_for 60 new_leader) || elected=""
   local leader tl; leader=$(ha_leader); tl=$(ha_timeline)
   resumed=$(wait_for 60 probe_ok_since "$t0") || resumed=""
-  [ -n "$resumed" ] && resumed=$(python3 -c "print(f'{$(awk -v t="$t0" '$3 == "ok" && $1 > t {print $2; exit}' "$WORK/probe") - $t0:.1f}')")
+  [ -n "$resumed" ] && resumed=$(calc "$(awk -v t="$t0" '$3 == "ok" && $1 > t {print $2; exit}' "$WORK/probe") - $t0" %.1f)
   log "new leader ${leader:-none} after ${elected:-never} s (timeline $tl); probe writes resumed after ${resumed:-never} s"
   # Jobs the old leader had handed out finish within their lease after writes resume.
   settled_jobs() { [ "$(held_open)" = 0 ]; }
@@ -259,7 +259,7 @@ print(' | '.join(f'+{e[\"at\"] - $t0:.1f}s {e[\"text\"]}' for e in state.get('ev
   # leader key's expiry and the new leader taking it, seen once in CI).
   [[ "$shown" == *"leader $old → $leader"* || ( "$shown" == *"leader $old → none"* && "$shown" == *"leader none → $leader"* ) ]] \
     || { ok=FAIL; log "the dashboard's timeline does not show leader $old → $leader"; }
-  [ -n "$elected" ] && python3 -c "import sys; sys.exit(0 if $elected <= $NEW_LEADER_BOUND else 1)" || { ok=FAIL; log "no new leader within $NEW_LEADER_BOUND s"; }
+  [ -n "$elected" ] && holds "$elected <= $NEW_LEADER_BOUND" || { ok=FAIL; log "no new leader within $NEW_LEADER_BOUND s"; }
   [ -n "$resumed" ] && [ -n "$settled" ] && [ -n "$rejoined" ] && [ "$tl" -gt "$tl0" ] || ok=FAIL
   [ "$(split_brain)" = 0 ] || { ok=FAIL; log "TWO NODES ACCEPTED WRITES in $(split_brain) samples"; }
   money_checks "$p" kept || ok=FAIL
@@ -316,7 +316,7 @@ switchover_under_load() { # name, failed-writes bound (s), command...
   if [ "$bound" = 0 ]; then
     [ "$(failed_count)" = 0 ] || { ok=FAIL; log "$(failed_count) probe writes failed; none may"; }
   else
-    python3 -c "import sys; sys.exit(0 if $failed <= $bound else 1)" || { ok=FAIL; log "writes failed for $failed s, more than $bound s"; }
+    holds "$failed <= $bound" || { ok=FAIL; log "writes failed for $failed s, more than $bound s"; }
   fi
   money_checks "$p" kept || ok=FAIL
   record "$name" "$ok" "${recovered:-none}s" "writes failed $failed s, stopped $gap s; old leader streaming again after ${recovered:-never} s; $(clients_saw)"
@@ -389,7 +389,7 @@ scenario_etcd_quorum_lost() {
   local demoted; demoted=$(wait_for 60 none_writable) || demoted=""
   log "the leader ${leader} stopped accepting writes after ${demoted:-never} s"
   sleep 10
-  local writes_in_outage; writes_in_outage=$(awk -v t="$(python3 -c "print($t0 + ${demoted:-0} + 1)")" '$3 == "ok" && $1 > t' "$WORK/probe" | wc -l | tr -d ' ')
+  local writes_in_outage; writes_in_outage=$(awk -v t="$(calc "$t0 + ${demoted:-0} + 1")" '$3 == "ok" && $1 > t' "$WORK/probe" | wc -l | tr -d ' ')
   local t1; t1=$(now)
   kill -CONT "$a" "$b"
   log "etcd-1 and etcd-2 resumed"

@@ -32,7 +32,11 @@ load_cleanup() {
 
 log() { echo "    $*"; }
 now() { date +%s.%N; }
-since() { python3 -c "print(f'{$(now) - $1:.1f}')"; }
+# Fractional arithmetic (bash has integers only), in awk: calc EXPR [FORMAT] prints it
+# (three decimals unless FORMAT says otherwise), holds EXPR succeeds when it is true.
+calc() { awk "BEGIN { printf \"${2:-%.3f}\\n\", $1 }"; }
+holds() { awk "BEGIN { exit !($1) }"; }
+since() { calc "$(now) - $1" %.1f; }
 succeeded() { sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$1-%' AND state = 'succeeded'"; }
 
 start_serve() { serve_start "$BIN" "$PORT" "$WORK/serve.log" "${SERVE_ARGS[@]}" "$@"; }
