@@ -37,15 +37,15 @@ scenario_replica_restart() {
   "${TOPO[@]}" stop replica-1 || fault_missing "topology stop replica-1 failed"
   log "replica-1 stopped (postmaster $pid)"
   sleep 1
-  wait_for 5 exited "$pid" >/dev/null || fault_missing "replica-1's postmaster $pid still runs"
+  seconds_until 5 exited "$pid" >/dev/null || fault_missing "replica-1's postmaster $pid still runs"
   gone() { [ "$("${TOPO[@]}" psql super -tAc "SELECT count(*) FROM pg_stat_replication WHERE application_name='replica-1'")" = 0 ]; }
-  wait_for 5 gone >/dev/null || fault_missing "the primary still streams to replica-1"
+  seconds_until 5 gone >/dev/null || fault_missing "the primary still streams to replica-1"
   sleep 2
   local lsn; lsn=$("${TOPO[@]}" psql super -tAc "SELECT pg_current_wal_lsn()")
   local t0; t0=$(now)
   "${TOPO[@]}" start replica-1 || log "topology start replica-1 failed"
   caught_up() { [ "$("${TOPO[@]}" psql super -tAc "SELECT count(*) FROM pg_stat_replication WHERE application_name='replica-1' AND state='streaming' AND replay_lsn >= '$lsn'")" = 1 ]; }
-  local rec; rec=$(wait_for 60 caught_up) || rec=""
+  local rec; rec=$(seconds_until 60 caught_up) || rec=""
   end_traffic
   local failed lost done; failed=$(count "$WORK/reads.failed"); lost=$(count "$WORK/reads.lost"); done=$(count "$WORK/reads.done")
   log "reads: $done, failed first try: $failed, failed after one retry: $lost; replica-1 caught up ${rec:-never} s after restart"
@@ -65,7 +65,7 @@ scenario_pgbouncer_write_restart() {
   { [ -n "$new_pid" ] && [ "$new_pid" != "$pid" ]; } || fault_missing "pgbouncer-write's process was not replaced"
   # The baseline is taken after the restart: progress must come through the new pooler.
   local before; before=$(baseline "$p")
-  local rec=""; [ -n "$before" ] && { rec=$(wait_for 60 progressed_since "$p" "$before") || rec=""; }
+  local rec=""; [ -n "$before" ] && { rec=$(seconds_until 60 progressed_since "$p" "$before") || rec=""; }
   [ -n "$rec" ] && rec=$(since "$t0")
   sleep 2; end_traffic
   local ok=PASS; [ -n "$rec" ] || ok=FAIL
@@ -81,7 +81,7 @@ scenario_primary_restart() {
   "${TOPO[@]}" stop primary || fault_missing "topology stop primary failed"
   log "primary stopped (fast shutdown, postmaster $pid)"
   sleep 1
-  wait_for 5 exited "$pid" >/dev/null || fault_missing "the primary's postmaster $pid still runs"
+  seconds_until 5 exited "$pid" >/dev/null || fault_missing "the primary's postmaster $pid still runs"
   local ready; ready=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$API/readyz")
   log "/readyz while the primary is away: $ready"
   sleep 2
@@ -90,7 +90,7 @@ scenario_primary_restart() {
   log "primary started (postmaster $(pid_of primary))"
   # Recovery: from the primary's return until serve completes jobs again.
   local before; before=$(baseline "$p")
-  local rec=""; [ -n "$before" ] && { rec=$(wait_for 60 progressed_since "$p" "$before") || rec=""; }
+  local rec=""; [ -n "$before" ] && { rec=$(seconds_until 60 progressed_since "$p" "$before") || rec=""; }
   [ -n "$rec" ] && rec=$(since "$t0")
   sleep 2; end_traffic
   # The clients must have seen the outage: a POST refused or timed out (counted once its
@@ -116,7 +116,7 @@ scenario_serve_sigkill() {
   local burst=0
   "$BIN" enqueue --count 800 --key-prefix "$p-burst" >/dev/null 2>&1 && burst=800
   holding() { [ "$(sql "SELECT count(*) FROM payment_jobs WHERE idempotency_key LIKE '$p-%' AND state = 'running'")" -gt 0 ]; }
-  wait_for 10 holding >/dev/null
+  seconds_until 10 holding >/dev/null
   sleep 0.5
   kill -KILL "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null; SERVE_PID=""
   sql "SELECT id || ' ' || idempotency_key FROM payment_jobs WHERE idempotency_key LIKE '$p-%' AND state = 'running'" > "$WORK/stranded"
@@ -139,7 +139,7 @@ scenario_serve_sigkill() {
   start_serve
   # Recovery: until every job the killed server held is terminal (lease 4 s, then reclaimed).
   stranded_done() { [ "$(sql "SELECT count(*) FROM payment_jobs WHERE id IN ($ids) AND state NOT IN ('succeeded', 'failed')")" = 0 ]; }
-  local rec; rec=$(wait_for 60 stranded_done) || rec=""
+  local rec; rec=$(seconds_until 60 stranded_done) || rec=""
   end_traffic
   # Each stranded job that had been charged ends succeeded (never failed, never charged
   # twice: the proof's gateway checks cover every job of the run).
@@ -174,7 +174,7 @@ scenario_replication_paused() {
   for n in replica-1 replica-2; do "${TOPO[@]}" psql super "$n" -tAc "SELECT pg_wal_replay_resume()" >/dev/null; done
   local t0; t0=$(now)
   caught() { [ "$("${TOPO[@]}" psql super -tAc "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn >= pg_current_wal_lsn() - 1000000")" = 2 ]; }
-  local rec; rec=$(wait_for 60 caught) || rec=""
+  local rec; rec=$(seconds_until 60 caught) || rec=""
   end_traffic
   local ok=PASS
   [ "$own" = 10 ] && [ "$own_primary" = 10 ] && holds "${lag:-0} > 0" || ok=FAIL
@@ -187,7 +187,7 @@ scenario_haproxy_down() {
   local id; id=$(sql "SELECT min(id) FROM payment_jobs WHERE idempotency_key LIKE '$p-%'")
   local pid; pid=$(pid_of haproxy) || fault_missing "haproxy was not running"
   "${TOPO[@]}" stop haproxy || fault_missing "topology stop haproxy failed"
-  wait_for 5 exited "$pid" >/dev/null || fault_missing "haproxy $pid still runs"
+  seconds_until 5 exited "$pid" >/dev/null || fault_missing "haproxy $pid still runs"
   log "haproxy stopped: the read path is down"
   sleep 1
   local before; before=$(succeeded "$p")
@@ -216,7 +216,7 @@ scenario_haproxy_down() {
   local t0; t0=$(now)
   "${TOPO[@]}" start haproxy || log "topology start haproxy failed"
   on_replica() { curl -s -D - -o /dev/null "$API/v1/payments/$id" | tr -d '\r' | grep -qi '^x-read-source: replica'; }
-  local rec; rec=$(wait_for 60 on_replica) || rec=""
+  local rec; rec=$(seconds_until 60 on_replica) || rec=""
   end_traffic
   local ok=PASS
   [ "$fallback" = 1 ] && [ "$code" = 503 ] && echo "$body" | grep -q '"code"' && [ "$processing" = 1 ] && [ -n "$rec" ] || ok=FAIL
@@ -241,7 +241,7 @@ for i in range(300):
   local t0; t0=$(now)
   start_serve
   settled() { [ "$(open_jobs "$p")" = 0 ]; }
-  local rec; rec=$(wait_for 90 settled) || rec=""
+  local rec; rec=$(seconds_until 90 settled) || rec=""
   local lost hung reconciled
   lost=$(gateway_stat lost_answers); hung=$(gateway_stat hangs)
   reconciled=$(( $(worker_stat reconciled_succeeded) + $(worker_stat reconciled_failed) + $(worker_stat reconciled_requeued) ))

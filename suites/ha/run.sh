@@ -166,10 +166,10 @@ brain_samples() { wc -l < "$WORK/brain" | tr -d ' '; }
 
 # Each scenario starts from a healthy cluster (the one before may still be settling).
 begin_ha() {
-  wait_for 120 ha_healthy >/dev/null || log "the cluster is not healthy before the scenario: $(ha_cluster_json)"
+  seconds_until 120 ha_healthy >/dev/null || log "the cluster is not healthy before the scenario: $(ha_cluster_json)"
   begin "$1"; start_probes; sleep 1
   # Every fault lands once both probes sample (python and psycopg start slowly on a loaded machine).
-  wait_for 15 probes_started >/dev/null || log "the probes took no sample in 15 s"
+  seconds_until 15 probes_started >/dev/null || log "the probes took no sample in 15 s"
 }
 # The window closes here: a probe not running now died by itself (end_traffic's removing
 # stream.on is what tells it to stop).
@@ -232,17 +232,17 @@ scenario_leader_lost() {
   t0=$(now)
   log "leader $old lost (SIGKILL: $killed), timeline $tl0"
   new_leader() { local l; l=$(ha_leader); [ -n "$l" ] && [ "$l" != "$old" ]; }
-  local elected resumed settled; elected=$(wait_for 60 new_leader) || elected=""
+  local elected resumed settled; elected=$(seconds_until 60 new_leader) || elected=""
   local leader tl; leader=$(ha_leader); tl=$(ha_timeline)
-  resumed=$(wait_for 60 probe_ok_since "$t0") || resumed=""
+  resumed=$(seconds_until 60 probe_ok_since "$t0") || resumed=""
   [ -n "$resumed" ] && resumed=$(calc "$(awk -v t="$t0" '$3 == "ok" && $1 > t {print $2; exit}' "$WORK/probe") - $t0" %.1f)
   log "new leader ${leader:-none} after ${elected:-never} s (timeline $tl); probe writes resumed after ${resumed:-never} s"
   # Jobs the old leader had handed out finish within their lease after writes resume.
   settled_jobs() { [ "$(held_open)" = 0 ]; }
-  settled=$(wait_for 60 settled_jobs) || settled=""
+  settled=$(seconds_until 60 settled_jobs) || settled=""
   local t1; t1=$(now)
   "${TOPO[@]}" start "$old" >/dev/null 2>&1 || log "topology start $old failed"
-  local rejoined; rejoined=$(wait_for 120 ha_streaming "$old") || rejoined=""
+  local rejoined; rejoined=$(seconds_until 120 ha_streaming "$old") || rejoined=""
   tl=$(ha_timeline)   # read again: /cluster can show the old timeline for a moment after the promotion
   log "$old started again: streaming from $leader on timeline $tl after ${rejoined:-never} s$(grep -q 'pg_rewind' "$TOPOLOGY_STATE_DIR/log/$old.log" 2>/dev/null && echo ' (pg_rewind ran)')"
   # The failover as the dashboard's timeline showed it while it happened.
@@ -275,12 +275,12 @@ scenario_postmaster_killed() {
   local t0; t0=$(now)
   kill -KILL "$pm" || fault_missing "kill $pm failed"
   log "leader $old's postmaster $pm SIGKILLed (Patroni left running)"
-  local resumed; resumed=$(wait_for 90 probe_ok_since "$t0") || resumed=""
+  local resumed; resumed=$(seconds_until 90 probe_ok_since "$t0") || resumed=""
   local leader tl; leader=$(ha_leader); tl=$(ha_timeline)
   local what="restarted in place"; [ "$leader" = "$old" ] || what="failed over to $leader"
   settled_jobs() { [ "$(held_open)" = 0 ]; }
-  local settled; settled=$(wait_for 60 settled_jobs) || settled=""
-  local recovered; recovered=$(wait_for 120 ha_healthy) || recovered=""
+  local settled; settled=$(seconds_until 60 settled_jobs) || settled=""
+  local recovered; recovered=$(seconds_until 120 ha_healthy) || recovered=""
   sleep 1; end_ha
   local gap; gap=$(write_gap "$t0")
   log "Patroni $what (timeline $tl0 -> $tl); writes stopped $gap s; cluster healthy after ${recovered:-never} s"
@@ -305,9 +305,9 @@ switchover_under_load() { # name, failed-writes bound (s), command...
   "$@" --leader "$old" --candidate "$sync" > "$WORK/switchover.out" 2>&1 \
     || { fault_missing "$name: the switchover command failed"; sed 's/^/      /' "$WORK/switchover.out"; }
   switched() { [ "$(ha_leader)" = "$sync" ]; }
-  local done_in; done_in=$(wait_for 60 switched) || done_in=""
+  local done_in; done_in=$(seconds_until 60 switched) || done_in=""
   log "$name $old -> $sync: the new leader leads after ${done_in:-never} s"
-  local recovered; recovered=$(wait_for 120 ha_healthy) || recovered=""
+  local recovered; recovered=$(seconds_until 120 ha_healthy) || recovered=""
   sleep 2; end_ha
   local gap failed; gap=$(write_gap "$t0"); failed=$(failed_span)
   log "writes failed for $failed s, no write committed for $gap s"
@@ -338,11 +338,11 @@ scenario_sync_standby_lost() {
   t0=$(now)
   log "synchronous standby $sync lost (SIGKILL: $killed)"
   other_sync() { local s; s=$(ha_sync); [ -n "$s" ] && [ "$s" != "$sync" ]; }
-  local moved; moved=$(wait_for 60 other_sync) || moved=""
+  local moved; moved=$(seconds_until 60 other_sync) || moved=""
   sleep 2
   local same_leader=1; [ "$(ha_leader)" = "$leader" ] || same_leader=0
   "${TOPO[@]}" start "$sync" >/dev/null 2>&1 || log "topology start $sync failed"
-  local rejoined; rejoined=$(wait_for 120 ha_streaming "$sync") || rejoined=""
+  local rejoined; rejoined=$(seconds_until 120 ha_streaming "$sync") || rejoined=""
   sleep 1; end_ha
   local gap; gap=$(write_gap "$t0")
   log "$(ha_sync) synchronous after ${moved:-never} s; leader unchanged: $same_leader; writes stopped $gap s; $sync back streaming after ${rejoined:-never} s"
@@ -364,7 +364,7 @@ scenario_etcd_member_lost() {
   local same=1; [ "$(ha_leader)" = "$leader" ] || same=0
   "${TOPO[@]}" start "$victim" >/dev/null 2>&1 || log "topology start $victim failed"
   etcd_ok() { ETCDCTL_API=3 etcdctl --endpoints="127.0.0.1:$((2377 + 2 * ${victim##*-} + PORT_OFFSET))" endpoint health >/dev/null 2>&1; }
-  local back; back=$(wait_for 30 etcd_ok) || back=""
+  local back; back=$(seconds_until 30 etcd_ok) || back=""
   sleep 1; end_ha
   local gap; gap=$(write_gap "$t0")
   log "Patroni leader unchanged: $same; writes stopped $gap s at most; $victim healthy again after ${back:-never} s"
@@ -386,15 +386,15 @@ scenario_etcd_quorum_lost() {
   kill -STOP "$a" "$b" || fault_missing "could not stop etcd-1 and etcd-2"
   log "etcd-1 and etcd-2 stopped (SIGSTOP): no quorum"
   none_writable() { [ "$(tail -1 "$WORK/brain" | awk '{print $2}')" = 0 ]; }
-  local demoted; demoted=$(wait_for 60 none_writable) || demoted=""
+  local demoted; demoted=$(seconds_until 60 none_writable) || demoted=""
   log "the leader ${leader} stopped accepting writes after ${demoted:-never} s"
   sleep 10
   local writes_in_outage; writes_in_outage=$(awk -v t="$(calc "$t0 + ${demoted:-0} + 1")" '$3 == "ok" && $1 > t' "$WORK/probe" | wc -l | tr -d ' ')
   local t1; t1=$(now)
   kill -CONT "$a" "$b"
   log "etcd-1 and etcd-2 resumed"
-  local resumed; resumed=$(wait_for 90 probe_ok_since "$t1") || resumed=""
-  local recovered; recovered=$(wait_for 120 ha_healthy) || recovered=""
+  local resumed; resumed=$(seconds_until 90 probe_ok_since "$t1") || resumed=""
+  local recovered; recovered=$(seconds_until 120 ha_healthy) || recovered=""
   local after; after=$(ha_leader)
   sleep 1; end_ha
   local gap; gap=$(write_gap "$t0")
@@ -424,14 +424,14 @@ scenario_replica_lag() {
   # More WAL than the lag bound (16 MB by default), written on the leader.
   "${TOPO[@]}" psql super -tAc "CREATE TABLE ha_lag_filler AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 120000) g; DROP TABLE ha_lag_filler" >/dev/null \
     || log "filler write failed"
-  local left; left=$(wait_for 60 out_of_rotation) || left=""
+  local left; left=$(seconds_until 60 out_of_rotation) || left=""
   log "replay stopped on $victim (startup process $startup), 25 MB of WAL written: out of read rotation after ${left:-never} s"
   local reads_before failed_before; reads_before=$(count "$WORK/reads.done"); failed_before=$(count "$WORK/reads.lost")
   sleep 3
   local reads_during=$(( $(count "$WORK/reads.done") - reads_before )) lost_during=$(( $(count "$WORK/reads.lost") - failed_before ))
   kill -CONT "$startup" 2>/dev/null
   local t1; t1=$(now)
-  local back; back=$(wait_for 60 in_rotation) || back=""
+  local back; back=$(seconds_until 60 in_rotation) || back=""
   sleep 1; end_ha
   log "reads while $victim was out: $reads_during, failed $lost_during; back in rotation ${back:-never} s after replay resumed"
   local ok=PASS
@@ -443,5 +443,5 @@ scenario_replica_lag() {
 # ---------------------------------------------------------------- main
 "$BIN" migrate >/dev/null || { echo "migrate failed (is the HA topology at offset $PORT_OFFSET up?)"; exit 1; }
 HA_STARTED=1
-wait_for 120 ha_healthy >/dev/null || { echo "the HA cluster is not healthy (a leader and two streaming replicas)"; exit 1; }
+seconds_until 120 ha_healthy >/dev/null || { echo "the HA cluster is not healthy (a leader and two streaming replicas)"; exit 1; }
 run_scenarios ha "leader_lost postmaster_killed switchover switchover_bare sync_standby_lost etcd_member_lost etcd_quorum_lost replica_lag" "$@"

@@ -142,7 +142,7 @@ record() { # name, verdict, recovery, notes
   VERDICTS+=("$verdict")
   if [ "$verdict" != PASS ]; then log "serve stats: $(curl -s --max-time 5 "$API/v1/stats" | head -c 1500)"; fi
 }
-wait_for() { # seconds, command... -> prints elapsed seconds, fails on timeout
+seconds_until() { # seconds, command... -> prints the seconds until it succeeded; fails on timeout
   local t0; t0=$(now)
   local deadline=$((SECONDS + $1)); shift
   until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.1; done
