@@ -35,7 +35,8 @@ public func buildApplication(_ settings: ServerSettings, gateway: any PaymentGat
         let store = JobStore(client: database.write, statementTimeout: workers.effectiveStatementTimeout, logger: logger)
         // Before the worker pool: it stops after the pool has finished or released its jobs.
         services.append(LeaseReaper(store: store, configuration: workers, metrics: metrics, logger: logger))
-        services.append(try WorkerPool(store: store, gateway: gateway, configuration: workers, metrics: metrics, logger: logger))
+        // Its claimer, completer, lease heartbeat and progress log, in their stopping order.
+        services += try WorkerPool(store: store, gateway: gateway, configuration: workers, metrics: metrics, logger: logger).services
         // After the worker pool: it stops asking the gateway before the pool drains.
         services.append(Reconciler(store: store, gateway: gateway, configuration: workers, metrics: metrics, logger: logger))
     }

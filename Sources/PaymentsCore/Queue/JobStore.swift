@@ -73,19 +73,12 @@ public struct JobStore: Sendable {
             -- No request of this claim can have a later deadline (the worker's is at most the lease).
             charge_deadline_at = greatest(j.charge_deadline_at, now() + make_interval(secs => \(lease.seconds)))
         FROM picked WHERE j.id = picked.id
-        RETURNING \(unescaped: claimedColumns)
+        RETURNING j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
+                  COALESCE(j.give_up_at, j.created_at + interval '1 hour'), j.cancel_requested_at IS NOT NULL, j.claim_seq,
+                  greatest(EXTRACT(EPOCH FROM now() - j.run_at), 0)::float8
         """
     }
 
-    /// What a worker or the reconciler needs of a job it takes: the payment, its attempt and
-    /// claim (the fence), the end of its retry budget (set at intake; an hour from creation
-    /// for payments queued before budgets existed) and whether a cancel was asked. Decoded
-    /// by `claimedJobs`.
-    static let claimedColumns = """
-        j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
-        COALESCE(j.give_up_at, j.created_at + interval '1 hour'), j.cancel_requested_at IS NOT NULL, j.claim_seq,
-        greatest(EXTRACT(EPOCH FROM now() - j.run_at), 0)::float8
-        """
 
     /// The lease end the jobs carry is on this process's clock, counted from before the
     /// claim was sent, never the database's: the gateway checks a charge's deadline against
@@ -98,6 +91,10 @@ public struct JobStore: Sendable {
         }
     }
 
+    /// Decodes what a claim (or the reconciler's take) returns: the payment, its attempt
+    /// and claim (the fence), the end of its retry budget (set at intake; an hour from
+    /// creation for payments queued before budgets existed), whether a cancel was asked,
+    /// and how long it had been due.
     static func claimedJobs(_ rows: PostgresRowSequence, leaseEnd: Date) async throws -> [ClaimedJob] {
         var jobs: [ClaimedJob] = []
         for try await (id, key, amount, currency, debtor, creditor, attempt, maxAttempts, giveUpAt, cancelRequested, claim, waited)
@@ -180,7 +177,10 @@ public struct JobStore: Sendable {
                           CASE WHEN i.failure = \(FailureReason.budgetExhausted) AND j.cancel_requested_at IS NOT NULL
                                THEN '' ELSE i.failure END AS new_failure),
             moved AS (
-                INSERT INTO payment_history (\(unescaped: Job.rowColumns))
+                INSERT INTO payment_history (id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
+                                             state, attempt, max_attempts, priority, run_at, lease_owner, lease_expires_at,
+                                             last_error, charge_id, created_at, claimed_at, updated_at, finished_at, lease_losses,
+                                             give_up_at, failure_reason, cancel_requested_at, held_reason, claim_seq, charge_deadline_at)
                 SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
                        CASE WHEN new_state = \(JobState.failed) AND new_failure = '' THEN \(JobState.cancelled) ELSE new_state END,
                        attempt - new_refund, max_attempts, priority, run_at, NULL, NULL,
@@ -358,7 +358,9 @@ public struct JobStore: Sendable {
             UPDATE payment_queue j SET run_at = now() + make_interval(secs => \(recheckAfter.seconds)), updated_at = now(),
                                        claim_seq = j.claim_seq + 1
             FROM picked WHERE j.id = picked.id
-            RETURNING \(unescaped: Self.claimedColumns)
+            RETURNING j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
+                      COALESCE(j.give_up_at, j.created_at + interval '1 hour'), j.cancel_requested_at IS NOT NULL, j.claim_seq,
+                      greatest(EXTRACT(EPOCH FROM now() - j.run_at), 0)::float8
             """) { rows in
             // The reconciler sends no charge: these jobs have no lease.
             try await Self.claimedJobs(rows, leaseEnd: .distantPast)
@@ -435,13 +437,17 @@ public struct JobStore: Sendable {
     /// detach them). Each runs in a transaction of its own: adding a partition takes its
     /// table's exclusive lock, and holding one table's while waiting for the other's
     /// could deadlock with a statement that reads both.
-    private static let partitionUpkeep: [(table: String, function: String)] = [
-        ("payment_history", "payment_history_add_partitions"),
-        ("ledger_entries", "ledger_entries_add_partitions"),
-    ]
-
-    private static func addPartitions(_ function: String, ahead: Int) -> PostgresQuery {
-        "SELECT \(unescaped: function)(\(Int32(ahead)))::int8"
+    /// The statement that creates each partitioned table's partitions up to `ahead` ranges
+    /// of ten million ids past the last id given (ids beyond them land in a default
+    /// partition, where a read plans one more table and retention cannot detach them).
+    /// Each runs in a transaction of its own: adding a partition takes its table's
+    /// exclusive lock, and holding one table's while waiting for the other's could
+    /// deadlock with a statement that reads both.
+    private static func partitionStatements(ahead: Int) -> [(table: String, statement: PostgresQuery)] {
+        [
+            ("payment_history", "SELECT payment_history_add_partitions(\(Int32(ahead)))::int8"),
+            ("ledger_entries", "SELECT ledger_entries_add_partitions(\(Int32(ahead)))::int8"),
+        ]
     }
 
     /// Creates the missing partitions of every partitioned table, one transaction per
@@ -450,8 +456,8 @@ public struct JobStore: Sendable {
     @discardableResult
     public func addPartitions(ahead: Int) async throws -> [String: Int] {
         var created: [String: Int] = [:]
-        for (table, function) in Self.partitionUpkeep {
-            let n = try await inTransaction(Self.addPartitions(function, ahead: ahead)) { rows in
+        for (table, statement) in Self.partitionStatements(ahead: ahead) {
+            let n = try await inTransaction(statement) { rows in
                 for try await (n) in rows.decode(Int64.self) { return Int(n) }
                 return 0
             }

@@ -1,0 +1,46 @@
+import Logging
+import ServiceLifecycle
+
+/// Records the outcomes the claimer's jobs queue, in batches (`completers` at once), fenced
+/// on this worker's leases, and lets go of their claims so the claimer has room again. It
+/// ends when the claimer has closed the queue and every outcome is recorded or given up
+/// (at shutdown, past the shutdown timeout and five seconds, an outcome that cannot be
+/// written is left to the reaper: its lease expires and the job runs again under its key).
+struct Completer: Service {
+    let state: WorkerState
+    let recorder: OutcomeRecorder
+    let configuration: WorkerConfiguration
+    let metrics: WorkerMetrics
+    let logger: Logger
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<configuration.completers { group.addTask { await self.recordWhileOpen() } }
+        }
+        let totals = metrics.snapshot
+        logger.info("worker pool stopped", metadata: [
+            "succeeded": "\(totals.succeeded)", "failed": "\(totals.failed)", "retried": "\(totals.retried)",
+            "released": "\(totals.released)", "still_held": "\(state.heldCount)",
+        ])
+        // A ServiceGroup takes a service that ends before its own turn to stop for a
+        // failure: the queue closes as the claimer ends, which may be just before that turn.
+        try? await gracefulShutdown()
+    }
+
+    func recordWhileOpen() async {
+        while let batch = await state.completions.take(max: configuration.completionBatch) {
+            let started = ContinuousClock.now
+            await recorder.record(batch, fence: .lease(owner: configuration.owner),
+                                  givingUp: { self.pastGiveUpDeadline }, gaveUp: { self.state.markUnrecorded($0) })
+            let took = (ContinuousClock.now - started).seconds
+            metrics.recordStage(.completionWait, batch.map { (started - $0.answeredAt).seconds })
+            metrics.recordStage(.completionCommit, Array(repeating: took, count: batch.count))
+            metrics.setInFlight(state.release(batch))
+            state.wakeClaimer()
+        }
+    }
+
+    /// Past the point where a completion that cannot be written is given up (its lease will
+    /// expire and the job re-run; the gateway deduplicates the charge).
+    var pastGiveUpDeadline: Bool { state.stoppingLongerThan(configuration.shutdownTimeout + .seconds(5)) }
+}

@@ -1,0 +1,168 @@
+import Foundation
+@testable import PaymentsCore
+import PaymentsSimulator
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+extension Integration {
+    /// The worker's own services (claimer, completer, lease heartbeat), each run alone, and
+    /// together in a ServiceGroup, which stops them in their order.
+    @Suite struct WorkerServicesTests {
+        static func configuration(_ label: String) -> WorkerConfiguration {
+            var configuration = WorkerConfiguration()
+            configuration.owner = "test/\(label)/\(UUID().uuidString.prefix(8))"
+            return configuration
+        }
+
+        /// Puts the prefix's jobs `running` under `owner` (claim 1, lease ending in
+        /// `leaseMillis`), as a claim would; returns their ids in key order.
+        static func runUnder(_ owner: String, prefix: String, leaseMillis: Int) async throws -> [Int64] {
+            try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+                try await client.query("""
+                    UPDATE payment_queue SET state = 'running', attempt = 1, claim_seq = 1, claimed_at = now(), lease_owner = \(owner),
+                           lease_expires_at = now() + make_interval(secs => \(Double(leaseMillis) / 1000)), charge_deadline_at = now()
+                    WHERE idempotency_key LIKE \(prefix + "-%")
+                    RETURNING id, idempotency_key
+                    """, logger: TestEnvironment.logger).collect()
+                    .map { try $0.decode((Int64, String).self) }.sorted { $0.1 < $1.1 }.map(\.0)
+            }
+        }
+
+        static func claimed(_ id: Int64) -> ClaimedJob {
+            ClaimedJob(id: id, idempotencyKey: "", payment: Payment(amountMinor: 1, currency: "EUR", debtor: "a", creditor: "b"),
+                       attempt: 1, maxAttempts: 5, leaseExpiresAt: Date(), giveUpAt: Date(), cancelRequested: false,
+                       claim: 1, waitedSeconds: 0)
+        }
+
+        /// The heartbeat alone keeps the leases of the claims the worker holds alive, and
+        /// only those: a claim the worker does not hold runs out.
+        @Test func theHeartbeatAloneExtendsOnlyHeldLeases() async throws {
+            try await TestEnvironment.migrate()
+            try await QueueReset.cancelLeftovers()
+            let prefix = TestEnvironment.uniquePrefix("heartbeat")
+            try await Integration.WorkerTests.enqueue(2, prefix: prefix)
+            var configuration = Self.configuration("heartbeat")
+            configuration.lease = .milliseconds(1_200)  // a beat every 200 ms
+            let beating = configuration
+            let ids = try await Self.runUnder(configuration.owner, prefix: prefix, leaseMillis: 500)
+            let state = WorkerState()
+            _ = state.hold([Self.claimed(ids[0])])
+            try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+                let heartbeat = LeaseHeartbeat(store: JobStore(client: client, logger: TestEnvironment.logger), state: state,
+                                               configuration: beating, metrics: WorkerMetrics(), logger: TestEnvironment.logger)
+                let running = Task { try await heartbeat.run() }
+                defer { running.cancel() }
+                try await Task.sleep(for: .milliseconds(1_500))
+                let alive = try await client.query("""
+                    SELECT id FROM payment_queue WHERE idempotency_key LIKE \(prefix + "-%") AND lease_expires_at > now()
+                    """, logger: TestEnvironment.logger).collect().map { try $0.decode(Int64.self) }
+                #expect(alive == [ids[0]], "held \(ids[0]), alive \(alive)")
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
+        /// The completer alone records what is queued under the worker's lease and lets go of
+        /// those claims; once the queue is closed and drained it waits for its own turn to
+        /// stop (a ServiceGroup takes a service that ends before its turn for a failure).
+        @Test func theCompleterRecordsAndWaitsForItsTurnToStop() async throws {
+            try await TestEnvironment.migrate()
+            try await QueueReset.cancelLeftovers()
+            let prefix = TestEnvironment.uniquePrefix("completer")
+            try await Integration.WorkerTests.enqueue(2, prefix: prefix)
+            let configuration = Self.configuration("completer")
+            let ids = try await Self.runUnder(configuration.owner, prefix: prefix, leaseMillis: 30_000)
+            let state = WorkerState()
+            _ = state.hold(ids.map(Self.claimed))
+            state.completions.append(Completion(jobID: ids[0], claim: 1, resolution: .failed(reason: .cardDeclined, error: "declined: test")))
+            state.completions.append(Completion(jobID: ids[1], claim: 1, resolution: .retry(error: "test: gateway timeout", after: .seconds(60))))
+            state.completions.close()
+            try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+                let store = JobStore(client: client, logger: TestEnvironment.logger)
+                let metrics = WorkerMetrics()
+                let completer = Completer(state: state,
+                                          recorder: OutcomeRecorder(store: store, configuration: configuration, metrics: metrics, logger: TestEnvironment.logger),
+                                          configuration: configuration, metrics: metrics, logger: TestEnvironment.logger)
+                let group = ServiceGroup(configuration: .init(services: [completer], logger: TestEnvironment.logger))
+                let ended = Mutex(false)
+                let running = Task {
+                    defer { ended.withLock { $0 = true } }
+                    try await group.run()
+                }
+                try await TestEnvironment.eventually("both recorded") { state.heldCount == 0 }
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(!ended.withLock { $0 }, "the completer ended before it was asked to stop")
+                await group.triggerGracefulShutdown()
+                try await running.value
+                let states = try await client.query("""
+                    SELECT state, attempt FROM payment_jobs WHERE idempotency_key LIKE \(prefix + "-%") ORDER BY idempotency_key
+                    """, logger: TestEnvironment.logger).collect().map { try $0.decode((String, Int32).self) }
+                #expect(states.map { "\($0.0) \($0.1)" } == ["failed 1", "queued 1"], "\(states)")
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
+        /// The claimer alone claims due jobs, calls the gateway and queues each outcome for
+        /// the completer without recording it: the jobs stay `running`, held.
+        @Test func theClaimerAloneClaimsCallsAndQueuesOutcomes() async throws {
+            try await TestEnvironment.migrate()
+            try await QueueReset.cancelLeftovers()
+            let prefix = TestEnvironment.uniquePrefix("claimer")
+            try await Integration.WorkerTests.enqueue(3, prefix: prefix)
+            let configuration = Self.configuration("claimer")
+            // Every payment declined: nothing charged that the cleanup then cancels.
+            let gateway = try SimulatedGateway(.init(latencyMillis: 0, jitterMillis: 0, declineRate: 1))
+            let state = WorkerState()
+            try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+                let metrics = WorkerMetrics()
+                let claimer = Claimer(store: JobStore(client: client, logger: TestEnvironment.logger), state: state,
+                                      attempt: PaymentAttempt(gateway: gateway, configuration: configuration, metrics: metrics, logger: TestEnvironment.logger),
+                                      configuration: configuration, metrics: metrics, logger: TestEnvironment.logger)
+                let running = Task { try await claimer.run() }
+                defer { running.cancel() }
+                try await TestEnvironment.eventually("three outcomes queued") { state.completions.count == 3 }
+                #expect(state.heldCount == 3)
+                let owners = try await client.query("""
+                    SELECT DISTINCT state || ' ' || lease_owner FROM payment_queue WHERE idempotency_key LIKE \(prefix + "-%")
+                    """, logger: TestEnvironment.logger).collect().map { try $0.decode(String.self) }
+                #expect(owners == ["running \(configuration.owner)"])
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
+        /// All of the worker's services in one ServiceGroup, stopped gracefully with calls in
+        /// flight: the group ends without an error (each service ended in its turn), and every
+        /// payment it took is recorded, none left running.
+        @Test func theWorkerServicesStopInTheirOrder() async throws {
+            try await TestEnvironment.migrate()
+            try await QueueReset.cancelLeftovers()
+            let prefix = TestEnvironment.uniquePrefix("worker-services")
+            try await Integration.WorkerTests.enqueue(200, prefix: prefix)
+            var configuration = Self.configuration("services")
+            configuration.concurrency = 50
+            let workers = configuration
+            let gateway = try SimulatedGateway(.init(latencyMillis: 300, jitterMillis: 0))
+            try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+                let pool = try WorkerPool(store: JobStore(client: client, logger: TestEnvironment.logger), gateway: gateway,
+                                          configuration: workers, logger: TestEnvironment.logger)
+                let group = ServiceGroup(configuration: .init(services: pool.services, logger: TestEnvironment.logger))
+                let running = Task { try await group.run() }
+                try await TestEnvironment.eventually("payments in flight") {
+                    try await TestEnvironment.scalar(TestEnvironment.writeURL,
+                        "SELECT count(*) FROM payment_queue WHERE idempotency_key LIKE \(prefix + "-%") AND state = 'running'") > 0
+                }
+                await group.triggerGracefulShutdown()
+                try await running.value
+            }
+            let left = try await TestEnvironment.scalar(TestEnvironment.writeURL,
+                "SELECT count(*) FROM payment_queue WHERE idempotency_key LIKE \(prefix + "-%") AND state = 'running'")
+            let succeeded = try await TestEnvironment.scalar(TestEnvironment.writeURL,
+                "SELECT count(*) FROM payment_history WHERE idempotency_key LIKE \(prefix + "-%") AND state = 'succeeded'")
+            #expect(left == 0)
+            #expect(succeeded > 0)
+            #expect(gateway.counts?.accepted == succeeded, "every charge is a succeeded payment's")
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+    }
+}
