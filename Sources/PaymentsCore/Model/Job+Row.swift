@@ -17,15 +17,6 @@ extension Job {
         give_up_at, failure_reason, cancel_requested_at, held_reason
         """
 
-    /// Every column of a payment's row, in the order payment_queue and payment_history
-    /// share (payment_jobs_archive has them in another order: always name them).
-    static let rowColumns = """
-        id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, state, attempt,
-        max_attempts, priority, run_at, lease_owner, lease_expires_at, last_error, charge_id, created_at,
-        claimed_at, updated_at, finished_at, lease_losses, give_up_at, failure_reason, cancel_requested_at,
-        held_reason, claim_seq, charge_deadline_at
-        """
-
     /// The tables a payment lives in, in the order it moves through them.
     static let tables = ["payment_queue", "payment_history", "payment_jobs_archive"]
 

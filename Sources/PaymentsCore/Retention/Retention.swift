@@ -35,23 +35,7 @@ public struct Retention: Sendable {
         try await JobStore(client: client, statementTimeout: .seconds(120), logger: logger).addPartitions(ahead: 2)
         var total = 0
         while true {
-            let query: PostgresQuery = """
-                WITH victims AS (
-                    SELECT id FROM payment_history
-                    WHERE state = ANY(\(Self.prunable)::text[]) AND finished_at < now() - make_interval(secs => \(seconds))
-                    ORDER BY finished_at
-                    LIMIT \(Int64(batchSize))
-                    FOR UPDATE SKIP LOCKED),
-                moved AS (
-                    DELETE FROM payment_history j USING victims v WHERE j.id = v.id
-                      AND NOT EXISTS (SELECT 1 FROM ledger_entries l WHERE l.job_id = j.id)
-                    RETURNING j.*),
-                archived AS (
-                    -- Named columns: the archive's order differs (archived_at came before later columns).
-                    INSERT INTO payment_jobs_archive (\(unescaped: Job.rowColumns))
-                    SELECT \(unescaped: Job.rowColumns) FROM moved RETURNING 1)
-                SELECT count(*)::int8 FROM archived
-                """
+            let query = Self.archiveStatement(olderThan: seconds, batchSize: batchSize)
             // In a transaction: an autocommit statement's answer arrives before its commit
             // (see Enqueuer.insertBatch), and the count printed must be what moved.
             let moved = try await client.withTransaction(logger: logger) { connection in
@@ -63,5 +47,35 @@ public struct Retention: Sendable {
             if moved > 0 { logger.info("archived terminal jobs", metadata: ["jobs": "\(moved)", "total": "\(total)"]) }
             if moved < batchSize { return total }
         }
+    }
+
+    /// Moves one batch of prunable payments finished `seconds` ago from the history to the
+    /// archive, skipping any with ledger entries; returns how many moved.
+    static func archiveStatement(olderThan seconds: Double, batchSize: Int) -> PostgresQuery {
+        """
+            WITH victims AS (
+                SELECT id FROM payment_history
+                WHERE state = ANY(\(Self.prunable)::text[]) AND finished_at < now() - make_interval(secs => \(seconds))
+                ORDER BY finished_at
+                LIMIT \(Int64(batchSize))
+                FOR UPDATE SKIP LOCKED),
+            moved AS (
+                DELETE FROM payment_history j USING victims v WHERE j.id = v.id
+                  AND NOT EXISTS (SELECT 1 FROM ledger_entries l WHERE l.job_id = j.id)
+                RETURNING j.*),
+            archived AS (
+                -- Named columns: the archive's order differs (archived_at came before later columns).
+                INSERT INTO payment_jobs_archive (
+                    id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, state, attempt,
+                    max_attempts, priority, run_at, lease_owner, lease_expires_at, last_error, charge_id, created_at,
+                    claimed_at, updated_at, finished_at, lease_losses, give_up_at, failure_reason, cancel_requested_at,
+                    held_reason, claim_seq, charge_deadline_at)
+                SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor, state, attempt,
+                       max_attempts, priority, run_at, lease_owner, lease_expires_at, last_error, charge_id, created_at,
+                       claimed_at, updated_at, finished_at, lease_losses, give_up_at, failure_reason, cancel_requested_at,
+                       held_reason, claim_seq, charge_deadline_at
+                FROM moved RETURNING 1)
+            SELECT count(*)::int8 FROM archived
+            """
     }
 }
