@@ -28,6 +28,9 @@ public final class ChargeStore: Sendable {
 
     struct State {
         var charges: [String: ChargeRecord]
+        /// Keys in the order they were first charged: the settlement listing's order (a
+        /// refund changes a charge, not its place).
+        var order: [String]
         var inProgress: Set<String> = []
         var nextCharge = 0
         /// Group commit: lines waiting for the next write + fsync, and who waits on them.
@@ -47,8 +50,11 @@ public final class ChargeStore: Sendable {
         let journal = try ChargeJournal.open(path)
         self.fd = journal.fd
         var charges: [String: ChargeRecord] = [:]
-        for record in journal.records { charges[record.key] = record }
-        self.state = Mutex(State(charges: charges))
+        var order: [String] = []
+        for record in journal.records {
+            if charges.updateValue(record, forKey: record.key) == nil { order.append(record.key) }
+        }
+        self.state = Mutex(State(charges: charges, order: order))
     }
 
     deinit { close(fd) }
@@ -75,11 +81,14 @@ public final class ChargeStore: Sendable {
         let record = state.withLock { s -> ChargeRecord in
             s.nextCharge += 1
             return ChargeRecord(key: key, chargeID: "ch_\(epoch)_\(s.nextCharge)", jobID: jobID,
-                                amountMinor: payment.amountMinor, currency: payment.currency)
+                                amountMinor: payment.amountMinor, currency: payment.currency,
+                                debtor: payment.debtor, creditor: payment.creditor,
+                                createdMillis: Int64(Date().timeIntervalSince1970 * 1000))
         }
         await write(record)
         state.withLock { s in
             s.charges[key] = record
+            s.order.append(key)
             s.inProgress.remove(key)
         }
         return record
@@ -112,6 +121,16 @@ public final class ChargeStore: Sendable {
             }
             // fsync blocks: keep it off the concurrency pool's few threads.
             if flusher { flushQueue.async { self.flush() } }
+        }
+    }
+
+    /// Up to `limit` charges after the first `since` in the order they were made, and the
+    /// cursor of the next page: the provider's settlement listing (`GET /v1/charges?since=`).
+    public func page(since: Int, limit: Int) -> (records: [ChargeRecord], next: Int, hasMore: Bool) {
+        state.withLock { s in
+            let start = min(max(since, 0), s.order.count)
+            let end = min(start + limit, s.order.count)
+            return (s.order[start..<end].compactMap { s.charges[$0] }, end, end < s.order.count)
         }
     }
 

@@ -15,6 +15,7 @@ import Synchronization
 ///   processed) after its `Request-Deadline`; 503 for injected errors and lost answers.
 /// - `GET /v1/charges?idempotency_key=K`: 200 and the charge, 404 if none, 409 while a
 ///   request for the key is in progress.
+/// - `GET /v1/charges?since=N&limit=M`: the settlement listing, paged (see `list`).
 /// - `GET /healthz`, `GET /v1/stats`.
 ///
 /// `Request-Deadline` (Unix time in milliseconds) is how a caller bounds when its charge
@@ -126,7 +127,36 @@ struct GatewayRoutes: Sendable {
         return Self.response(record)
     }
 
+    static let maxPage = 10_000
+
+    /// `GET /v1/charges?since=N&limit=M` (no `idempotency_key`): the settlement listing,
+    /// every charge in the order made, `limit` (default 1,000, at most 10,000) after the
+    /// first `since` (default 0): `{"charges": [...], "has_more": B, "next_since": N}`. A
+    /// refund changes its charge in place, so a charge is listed once, as it is now.
+    func list(_ request: Request) throws -> Response {
+        let parameters = request.uri.queryParameters
+        func count(_ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
+            guard let text = parameters.get(name) else { return value }
+            guard let n = Int(text), range.contains(n) else {
+                throw APIError.badRequest("invalid_\(name)", "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return n
+        }
+        let since = try count("since", default: 0, in: 0...Int(Int32.max))
+        let limit = try count("limit", default: 1_000, in: 1...Self.maxPage)
+        counters.add(\.listings)
+        let page = store.page(since: since, limit: limit)
+        var body: [UInt8] = Array(#"{"charges":["#.utf8)
+        for (index, record) in page.records.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body.append(contentsOf: record.json)
+        }
+        body.append(contentsOf: #"],"has_more":\#(page.hasMore),"next_since":\#(page.next)}"#.utf8)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
     func lookup(_ request: Request) throws -> Response {
+        if request.uri.queryParameters.get("idempotency_key") == nil { return try list(request) }
         guard let key = request.uri.queryParameters.get("idempotency_key"), PaymentRequest.isValidIdempotencyKey(key) else {
             throw APIError.badRequest("invalid_idempotency_key", "give ?idempotency_key=K (1-255 printable ASCII characters without spaces)")
         }
@@ -206,10 +236,10 @@ final class GatewayCounters: Sendable {
     struct Counts: Sendable, Encodable {
         var requests = 0, charged = 0, replayed = 0, declined = 0, errors = 0, lostAnswers = 0
         var hangs = 0, expired = 0, inProgressConflicts = 0, keyReused = 0, lookups = 0, refunds = 0
-        var charges = 0
+        var listings = 0, charges = 0
 
         enum CodingKeys: String, CodingKey {
-            case requests, charged, replayed, declined, errors, hangs, expired, lookups, charges, refunds
+            case requests, charged, replayed, declined, errors, hangs, expired, lookups, listings, charges, refunds
             case lostAnswers = "lost_answers", inProgressConflicts = "in_progress_conflicts", keyReused = "key_reused"
         }
     }

@@ -8,7 +8,7 @@ struct Payments: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "payments",
         abstract: "Payment jobs on PostgreSQL behind PgBouncer: enqueue, process, observe.",
-        subcommands: [MigrateCommand.self, EnqueueCommand.self, ServeCommand.self, GatewayCommand.self, StatusCommand.self, WatchCommand.self, PruneCommand.self, CancelCommand.self, ResolveCommand.self, BenchCommand.self])
+        subcommands: [MigrateCommand.self, EnqueueCommand.self, ServeCommand.self, GatewayCommand.self, StatusCommand.self, WatchCommand.self, PruneCommand.self, CancelCommand.self, ResolveCommand.self, ReconcileCommand.self, BenchCommand.self])
 }
 
 /// Flags shared by every command that talks to the database.

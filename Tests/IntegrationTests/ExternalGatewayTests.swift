@@ -35,8 +35,9 @@ final class GatewayProcess: @unchecked Sendable {
     }
 
     /// Charges `key` directly, as a worker would have before it vanished.
-    func charge(key: String, amountMinor: Int64, currency: String) async throws -> String? {
-        let body = #"{"amount_minor":\#(amountMinor),"currency":"\#(currency)","debtor":"acct_a","creditor":"acct_b"}"#
+    func charge(key: String, amountMinor: Int64, currency: String, jobID: Int64? = nil) async throws -> String? {
+        let job = jobID.map { #","job_id":\#($0)"# } ?? ""
+        let body = #"{"amount_minor":\#(amountMinor),"currency":"\#(currency)","debtor":"acct_a","creditor":"acct_b"\#(job)}"#
         let reply = try await HTTP.request("POST", "\(url)/v1/charges", headers: ["Idempotency-Key": key, "Content-Type": "application/json"], body: Data(body.utf8))
         return reply.json?["charge_id"] as? String
     }

@@ -89,6 +89,35 @@ import Testing
         }
     }
 
+    /// The settlement listing: every charge once, in the order made, paged by `since`, with
+    /// what it was for (the accounts and the time), across a restart; bad paging is a 400.
+    @Test func theListingPagesEveryChargeInOrder() async throws {
+        let journal = Self.journal()
+        try await withGateway(journal: journal) { client in
+            for i in 1...5 { _ = try await post(client, key: "list-\(i)") }
+            _ = try await post(client, key: "list-1")  // a replay is not a new charge
+        }
+        try await withGateway(journal: journal) { client in
+            _ = try await post(client, key: "list-6")
+            var keys: [String] = [], since = 0
+            while true {
+                let response = try await client.execute(uri: "/v1/charges?since=\(since)&limit=4", method: .get)
+                #expect(response.status == .ok)
+                let page = try JSONDecoder().decode(ChargePage.self, from: Data(buffer: response.body))
+                keys += page.charges.map(\.key)
+                #expect(page.charges.allSatisfy { $0.debtor == "acct_1" && $0.creditor == "acct_2" && ($0.createdMillis ?? 0) > 0 })
+                guard page.hasMore else { break }
+                since = page.nextSince
+            }
+            #expect(keys == (1...6).map { "list-\($0)" })
+            for query in ["since=-1", "since=x", "limit=0", "limit=10001"] {
+                let response = try await client.execute(uri: "/v1/charges?\(query)", method: .get)
+                #expect(response.status == .badRequest, "\(query)")
+                #expect(code(response)?.hasPrefix("invalid_") == true, "\(query)")
+            }
+        }
+    }
+
     @Test func aRequestPastItsDeadlineIsRefusedUncharged() async throws {
         try await withGateway { client in
             let late = try await post(client, key: "late", deadline: Date() - 1)

@@ -65,8 +65,19 @@ public struct ChargeRecord: Sendable, Equatable, Codable {
     /// The provider gave the money back (an operator's way out of a charge that is not its
     /// payment's): no longer a charge any payment may be posted for.
     public var refunded: Bool?
+    /// What the charge was for beyond its amount: the accounts (nil in records written
+    /// before the provider kept them). With them a lost payment can be re-created from the
+    /// provider's record (`payments reconcile --adopt`).
+    public var debtor: String?
+    public var creditor: String?
+    /// When the provider made the charge, Unix time in milliseconds (nil in older records).
+    public var createdMillis: Int64?
 
-    public init(key: String, chargeID: String, jobID: Int64, amountMinor: Int64, currency: String, refunded: Bool? = nil) {
+    public init(key: String, chargeID: String, jobID: Int64, amountMinor: Int64, currency: String, refunded: Bool? = nil,
+                debtor: String? = nil, creditor: String? = nil, createdMillis: Int64? = nil) {
+        self.debtor = debtor
+        self.creditor = creditor
+        self.createdMillis = createdMillis
         self.key = key
         self.chargeID = chargeID
         self.jobID = jobID
@@ -90,13 +101,21 @@ public struct ChargeRecord: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case key, chargeID = "charge_id", jobID = "job_id", amountMinor = "amount_minor", currency, refunded
+        case debtor, creditor, createdMillis = "created_ms"
+    }
+
+    /// The payment this charge was for, when the record names its accounts.
+    public var payment: Payment? {
+        guard let debtor, let creditor else { return nil }
+        return Payment(amountMinor: amountMinor, currency: currency, debtor: debtor, creditor: creditor)
     }
 
     /// The record as JSON, keys sorted (as JSONEncoder with .sortedKeys writes it): the
     /// gateway's answer and its journal line, written once per charge.
     public var json: [UInt8] {
         FlatJSON.encode([
-            "amount_minor": .integer(amountMinor), "charge_id": .string(chargeID), "currency": .string(currency),
+            "amount_minor": .integer(amountMinor), "charge_id": .string(chargeID), "created_ms": createdMillis.map(FlatJSON.Value.integer),
+            "creditor": creditor.map(FlatJSON.Value.string), "currency": .string(currency), "debtor": debtor.map(FlatJSON.Value.string),
             "job_id": .integer(jobID), "key": .string(key), "refunded": refunded.map(FlatJSON.Value.bool),
         ])
     }
@@ -118,7 +137,22 @@ public struct ChargeRecord: Sendable, Equatable, Codable {
         case let .bool(b)?: refunded = b
         default: return nil
         }
-        self.init(key: key, chargeID: chargeID, jobID: jobID, amountMinor: amount, currency: currency, refunded: refunded)
+        func optionalString(_ field: String) -> String?? {
+            switch object[field] {
+            case nil, .null?: .some(nil)
+            case let .string(s)?: .some(s)
+            default: nil
+            }
+        }
+        guard let debtor = optionalString("debtor"), let creditor = optionalString("creditor") else { return nil }
+        var created: Int64?
+        switch object["created_ms"] {
+        case nil, .null?: created = nil
+        case let .integer(n)?: created = n
+        default: return nil
+        }
+        self.init(key: key, chargeID: chargeID, jobID: jobID, amountMinor: amount, currency: currency, refunded: refunded,
+                  debtor: debtor, creditor: creditor, createdMillis: created)
     }
 }
 
@@ -140,4 +174,27 @@ public enum ChargeOutcome: Sendable, Equatable {
     case transientFailure(reason: String)
     /// The call was abandoned (shutdown): outcome unknown, the job goes back to the queue.
     case abandoned
+}
+
+/// One page of a provider's settlement listing: its charges in the order made.
+public struct ChargePage: Sendable, Equatable, Decodable {
+    public var charges: [ChargeRecord]
+    public var hasMore: Bool
+    /// The `since` of the next page.
+    public var nextSince: Int
+
+    public init(charges: [ChargeRecord], hasMore: Bool, nextSince: Int) {
+        self.charges = charges
+        self.hasMore = hasMore
+        self.nextSince = nextSince
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case charges, hasMore = "has_more", nextSince = "next_since"
+    }
+}
+
+/// A provider that lists every charge it holds (what daily settlement compares against).
+public protocol ChargeListing: Sendable {
+    func charges(since: Int, limit: Int) async throws -> ChargePage
 }

@@ -110,6 +110,9 @@ enum IntakeSQL {
             SELECT DISTINCT i.idempotency_key
             FROM input i JOIN payment_keys k ON k.idempotency_key = i.idempotency_key
             WHERE k.request_fingerprint <> i.request_fingerprint
+              -- An adopted payment's fingerprint ends in '|*': any request for the same payment
+              -- (PaymentRequest.adoptedFingerprint).
+              AND NOT (right(k.request_fingerprint, 2) = '|*' AND starts_with(i.request_fingerprint, left(k.request_fingerprint, -1)))
             """
         }
     }

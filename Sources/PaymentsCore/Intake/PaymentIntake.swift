@@ -40,7 +40,7 @@ public struct PaymentIntake: Sendable {
             let columns = row.makeRandomAccess()
             let fingerprint = try columns[0].decode(String.self)
             guard let job = try Job.decode(columns, at: 1) else { break }
-            guard fingerprint == request.fingerprint else { return .keyReusedWithDifferentBody(existingID: job.id) }
+            guard request.matches(storedFingerprint: fingerprint) else { return .keyReusedWithDifferentBody(existingID: job.id) }
             return .existing(job, freshnessToken: token)
         }
         // Not inserted and no payment holds the key: the catalog lacks the currency (it

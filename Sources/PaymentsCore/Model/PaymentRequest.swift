@@ -47,6 +47,20 @@ public struct PaymentRequest: Sendable, Equatable {
             + (giveUpAfterSeconds.map { "|g\($0)" } ?? "")
     }
 
+    /// The fingerprint a payment re-created from the provider's record carries (`payments
+    /// reconcile --adopt`): the provider keeps the payment, not how it was scheduled, so it
+    /// ends in `|*` and stands for any request for the same payment.
+    public static func adoptedFingerprint(of payment: Payment) -> String {
+        "\(payment.amountMinor)|\(payment.currency)|\(payment.debtor)|\(payment.creditor)|*"
+    }
+
+    /// Whether this request is the one whose fingerprint is `stored` (or, for an adopted
+    /// payment, any request for the same payment): a retry gets the payment, not a 409.
+    public func matches(storedFingerprint stored: String) -> Bool {
+        if stored.hasSuffix("|*") { return fingerprint.hasPrefix(stored.dropLast()) }
+        return stored == fingerprint
+    }
+
     public static func isValidAccount(_ value: String) -> Bool {
         guard (1...64).contains(value.utf8.count) else { return false }
         return value.utf8.allSatisfy { c in

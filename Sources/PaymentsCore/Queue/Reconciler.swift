@@ -35,26 +35,34 @@ public struct Reconciler: Service {
         while !Task.isCancelled {
             do { try await Task.sleep(for: configuration.reconcileInterval) } catch { return }
             do {
-                let due = try await withTimeout(recorder.clientTimeout) { [store, configuration] in
-                    try await store.claimReconciling(limit: 100, recheckAfter: configuration.effectiveReconcileRecheck,
-                                                     margin: configuration.settleMargin)
-                }
-                // The lookups side by side: one slow answer must not hold up the batch.
-                let settled = await withTaskGroup(of: Completion?.self) { group in
-                    for job in due {
-                        group.addTask {
-                            await self.reconcile(job).map { Completion(jobID: job.id, claim: job.claim, resolution: $0) }
-                        }
-                    }
-                    return await group.reduce(into: [Completion]()) { if let c = $1 { $0.append(c) } }
-                }
-                await recorder.record(settled, fence: .reconciling)
+                _ = try await reconcileOnce()
             } catch {
                 if Task.isCancelled { return }
                 metrics.recordDatabaseError()
                 throttle.log(logger, .warning, "reconciliation failed; retrying", metadata: ["error": "\(describe(error))"])
             }
         }
+    }
+
+    /// One look: takes up to 100 due `reconciling` jobs, asks the gateway about each, and
+    /// records what it proved; returns how many it took. `payments reconcile --adopt` calls
+    /// it to settle the payments it re-created.
+    public func reconcileOnce() async throws -> Int {
+        let due = try await withTimeout(recorder.clientTimeout) { [store, configuration] in
+            try await store.claimReconciling(limit: 100, recheckAfter: configuration.effectiveReconcileRecheck,
+                                             margin: configuration.settleMargin)
+        }
+        // The lookups side by side: one slow answer must not hold up the batch.
+        let settled = await withTaskGroup(of: Completion?.self) { group in
+            for job in due {
+                group.addTask {
+                    await self.reconcile(job).map { Completion(jobID: job.id, claim: job.claim, resolution: $0) }
+                }
+            }
+            return await group.reduce(into: [Completion]()) { if let c = $1 { $0.append(c) } }
+        }
+        await recorder.record(settled, fence: .reconciling)
+        return due.count
     }
 
     func reconcile(_ job: ClaimedJob) async -> Completion.Resolution? {

@@ -14,7 +14,7 @@ import ServiceLifecycle
 /// Anything but a clear answer (201/200 charged, 402 declined, 409 key used for another
 /// payment) is a transient failure: the charge may or may not have happened, and the
 /// worker retries with the same key or asks later.
-public final class HTTPGateway: PaymentGateway, Service {
+public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
     public enum LookupError: Error, CustomStringConvertible, Sendable {
         /// A request for the key is being processed: its outcome is not known yet.
         case inProgress(key: String)
@@ -131,6 +131,17 @@ public final class HTTPGateway: PaymentGateway, Service {
         case 409: throw LookupError.inProgress(key: idempotencyKey)
         default: throw LookupError.unexpected(status: response.status.code, body: String(buffer: text))
         }
+    }
+
+    /// One page of the provider's settlement listing (`GET /v1/charges?since=&limit=`).
+    public func charges(since: Int, limit: Int) async throws -> ChargePage {
+        let request = HTTPClientRequest(url: "\(baseURL)/v1/charges?since=\(since)&limit=\(limit)")
+        let response = try await client.execute(request, timeout: .nanoseconds(Int64(max(timeout.seconds, 30) * 1e9)), logger: logger)
+        let text = try await response.body.collect(upTo: 64 * 1024 * 1024)
+        guard response.status.code == 200, let page = try? JSONDecoder().decode(ChargePage.self, from: text) else {
+            throw LookupError.unexpected(status: response.status.code, body: String(String(buffer: text).prefix(300)))
+        }
+        return page
     }
 
     /// Asks the provider to refund `chargeID` of `key` (an operator's way out of a charge
