@@ -1,5 +1,5 @@
 # The two commands: `make demo` and `make test`. Everything else is a helper.
-.PHONY: test test-release test-ha test-dashboard chaos scale demo demo-failover up up-ha down down-ha status status-ha build release bench
+.PHONY: test test-release test-ha test-restore test-dashboard chaos scale demo demo-failover up up-ha down down-ha status status-ha build release bench
 
 test:
 	scripts/run-tests
@@ -22,6 +22,12 @@ scale:
 # default; the README's figures are RUNS=5), scenario names as SCENARIOS=.
 test-ha:
 	scripts/run-ha $(SCENARIOS)
+
+# The restore drill (suites/restore: a TRUNCATE undone to the moment before it, every data
+# directory lost and restored to the last archived WAL, both under load, then payments
+# reconcile --adopt and the money proofs) on a fresh test topology (offset 100). RUNS=.
+test-restore:
+	scripts/run-restore $(SCENARIOS)
 
 # The dashboard in headless Chromium (suites/dashboard) against the running topology
 # (`make up` first; PORT_OFFSET= for another one); SHOTS=dir keeps the screenshots.

@@ -14,12 +14,14 @@ PGBR_CONF="$CONF_DIR/pgbackrest.conf"
 # The most a restore to the latest archived WAL can lose when the primary's disk is gone:
 # the segment being written when it went, switched at most this often while busy.
 ARCHIVE_TIMEOUT="${ARCHIVE_TIMEOUT:-10}"
+# How far a restore moves the payment id sequence ahead (more than any lost interval hands out).
+ID_JUMP="${ID_JUMP:-1000000}"
 
 pgbackrest_as() { as_user pgbackrest --config="$PGBR_CONF" --stanza="$STANZA" "$@"; }
 
 render_backup_config() {
-  mkdir -p "$BACKUP_DIR" "$RUN_DIR/pgbackrest"
-  [ "$(id -u)" = 0 ] && chown "$RUN_AS": "$BACKUP_DIR" "$RUN_DIR/pgbackrest"
+  mkdir -p "$BACKUP_DIR" "$RUN_DIR/pgbackrest" "$STATE_DIR/pgbackrest-spool"
+  [ "$(id -u)" = 0 ] && chown "$RUN_AS": "$BACKUP_DIR" "$RUN_DIR/pgbackrest" "$STATE_DIR/pgbackrest-spool"
   # lz4: the fastest of the Debian build's codecs (a 2.3 GB database backs up to 0.64 GB
   # in 15 s on 2 cores); one process, so a backup under load leaves a core to the payments.
   cat > "$PGBR_CONF" <<EOF
@@ -28,12 +30,22 @@ repo1-path=$BACKUP_DIR
 repo1-retention-full=2
 log-path=$LOG_DIR
 lock-path=$RUN_DIR/pgbackrest
+spool-path=$STATE_DIR/pgbackrest-spool
 compress-type=lz4
 process-max=1
 start-fast=y
 archive-timeout=120
 log-level-console=warn
 log-level-file=info
+
+# A segment closed early by archive_timeout is mostly zeros: 69 KB in lz4, under 1 KB in
+# zstd (level 1), which is what keeps a quiet day's archive small.
+[global:archive-push]
+compress-type=zst
+compress-level=1
+# The slots' own bound (max_slot_wal_keep_size): past it an archive that cannot keep up
+# drops segments (and says so) rather than filling the disk.
+archive-push-queue-max=4GiB
 
 [$STANZA]
 pg1-path=$(data_of primary)
@@ -108,12 +120,21 @@ cmd_restore() { # --to TIME|latest
   has_stanza || die "restore: no backup repository at $BACKUP_DIR"
   if [ "$to" = latest ]; then target=(--type=default)
   else
-    # Checked by PostgreSQL itself, so a typo stops here and not after the cluster is gone.
-    super_psql_any "SELECT '$to'::timestamptz" >/dev/null 2>&1 || date -d "$to" >/dev/null 2>&1 \
-      || die "restore: '$to' is not a time (e.g. '2026-12-05 11:20:00+00')"
-    target=(--type=time "--target=$to" --target-action=promote)
+    # pgBackRest reads only 'YYYY-MM-DD HH:MM:SS[.frac]+HH' (and an offset-less time in the
+    # machine's zone, not PostgreSQL's): the time is rewritten in UTC first, and checked
+    # against the backups and the clock, before anything is stopped.
+    local utc; utc="$(normalise_time "$to")" || die "restore: '$to' is not a time (e.g. '2026-12-05 11:20:00+00')"
+    local target_s oldest_s; target_s="$(date -u -d "$utc" +%s)"
+    oldest_s="$(pgbackrest_as --output=json info | python3 -c 'import json,sys; b=json.load(sys.stdin)[0].get("backup",[]); print(min((x["timestamp"]["stop"] for x in b), default=""))')"
+    [ -n "$oldest_s" ] || die "restore: no backup yet (scripts/topology backup full)"
+    [ "$target_s" -ge "$oldest_s" ] || die "restore: $utc is before the end of the oldest backup ($(date -u -d "@$oldest_s" '+%F %T+00')): nothing to start from"
+    [ "$target_s" -le "$(date +%s)" ] || die "restore: $utc is in the future"
+    target=(--type=time "--target=$utc" --target-action=promote)
   fi
   local t0=$SECONDS
+  # No client writes from here: a write after the last archived segment would be lost
+  # (the poolers start again at the end).
+  stop_service pgbouncer-write; stop_service pgbouncer-read
   # A primary still running: everything it wrote goes to the archive first, so a target
   # just before a mistake made a moment ago is reachable.
   if running primary; then
@@ -123,6 +144,8 @@ cmd_restore() { # --to TIME|latest
   local s
   for s in replica-2 replica-1 primary; do stop_service "$s"; done
   local data; data="$(data_of primary)"
+  # A crashed primary's postmaster.pid stops pgBackRest; nothing runs (checked above).
+  rm -f "$data/postmaster.pid"
   local delta=()
   if [ -s "$data/PG_VERSION" ]; then delta=(--delta)
   else mkdir -p "$data"; [ "$(id -u)" = 0 ] && chown "$RUN_AS": "$STATE_DIR/primary" "$data"; chmod 700 "$data"; fi
@@ -133,10 +156,21 @@ cmd_restore() { # --to TIME|latest
   local log_from; log_from=$(( $(wc -l < "$LOG_DIR/primary.log" 2>/dev/null || echo 0) + 1 ))
   as_user "$PG_BIN/pg_ctl" -D "$data" -l "$LOG_DIR/primary.log" -w -t 600 start >/dev/null \
     || { tail -20 "$LOG_DIR/primary.log" >&2; die "the restored primary did not start (log: $LOG_DIR/primary.log)"; }
-  wait_for "the restored primary to end recovery" 600 primary_writable \
-    || { tail -20 "$LOG_DIR/primary.log" >&2; die "the restored primary did not leave recovery"; }
+  until primary_writable; do
+    running primary || { tail -20 "$LOG_DIR/primary.log" >&2; die "the restored primary stopped during recovery (log: $LOG_DIR/primary.log)"; }
+    [ $((SECONDS - t0)) -lt 900 ] || { tail -20 "$LOG_DIR/primary.log" >&2; die "the restored primary did not leave recovery in 900 s"; }
+    sleep 0.5
+  done
   local reached; reached="$(tail -n "+$log_from" "$LOG_DIR/primary.log" | grep -Eo '(recovery stopping before|last completed transaction was at log time).*' | tail -1 || true)"
   log "primary restored and promoted in $((SECONDS - t0)) s; ${reached:-recovery reached the end of the archive}"
+  # Payments made after the target and lost keep their ids at the provider and with their
+  # clients: new payments must never take one (a client's GET /v1/payments/{id} would
+  # answer with another payment). The id sequence jumps ahead of anything the lost
+  # interval can have handed out; `payments reconcile --adopt` gives each lost charged
+  # payment its old id back. (Partitions cover 20 million ids ahead: the jump stays inside.)
+  super_psql "$PRIMARY_PORT" -d "$DB_NAME" -tAc "SELECT setval('payment_ids', (SELECT last_value FROM payment_ids) + $ID_JUMP)" >/dev/null \
+    || die "could not move the payment id sequence ahead"
+  log "payment ids continue $ID_JUMP past the restored sequence (lost payments keep theirs)"
   # The replicas' data is from the lost timeline: each is cloned again from the primary.
   for s in replica-1 replica-2; do
     rm -rf "${STATE_DIR:?}/$s/data"
@@ -150,11 +184,16 @@ cmd_restore() { # --to TIME|latest
 
 primary_writable() { [ "$(super_psql "$PRIMARY_PORT" -d postgres -tAc 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; }
 
-# A throwaway parse of a time by any running node (or none: then date(1) decides).
-super_psql_any() {
-  local s
+# TIME in UTC as pgBackRest reads it, parsed by PostgreSQL when a node runs (its
+# timestamptz syntax, an offset-less time in UTC), else by date(1); fails if neither can.
+normalise_time() {
+  local s out
   for s in primary replica-1 replica-2; do
-    if running "$s"; then super_psql "$(port_of "$s")" -d postgres -tAc "$1"; return; fi
+    if running "$s"; then
+      out="$(echo "SELECT to_char(:'t'::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'" \
+        | PGTZ=UTC super_psql "$(port_of "$s")" -d postgres -tA -v t="$1" 2>/dev/null)" && [ -n "$out" ] && { echo "$out"; return 0; }
+      return 1
+    fi
   done
-  return 1
+  TZ=UTC date -u -d "$1" '+%Y-%m-%d %H:%M:%S.%6N+00' 2>/dev/null
 }
