@@ -25,6 +25,8 @@ public func buildApplication(_ settings: ServerSettings, gateway: any PaymentGat
     let statementTimeout = settings.workers?.effectiveStatementTimeout ?? .seconds(15)
     services.append(PartitionUpkeep(store: JobStore(client: database.write, statementTimeout: statementTimeout, logger: logger),
                                     logger: logger))
+    // The archiver's health in /metrics: a restore's reach, watched from every serve.
+    services.append(ArchiveMonitor(client: database.write, logger: logger))
     let metrics = WorkerMetrics()
     let api = LivePaymentsAPI(database: database, readFallback: settings.readFallback, metrics: metrics, gateway: gateway,
                               cancelMargin: (settings.workers ?? WorkerConfiguration()).settleMargin,

@@ -53,6 +53,9 @@ struct StatusCommand: AsyncParsableCommand {
                 for r in stats.replicas {
                     print("  \(r.name): \(r.state), replay lag \(r.replayLagBytes ?? 0) bytes, \(String(format: "%.3f", r.replayLagSeconds ?? 0)) s")
                 }
+                if let archive = try? await ArchiveHealth.read(database.write, logger: logger) {
+                    print("WAL archive (the primary's pg_stat_archiver): \(archive.summary)")
+                }
                 try await printClocks(router)
                 guard reads > 0 else { return }
                 // Which nodes answer reads through pgbouncer-read right now: each probe asks
