@@ -56,12 +56,27 @@ test_compose_config() {
   "${dc[@]}" -f "$REPO/compose/docker-compose.ha.yml" config -q || fail "the HA compose config is invalid"
   # Every serve shares one `payments gateway`: the in-process simulation deduplicates per
   # process, so `--scale payments=2` would lose "never charged twice".
-  local f services
+  # (Each output read whole before grep -q: with pipefail, grep leaving early fails the pipe.)
+  local f services config
   for f in docker-compose.yml docker-compose.ha.yml; do
     services="$("${dc[@]}" -f "$REPO/compose/$f" config --services 2>/dev/null)"
+    config="$("${dc[@]}" -f "$REPO/compose/$f" config 2>/dev/null)"
     grep -qx gateway <<<"$services" || fail "$f has no gateway service"
-    "${dc[@]}" -f "$REPO/compose/$f" config 2>/dev/null | grep -q -- "--gateway-url" || fail "$f: serve does not use the gateway service"
+    grep -q -- "--gateway-url" <<<"$config" || fail "$f: serve does not use the gateway service"
   done
+  # The same archiving as the local topology, and a backup service.
+  services="$("${dc[@]}" -f "$REPO/compose/docker-compose.yml" config --services 2>/dev/null)"
+  config="$("${dc[@]}" -f "$REPO/compose/docker-compose.yml" config 2>/dev/null)"
+  grep -qx backup <<<"$services" || fail "compose has no backup service"
+  grep -q "archive_command=pgbackrest" <<<"$config" || fail "the compose primary does not archive with pgbackrest"
+}
+
+# up creates the pgBackRest stanza and the primary archives into it.
+test_wal_is_archived() {
+  local out
+  out="$("${TOPO[@]}" backups 2>&1)" || { fail "backups failed: $out"; return 1; }
+  grep -Eq '^archiver: [1-9][0-9]* archived, ' <<<"$out" || { fail "the primary does not archive: $out"; return 1; }
+  grep -q '^archive: ' <<<"$out" || { fail "the repository holds no WAL: $out"; return 1; }
 }
 
 test_up_twice_is_fine() {
@@ -239,7 +254,7 @@ test_no_secret_in_logs() {
 }
 
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(test_compose_config test_up_twice_is_fine test_callers_libpq_settings_are_ignored test_status_reports_everything test_write_reaches_both_replicas test_reads_spread_over_both_replicas
+[ ${#tests[@]} -gt 0 ] || tests=(test_compose_config test_wal_is_archived test_up_twice_is_fine test_callers_libpq_settings_are_ignored test_status_reports_everything test_write_reaches_both_replicas test_reads_spread_over_both_replicas
   test_write_through_read_pooler_refused test_replica_down_then_back test_many_clients_at_once
   test_app_role_cannot_create_roles_or_databases test_replication_role_cannot_log_in_to_the_database
   test_pg_hba_has_no_trust_and_only_loopback test_pgbouncer_admin_console_needs_its_password test_no_secret_in_logs)
