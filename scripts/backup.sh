@@ -47,13 +47,36 @@ compress-level=1
 # drops segments (and says so) rather than filling the disk.
 archive-push-queue-max=4GiB
 
-[$STANZA]
-pg1-path=$(data_of primary)
-pg1-port=$PRIMARY_PORT
-pg1-socket-path=$RUN_DIR
-pg1-user=postgres
+$(pg_entries)
 EOF
   [ "$(id -u)" = 0 ] && chown "$RUN_AS": "$PGBR_CONF"
+  return 0
+}
+
+# The stanza's nodes: the seed's primary; in HA mode every Patroni node (pgBackRest asks
+# each and backs up whichever is not in recovery: the leader, wherever it is).
+pg_entries() {
+  echo "[$STANZA]"
+  if [ "$HA" = 1 ]; then
+    local i=1 node
+    for node in "${NODES[@]}"; do
+      printf 'pg%d-path=%s\npg%d-port=%s\npg%d-socket-path=%s\npg%d-user=postgres\n' \
+        "$i" "$(data_of "$node")" "$i" "$(node_pg_port "$node")" "$i" "$RUN_DIR" "$i"
+      i=$((i + 1))
+    done
+  else
+    printf 'pg1-path=%s\npg1-port=%s\npg1-socket-path=%s\npg1-user=postgres\n' "$(data_of primary)" "$PRIMARY_PORT" "$RUN_DIR"
+  fi
+}
+
+# HA mode: a node's archive_command names its own data directory (pgBackRest resolves %p
+# against pg1-path): one configuration file per node, beside the shared one.
+node_backup_config() { # node
+  local f="$CONF_DIR/pgbackrest-$1.conf"
+  sed -n "1,/^\[$STANZA\]/p" "$PGBR_CONF" | sed '$d' > "$f"
+  printf '[%s]\npg1-path=%s\npg1-port=%s\npg1-socket-path=%s\npg1-user=postgres\n' \
+    "$STANZA" "$(data_of "$1")" "$(node_pg_port "$1")" "$RUN_DIR" >> "$f"
+  [ "$(id -u)" = 0 ] && chown "$RUN_AS": "$f"
   return 0
 }
 
@@ -65,6 +88,23 @@ archive_command = 'pgbackrest --config=$PGBR_CONF --stanza=$STANZA archive-push 
 archive_timeout = $ARCHIVE_TIMEOUT
 EOF
 }
+
+# HA mode: the same settings in a node's Patroni configuration (its local parameters
+# override the cluster's; only the leader archives).
+patroni_archive_settings() { # node, rendered patroni.yml
+  node_backup_config "$1"
+  python3 - "$2" "pgbackrest --config=$CONF_DIR/pgbackrest-$1.conf --stanza=$STANZA archive-push %p" "$ARCHIVE_TIMEOUT" <<'PY'
+import sys, yaml
+path, command, timeout = sys.argv[1:4]
+with open(path) as f: config = yaml.safe_load(f)
+parameters = config.setdefault("postgresql", {}).setdefault("parameters", {})
+parameters.update({"archive_mode": "on", "archive_command": command, "archive_timeout": int(timeout)})
+with open(path, "w") as f: yaml.safe_dump(config, f, default_flow_style=False, sort_keys=False)
+PY
+}
+
+# The node that writes: the seed's primary, or the HA leader.
+writer_port() { if [ "$HA" = 1 ]; then leader_port; elif running primary; then echo "$PRIMARY_PORT"; fi; }
 
 has_stanza() { [ -s "$BACKUP_DIR/backup/$STANZA/backup.info" ]; }
 
@@ -80,7 +120,7 @@ stanza_ensure() {
 cmd_backup() { # [full|incr|diff]
   local type="${1:-incr}"
   case "$type" in full|incr|diff) ;; *) die "usage: backup [full|incr|diff] (default incr: a full one if there is none yet)" ;; esac
-  running primary || die "backup: the primary is not running"
+  [ -n "$(writer_port)" ] || die "backup: no primary (leader) is running"
   has_stanza || die "backup: no stanza in $BACKUP_DIR (run up first)"
   local t0; t0=$(date +%s.%N)
   pgbackrest_as --type="$type" backup 2>&1 | sed 's/^/pgbackrest: /' >&2
@@ -105,8 +145,9 @@ for b in info.get("backup", []):
     print("%-24s %-5s %-19s %-19s %6d %10s %10s %10s  %s..%s" % (b["label"], b["type"], t(ts["start"]), t(ts["stop"]),
           ts["stop"] - ts["start"], mb(i["size"]), mb(i["delta"]), mb(i["repository"]["delta"]), w["start"], w["stop"]))
 '
-  if running primary; then
-    super_psql "$PRIMARY_PORT" -d postgres -tAc "SELECT 'archiver: ' || archived_count || ' archived, last ' || COALESCE(last_archived_wal, 'none')
+  local port; port="$(writer_port)"
+  if [ -n "$port" ]; then
+    super_psql "$port" -d postgres -tAc "SELECT 'archiver: ' || archived_count || ' archived, last ' || COALESCE(last_archived_wal, 'none')
         || COALESCE(' ' || round(EXTRACT(EPOCH FROM now() - last_archived_time)) || ' s ago', '')
         || ', ' || failed_count || ' failed' || COALESCE(' (last ' || last_failed_wal || ')', '') FROM pg_stat_archiver"
   fi
