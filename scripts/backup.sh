@@ -155,11 +155,12 @@ for b in info.get("backup", []):
 
 # Where a restore may stop: a time (PostgreSQL's timestamptz syntax; the moment just
 # before a mistake) or latest (every archived segment).
-cmd_restore() { # --to TIME|latest
+# Checks the target before anything stops; sets RESTORE_TARGET (pgBackRest's options).
+restore_target() { # --to TIME|latest
   [ "${1:-}" = "--to" ] && [ -n "${2:-}" ] || die "usage: restore --to TIME|latest (TIME e.g. '2026-12-05 11:20:00+00')"
-  local to="$2" target=()
+  local to="$2"
   has_stanza || die "restore: no backup repository at $BACKUP_DIR"
-  if [ "$to" = latest ]; then target=(--type=default)
+  if [ "$to" = latest ]; then RESTORE_TARGET=(--type=default)
   else
     # pgBackRest reads only 'YYYY-MM-DD HH:MM:SS[.frac]+HH' (and an offset-less time in the
     # machine's zone, not PostgreSQL's): the time is rewritten in UTC first, and checked
@@ -170,8 +171,25 @@ cmd_restore() { # --to TIME|latest
     [ -n "$oldest_s" ] || die "restore: no backup yet (scripts/topology backup full)"
     [ "$target_s" -ge "$oldest_s" ] || die "restore: $utc is before the end of the oldest backup ($(date -u -d "@$oldest_s" '+%F %T+00')): nothing to start from"
     [ "$target_s" -le "$(date +%s)" ] || die "restore: $utc is in the future"
-    target=(--type=time "--target=$utc" --target-action=promote)
+    RESTORE_TARGET=(--type=time "--target=$utc" --target-action=promote)
   fi
+}
+
+# Payments made after the target and lost keep their ids at the provider and with their
+# clients: new payments must never take one (a client's GET /v1/payments/{id} would answer
+# with another payment). The id sequence jumps ahead of anything the lost interval can
+# have handed out; `payments reconcile --adopt` gives each lost charged payment its old id
+# back. (Partitions cover 20 million ids ahead: the jump stays inside.)
+jump_payment_ids() { # port
+  super_psql "$1" -d "$DB_NAME" -tAc "SELECT setval('payment_ids', (SELECT last_value FROM payment_ids) + $ID_JUMP)" >/dev/null \
+    || die "could not move the payment id sequence ahead"
+  log "payment ids continue $ID_JUMP past the restored sequence (lost payments keep theirs)"
+}
+
+cmd_restore() { # --to TIME|latest
+  restore_target "$@"
+  [ "$HA" = 1 ] && { cmd_restore_ha; return; }
+  local target=("${RESTORE_TARGET[@]}")
   local t0=$SECONDS
   # No client writes from here: a write after the last archived segment would be lost
   # (the poolers start again at the end).
@@ -204,14 +222,7 @@ cmd_restore() { # --to TIME|latest
   done
   local reached; reached="$(tail -n "+$log_from" "$LOG_DIR/primary.log" | grep -Eo '(recovery stopping before|last completed transaction was at log time).*' | tail -1 || true)"
   log "primary restored and promoted in $((SECONDS - t0)) s; ${reached:-recovery reached the end of the archive}"
-  # Payments made after the target and lost keep their ids at the provider and with their
-  # clients: new payments must never take one (a client's GET /v1/payments/{id} would
-  # answer with another payment). The id sequence jumps ahead of anything the lost
-  # interval can have handed out; `payments reconcile --adopt` gives each lost charged
-  # payment its old id back. (Partitions cover 20 million ids ahead: the jump stays inside.)
-  super_psql "$PRIMARY_PORT" -d "$DB_NAME" -tAc "SELECT setval('payment_ids', (SELECT last_value FROM payment_ids) + $ID_JUMP)" >/dev/null \
-    || die "could not move the payment id sequence ahead"
-  log "payment ids continue $ID_JUMP past the restored sequence (lost payments keep theirs)"
+  jump_payment_ids "$PRIMARY_PORT"
   # The replicas' data is from the lost timeline: each is cloned again from the primary.
   for s in replica-1 replica-2; do
     rm -rf "${STATE_DIR:?}/$s/data"
@@ -228,8 +239,9 @@ primary_writable() { [ "$(super_psql "$PRIMARY_PORT" -d postgres -tAc 'SELECT NO
 # TIME in UTC as pgBackRest reads it, parsed by PostgreSQL when a node runs (its
 # timestamptz syntax, an offset-less time in UTC), else by date(1); fails if neither can.
 normalise_time() {
-  local s out
-  for s in primary replica-1 replica-2; do
+  local s out nodes=(primary replica-1 replica-2)
+  [ "$HA" = 1 ] && nodes=("${NODES[@]}")
+  for s in "${nodes[@]}"; do
     if running "$s"; then
       out="$(echo "SELECT to_char(:'t'::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'" \
         | PGTZ=UTC super_psql "$(port_of "$s")" -d postgres -tA -v t="$1" 2>/dev/null)" && [ -n "$out" ] && { echo "$out"; return 0; }
@@ -237,4 +249,61 @@ normalise_time() {
     fi
   done
   TZ=UTC date -u -d "$1" '+%Y-%m-%d %H:%M:%S.%6N+00' 2>/dev/null
+}
+
+# HA mode: the cluster re-bootstrapped from the backup through Patroni. Every node stops,
+# the cluster leaves etcd, the data directories go aside, node-1 bootstraps with a custom
+# method that runs `pgbackrest restore` (its recovery settings kept: Patroni waits for the
+# end of recovery, promotion at the target), then node-2 and node-3 are cloned from it.
+cmd_restore_ha() {
+  local t0=$SECONDS s node
+  stop_service pgbouncer-write; stop_service pgbouncer-read
+  if [ -n "$(leader_port 2>/dev/null)" ]; then
+    log "archiving the leader's current WAL segment"
+    pgbackrest_as check >>"$LOG_DIR/pgbackrest-console.log" 2>&1 || log "warning: the last segment may not be archived (pgbackrest check failed)"
+  fi
+  stop_service haproxy
+  for node in node-3 node-2 node-1; do stop_service "$node"; done
+  # The cluster's keys in etcd go (leader, members, initialize): node-1 may bootstrap anew.
+  ETCDCTL_API=3 etcdctl --endpoints="$(etcd_hosts)" del --prefix /payments/payments/ >/dev/null \
+    || die "could not remove the cluster's keys from etcd"
+  for node in "${NODES[@]}"; do
+    rm -rf "${STATE_DIR:?}/$node/data.pre-restore"
+    [ -e "$(data_of "$node")" ] && mv "$(data_of "$node")" "$STATE_DIR/$node/data.pre-restore"
+  done
+  cat > "$CONF_DIR/patroni-restore.sh" <<EOF
+#!/usr/bin/env bash
+# Patroni's custom bootstrap (scripts/backup.sh): pgbackrest restore into --datadir.
+set -euo pipefail
+datadir=""
+for a in "\$@"; do case "\$a" in --datadir=*|--data_dir=*|--data-dir=*) datadir="\${a#*=}" ;; esac; done
+[ -n "\$datadir" ] || { echo "no --datadir" >&2; exit 1; }
+mkdir -p "\$datadir"; chmod 700 "\$datadir"
+exec pgbackrest --config="$CONF_DIR/pgbackrest-node-1.conf" --stanza=$STANZA --pg1-path="\$datadir" $(printf '%q ' "${RESTORE_TARGET[@]}") restore
+EOF
+  chmod 755 "$CONF_DIR/patroni-restore.sh"
+  [ "$(id -u)" = 0 ] && chown "$RUN_AS": "$CONF_DIR/patroni-restore.sh"
+  python3 - "$CONF_DIR/node-1.yml" "$CONF_DIR/patroni-restore.sh" <<'PY'
+import sys, yaml
+path, script = sys.argv[1:3]
+with open(path) as f: config = yaml.safe_load(f)
+bootstrap = config.setdefault("bootstrap", {})
+bootstrap["method"] = "pgbackrest"
+bootstrap["pgbackrest"] = {"command": script, "keep_existing_recovery_conf": True}
+with open(path, "w") as f: yaml.safe_dump(config, f, default_flow_style=False, sort_keys=False)
+PY
+  log "re-bootstrapping the cluster on node-1 from $BACKUP_DIR (${RESTORE_TARGET[*]})"
+  node_start node-1
+  until [ -n "$(leader)" ] && leader_writable; do
+    running node-1 || { tail -20 "$LOG_DIR/node-1.log" >&2; die "node-1 stopped while bootstrapping from the backup (log: $LOG_DIR/node-1.log)"; }
+    [ $((SECONDS - t0)) -lt 900 ] || { tail -20 "$LOG_DIR/node-1.log" >&2; die "no leader after 900 s of restore"; }
+    sleep 1
+  done
+  log "node-1 restored and leading in $((SECONDS - t0)) s"
+  # Its configuration without the bootstrap method again (a later bootstrap is initdb's).
+  render_configs
+  jump_payment_ids "$(leader_port)"
+  cmd_up
+  for node in "${NODES[@]}"; do rm -rf "${STATE_DIR:?}/$node/data.pre-restore"; done
+  log "restore done in $((SECONDS - t0)) s (node-2 and node-3 cloned again); timeline $(ha_timeline 2>/dev/null || echo '?')"
 }
