@@ -19,7 +19,7 @@ scale:
 	scripts/run-scale
 
 # The HA fault suite (suites/ha) on a fresh HA topology (offset 100): RUNS= (1 by
-# default; the README's figures are RUNS=5), scenario names as SCENARIOS=.
+# default; docs/ha.md's figures are RUNS=5), scenario names as SCENARIOS=.
 test-ha:
 	scripts/run-ha $(SCENARIOS)
 

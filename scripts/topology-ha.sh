@@ -260,6 +260,7 @@ export NODE_DSNS='$(for n in "${NODES[@]}"; do printf 'postgres://%s:%s@127.0.0.
 export PORT_OFFSET=$PORT_OFFSET
 export TOPOLOGY_HA=1
 export TOPOLOGY_STATE_DIR='$STATE_DIR'
+export BACKUP_REPO_DIR='$STATE_DIR/backups'
 $(dashboard_env)
 export PATRONI_URLS='$(for n in "${NODES[@]}"; do printf 'http://127.0.0.1:%s ' "$(node_rest_port "$n")"; done)'
 EOF

@@ -35,6 +35,8 @@ public struct ServerSettings: Sendable {
     public var patroniURLs: [String] = []
     public var poolerStatsUser: String?
     public var poolerStatsPassword: String?
+    /// A pgBackRest repository on a path this server can read: the dashboard's last backup.
+    public var backupRepository: String?
 
     /// The dashboard's sources from the settings above.
     public var dashboardSources: DashboardSources {
@@ -43,7 +45,7 @@ public struct ServerSettings: Sendable {
             poolers: [("pgbouncer-write", writeURL), ("pgbouncer-read", readURL)].map { name, url in
                 PgBouncerAdmin(name: name, host: url.host, port: url.port, user: poolerStatsUser, password: poolerStatsPassword)
             },
-            gatewayURL: gatewayURL)
+            gatewayURL: gatewayURL, backupRepository: backupRepository)
     }
 
     public init(writeURL: DatabaseURL, readURL: DatabaseURL) {

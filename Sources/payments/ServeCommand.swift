@@ -54,6 +54,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("haproxy-stats"), help: "The dashboard's view of HAProxy: its stats page as CSV (env HAPROXY_STATS_URL), e.g. http://127.0.0.1:8404/;csv.")
     var haproxyStats: String? = ProcessInfo.processInfo.environment["HAPROXY_STATS_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    @Option(name: .customLong("backup-repo"), help: "The dashboard's last backup: a pgBackRest repository this process can read (env BACKUP_REPO_DIR; scripts/topology env prints it).")
+    var backupRepo: String? = ProcessInfo.processInfo.environment["BACKUP_REPO_DIR"].flatMap { $0.isEmpty ? nil : $0 }
     @Option(name: .customLong("patroni-url"), help: "HA mode: a Patroni REST API the dashboard asks for the cluster (repeatable; env PATRONI_URLS, space-separated).")
     var patroniURLs: [String] = (ProcessInfo.processInfo.environment["PATRONI_URLS"] ?? "").split(separator: " ").map(String.init)
 
@@ -86,6 +88,7 @@ struct ServeCommand: AsyncParsableCommand {
         let local = ConnectionSettings.observabilityDefaults(write: urls.write, read: urls.read)
         settings.haproxyStatsURL = haproxyStats ?? local?.haproxyStatsURL
         settings.patroniURLs = patroniURLs
+        settings.backupRepository = backupRepo
         // Credentials from the environment only: a flag would show in `ps`.
         let environment = ProcessInfo.processInfo.environment
         if let user = environment["PGBOUNCER_STATS_USER"], !user.isEmpty {

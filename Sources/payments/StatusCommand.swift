@@ -14,6 +14,8 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(help: "Probes through pgbouncer-read (0 to 1,000) to sample which nodes answer reads.") var reads: Int = 20
     @Option(name: .customLong("gateway-url"), help: "The payment gateway whose clock to compare (env GATEWAY_URL).")
     var gatewayURL: String? = ProcessInfo.processInfo.environment["GATEWAY_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    @Option(name: .customLong("backup-repo"), help: "A pgBackRest repository to report the last backup of (env BACKUP_REPO_DIR).")
+    var backupRepo: String? = ProcessInfo.processInfo.environment["BACKUP_REPO_DIR"].flatMap { $0.isEmpty ? nil : $0 }
     @Option(name: .customLong("serve"), help: "A serve's base URL whose clock to compare (repeatable; env SERVE_URLS, space-separated).")
     var serves: [String] = (ProcessInfo.processInfo.environment["SERVE_URLS"] ?? "").split(separator: " ").map(String.init)
 
@@ -42,7 +44,7 @@ struct StatusCommand: AsyncParsableCommand {
                     print(line)
                 }
                 if !stats.held.isEmpty {
-                    print("held for an operator (reconciling, not asked about again; see the README's runbook):")
+                    print("held for an operator (reconciling, not asked about again; see docs/faults.md's runbook):")
                     for h in stats.held {
                         print("  payment \(h.id): \(h.reason.rawValue) since \(h.since): \(h.detail ?? "")")
                     }
@@ -55,6 +57,11 @@ struct StatusCommand: AsyncParsableCommand {
                 }
                 if let archive = try? await ArchiveHealth.read(database.write, logger: logger) {
                     print("WAL archive (the primary's pg_stat_archiver): \(archive.summary)")
+                }
+                if let repository = backupRepo {
+                    do {
+                        print("last backup (\(repository)): \(try LastBackup.read(repository: repository)?.summary() ?? "none yet")")
+                    } catch { print("last backup: \(error)") }
                 }
                 try await printClocks(router)
                 guard reads > 0 else { return }

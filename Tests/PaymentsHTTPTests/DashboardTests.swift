@@ -76,6 +76,22 @@ import Testing
         #expect(tile.detail?.contains("PGBOUNCER_STATS_USER") == true)
     }
 
+    /// The backups tile: down while archiving fails, not configured without archiving, the
+    /// last backup when a repository is given.
+    @Test func theBackupsTileShowsTheArchiveAndTheLastBackup() {
+        func health(failing: Bool, mode: String = "on") -> ArchiveHealth {
+            ArchiveHealth(mode: mode, archived: 9, lastArchivedWAL: "W", lastArchivedAgeSeconds: failing ? 60 : 1,
+                          failed: failing ? 1 : 0, lastFailedWAL: failing ? "X" : nil, lastFailedAgeSeconds: failing ? 2 : nil)
+        }
+        let backup = LastBackup(label: "20261205-115221F", type: "full", stoppedAt: Date(), repositoryBytes: 700_000_000)
+        let healthy = Tiles.backups(.success(health(failing: false)), lastBackup: .success(backup))
+        #expect(healthy.status == "up" && healthy.kind == "archive")
+        #expect(healthy.detail?.contains("last backup: full 20261205-115221F") == true, "\(healthy.detail ?? "")")
+        #expect(Tiles.backups(.success(health(failing: true)), lastBackup: nil).status == "down")
+        #expect(Tiles.backups(.success(health(failing: false, mode: "off")), lastBackup: nil).status == "not_configured")
+        #expect(Tiles.backups(.success(health(failing: false)), lastBackup: nil).detail?.contains("--backup-repo") == true)
+    }
+
     @Test func otherServesFromTheLeaseOwners() {
         let tiles = Tiles.serves(totals: .init(), concurrency: 10, owner: "host/1/a", owners: .success(["host/1/a": 3, "host/2/b": 5]))
         #expect(tiles.map(\.name) == ["serve (this process)", "serve pid 2 on host"])

@@ -167,6 +167,9 @@ def main():
                                  for p in ("pgbouncer-write", "pgbouncer-read")), 10)
         check("both pooler tiles show SHOW POOLS", bool(pools), text(driver, "pgbouncer-write").replace("\n", " ")[:120])
         check("haproxy's tile lists its backends", bool(wait(lambda: "pg_read/replica-1" in text(driver, "haproxy"), 5)))
+        check("the backups tile shows the WAL archive", bool(wait(lambda: status(driver, "backups") == "up"
+                                                                   and "segments archived" in text(driver, "backups"), 10)),
+              text(driver, "backups").replace("\n", " ")[:160])
 
         before = int(driver.find_element(By.TAG_NAME, "body").get_attribute("data-succeeded-total") or 0)
         enqueue = subprocess.Popen([args.bin, "enqueue", "--count", "4000", "--rate", "200"], env=env,

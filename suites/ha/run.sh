@@ -291,7 +291,7 @@ scenario_postmaster_killed() {
 }
 
 # A planned switchover to the synchronous standby, under load. `switchover`: the way the
-# README gives (`scripts/topology --ha switchover`: pgbouncer-write paused around
+# docs/ha.md gives (`scripts/topology --ha switchover`: pgbouncer-write paused around
 # `patronictl switchover`): no write may fail, they wait. `switchover_bare`: `patronictl
 # switchover` alone, as someone may run it: at most 2 s of failed writes (the issue's
 # bound). The time without a committed write is reported beside each.

@@ -16,6 +16,17 @@ public struct ArchiveHealth: Sendable, Equatable {
     public var lastFailedWAL: String?
     public var lastFailedAgeSeconds: Double?
 
+    public init(mode: String, archived: Int64, lastArchivedWAL: String?, lastArchivedAgeSeconds: Double?,
+                failed: Int64, lastFailedWAL: String?, lastFailedAgeSeconds: Double?) {
+        self.mode = mode
+        self.archived = archived
+        self.lastArchivedWAL = lastArchivedWAL
+        self.lastArchivedAgeSeconds = lastArchivedAgeSeconds
+        self.failed = failed
+        self.lastFailedWAL = lastFailedWAL
+        self.lastFailedAgeSeconds = lastFailedAgeSeconds
+    }
+
     /// Whether the last attempt failed (a failure newer than the last success).
     public var isFailing: Bool {
         guard let failedAge = lastFailedAgeSeconds else { return false }

@@ -80,7 +80,7 @@ private struct AdminSession {
     }
 
     /// Up to the first ReadyForQuery. Only a cleartext password is answered: SCRAM needs
-    /// SHA-256/HMAC/PBKDF2, and the package has no crypto library (README, "Dashboard").
+    /// SHA-256/HMAC/PBKDF2, and the package has no crypto library (docs/dashboard.md).
     mutating func authenticate(password: String, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
         while true {
             let message = try await next()

@@ -38,6 +38,7 @@ public final class DashboardCollector: Service, Sendable {
     private let collections = Mutex(0)
     static let clockEvery = 10
     private let replicationRead = SingleFlight<[QueueStats.Replica]>()
+    private let archiveRead = SingleFlight<ArchiveHealth?>()
     private let httpReads: [String: SingleFlight<String>]
 
     /// - Parameter apiReads: the API's read counters (the series shows what the API
@@ -170,6 +171,8 @@ public final class DashboardCollector: Service, Sendable {
         async let haproxy = fetchHAProxy()
         async let patroni = fetchPatroni()
         async let gateway = fetchGateway()
+        async let archive = archiveRead.run(within: Self.sourceTimeout) { try await ArchiveHealth.read(router.database.write, logger: logger) }
+        let lastBackup = sources.backupRepository.map { repository in Result { try LastBackup.read(repository: repository) } }
         let clockTurn = collections.withLock { n -> Bool in n += 1; return n % Self.clockEvery == 1 }
         async let clocks = clockTurn ? Optional(await clocksRead.run(within: Self.sourceTimeout) { try await self.readClocks() }) : nil
         var pools: [(String, Result<[PoolerPool], any Error>)] = []
@@ -182,7 +185,8 @@ public final class DashboardCollector: Service, Sendable {
             pools = collected.sorted { $0.0 < $1.0 }.map { ($0.1, $0.2) }
         }
         return Observation(counts: await counts, replication: await replication, owners: await owners, haproxy: await haproxy,
-                           patroni: await patroni, gateway: await gateway, pools: pools, clocks: await clocks)
+                           patroni: await patroni, gateway: await gateway, pools: pools, clocks: await clocks,
+                           archive: await archive, lastBackup: lastBackup)
     }
 
     /// Each source gets this long per collection, so a tick ends within the second.
@@ -258,6 +262,9 @@ struct Observation: Sendable {
     var pools: [(String, Result<[PoolerPool], any Error>)]
     /// This serve's clock against the others' (every few collections; nil between).
     var clocks: Result<[ClockReading], any Error>? = nil
+    /// The primary's WAL archiver, and the newest backup (nil: no repository given).
+    var archive: Result<ArchiveHealth?, any Error> = .success(nil)
+    var lastBackup: Result<LastBackup?, any Error>? = nil
 }
 
 enum DashboardSourceError: Error, CustomStringConvertible {

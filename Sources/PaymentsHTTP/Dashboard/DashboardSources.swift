@@ -12,11 +12,14 @@ public struct DashboardSources: Sendable {
     public var poolers: [PgBouncerAdmin]
     /// The payment provider, when it is a separate process (`payments gateway`).
     public var gatewayURL: String?
+    /// A pgBackRest repository this process can read (`--backup-repo`): the last backup.
+    public var backupRepository: String?
     /// Seconds between collections: one per server, however many pages watch.
     public var interval: Duration
 
     public init(haproxyStatsURL: String? = nil, patroniURLs: [String] = [], poolers: [PgBouncerAdmin] = [],
-                gatewayURL: String? = nil, interval: Duration = .seconds(1)) {
+                gatewayURL: String? = nil, backupRepository: String? = nil, interval: Duration = .seconds(1)) {
+        self.backupRepository = backupRepository
         self.haproxyStatsURL = haproxyStatsURL
         self.patroniURLs = patroniURLs
         self.poolers = poolers

@@ -75,6 +75,7 @@ struct Store {
         for (name, pools) in observation.pools { tiles.append(Tiles.pooler(name, pools)) }
         tiles.append(contentsOf: Tiles.serves(totals: totals, concurrency: concurrency, owner: owner, owners: observation.owners, clocks: clocks))
         tiles.append(Tiles.gateway(observation.gateway, url: sources.gatewayURL))
+        tiles.append(Tiles.backups(observation.archive, lastBackup: observation.lastBackup))
 
         var patroni: DashboardState.Patroni?
         if case let .success(cluster)? = observation.patroni {

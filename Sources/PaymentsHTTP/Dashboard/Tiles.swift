@@ -140,6 +140,28 @@ enum Tiles {
         return tiles
     }
 
+    /// The WAL archive (the primary's pg_stat_archiver) and the newest backup: down while
+    /// archiving fails (a restore's reach stops growing), not configured without archiving.
+    static func backups(_ archive: Result<ArchiveHealth?, any Error>, lastBackup: Result<LastBackup?, any Error>?) -> Tile {
+        var tile = Tile(name: "backups", kind: "archive", status: "up")
+        var parts: [String] = []
+        switch archive {
+        case let .success(health?):
+            if health.mode == "off" { tile.status = "not_configured" } else if health.isFailing { tile.status = "down" }
+            parts.append("WAL archive: \(health.summary)")
+        case .success(nil): tile.status = "unknown"
+        case let .failure(error): tile.status = "unknown"; parts.append("archiver unknown: \(describe(error))")
+        }
+        switch lastBackup {
+        case nil: parts.append("last backup: no repository given (--backup-repo)")
+        case .success(nil)?: parts.append("no backup yet")
+        case let .success(backup?)?: parts.append("last backup: \(backup.summary())")
+        case let .failure(error)?: parts.append("last backup unknown: \(error)")
+        }
+        tile.detail = parts.joined(separator: "; ")
+        return tile
+    }
+
     static func gateway(_ result: Result<Void, any Error>?, url: String?) -> Tile {
         switch result {
         case nil: Tile(name: "gateway", kind: "gateway", status: "up", detail: "simulated in this process")
