@@ -156,9 +156,21 @@ for b in info.get("backup", []):
 # Where a restore may stop: a time (PostgreSQL's timestamptz syntax; the moment just
 # before a mistake) or latest (every archived segment).
 # Checks the target before anything stops; sets RESTORE_TARGET (pgBackRest's options).
-restore_target() { # --to TIME|latest
-  [ "${1:-}" = "--to" ] && [ -n "${2:-}" ] || die "usage: restore --to TIME|latest (TIME e.g. '2026-12-05 11:20:00+00')"
+restore_target() { # --to TIME|latest [--force]
+  [ "${1:-}" = "--to" ] && [ -n "${2:-}" ] || die "usage: restore --to TIME|latest [--force] (TIME e.g. '2026-12-05 11:20:00+00')"
   local to="$2"
+  RESTORE_FORCE=0
+  case "${3:-}" in "") ;; --force) RESTORE_FORCE=1 ;; *) die "restore: unknown option '$3' (only --force)" ;; esac
+  # A data directory that survived holds WAL the archive may not have yet: restoring
+  # "latest" over it would throw that away. Start it instead (or say --force).
+  if [ "$to" = latest ] && [ "$RESTORE_FORCE" = 0 ]; then
+    local node nodes=(primary); [ "$HA" = 1 ] && nodes=("${NODES[@]}")
+    for node in "${nodes[@]}"; do
+      if [ -s "$(data_of "$node")/PG_VERSION" ] && ! running "$node"; then
+        die "restore: $node's data directory is still there ($(data_of "$node")): start it ('scripts/topology$([ "$HA" = 1 ] && echo ' --ha') up'); restoring to latest would discard the WAL not archived yet (--force to restore anyway)"
+      fi
+    done
+  fi
   has_stanza || die "restore: no backup repository at $BACKUP_DIR"
   if [ "$to" = latest ]; then RESTORE_TARGET=(--type=default)
   else
@@ -198,7 +210,10 @@ cmd_restore() { # --to TIME|latest
   # just before a mistake made a moment ago is reachable.
   if running primary; then
     log "archiving the primary's current WAL segment"
-    pgbackrest_as check >>"$LOG_DIR/pgbackrest-console.log" 2>&1 || log "warning: the last segment may not be archived (pgbackrest check failed)"
+    pgbackrest_as check >>"$LOG_DIR/pgbackrest-console.log" 2>&1 || {
+      [ "$RESTORE_FORCE" = 1 ] || { start_service pgbouncer-write; start_service pgbouncer-read
+        die "restore: the primary's current WAL did not reach the archive (pgbackrest check failed; $LOG_DIR/pgbackrest-console.log): fix archiving first, or --force to lose what is not archived (nothing was stopped)"; }
+      log "warning: --force: the last segment may not be archived"; }
   fi
   local s
   for s in replica-2 replica-1 primary; do stop_service "$s"; done
@@ -222,6 +237,19 @@ cmd_restore() { # --to TIME|latest
   done
   local reached; reached="$(tail -n "+$log_from" "$LOG_DIR/primary.log" | grep -Eo '(recovery stopping before|last completed transaction was at log time).*' | tail -1 || true)"
   log "primary restored and promoted in $((SECONDS - t0)) s; ${reached:-recovery reached the end of the archive}"
+  # pgBackRest's recovery target stays in postgresql.auto.conf after the promotion, and
+  # pg_basebackup copies that file to the replicas: each would stop replaying and promote
+  # itself at the first commit past the target. Gone before they are cloned.
+  super_psql "$PRIMARY_PORT" -d postgres -tA >/dev/null <<'SQL' || die "could not remove the recovery target from the primary's settings"
+ALTER SYSTEM RESET recovery_target_time;
+ALTER SYSTEM RESET recovery_target_action;
+ALTER SYSTEM RESET recovery_target;
+ALTER SYSTEM RESET recovery_target_xid;
+ALTER SYSTEM RESET recovery_target_lsn;
+ALTER SYSTEM RESET recovery_target_name;
+ALTER SYSTEM RESET restore_command;
+SELECT pg_reload_conf();
+SQL
   jump_payment_ids "$PRIMARY_PORT"
   # The replicas' data is from the lost timeline: each is cloned again from the primary.
   for s in replica-1 replica-2; do

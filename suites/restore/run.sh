@@ -71,6 +71,7 @@ settle_and_prove() { # prefix, restore start (epoch), acknowledged-before epoch
   # The runbook's order: the lost charged payments re-created before any new payment is
   # taken, then serve (open payments settle through lookups), then new payments.
   local rpo_before; rpo_before=$(missing_before "$p" "$cutoff")
+  RPO_BEFORE=$rpo_before
   # The drill's payments only: the topology may hold others, charged at other gateways.
   "$BIN" reconcile --gateway-url "$GW" --from "$DRILL_START" --adopt > "$WORK/reconcile.txt" 2>&1; local rc=$?
   grep -vE '^\s*20[0-9]{2}-|^\s+\S+\t' "$WORK/reconcile.txt" | sed 's/^/      /' | head -16
@@ -86,6 +87,13 @@ settle_and_prove() { # prefix, restore start (epoch), acknowledged-before epoch
     --timeout "${WATCH_TIMEOUT:-180}" > "$WORK/proof.txt" 2>/dev/null; local proof=$?
   grep -E '^(PASS|FAIL)' "$WORK/proof.txt" | sed 's/^/    /'
   log "RTO ${rto} s (restore start to the first new payment finished); RPO: $rpo_before acknowledged payments missing before adoption, $rpo_after after (adopted ${adopted:-0}); reconcile exit $rc"
+  # The replicas are replicas still, after new payments were written (a recovery target
+  # left in the settings would have promoted them at the first commit past it).
+  local n in_recovery=ok
+  for n in replica-1 replica-2; do
+    [ "$("${TOPO[@]}" psql super "$n" -tAc 'SELECT pg_is_in_recovery()' 2>/dev/null)" = t ] || { in_recovery=bad; log "$n is not in recovery after the restore"; }
+  done
+  [ "$in_recovery" = ok ] || return 1
   DRILL_NOTES="RTO ${rto}s; acknowledged missing $rpo_before -> $rpo_after after adopting ${adopted:-0}"
   [ "$proof" = 0 ] && [ "$rc" = 0 ] && [ "$rto" != none ]
 }
@@ -108,9 +116,13 @@ scenario_truncate() {
   local t_restore; t_restore=$(now)
   "${TOPO[@]}" restore --to "$T" 2>&1 | sed 's/^/    /' || ok=FAIL
   local cutoff; cutoff=$(epoch_of "$T")
+  # Not a vacuous pass: the load must have been acknowledged before T.
+  [ "$(acked_before "$cutoff")" -ge 5 ] || fault_missing "fewer than 5 batches acknowledged before T ($(acked_before "$cutoff"))"
   [ "$(sql "SELECT count(*) FROM payment_history")" -gt 0 ] || { ok=FAIL; log "the history is still empty after the restore"; }
   settle_and_prove "$p" "$t_restore" "$cutoff" || ok=FAIL
-  [ "$(missing_before "$p" "$cutoff")" = 0 ] || { ok=FAIL; log "payments acknowledged before T are missing"; }
+  # The restore itself, before adoption could hide anything: every payment acknowledged
+  # before T is there.
+  [ "$RPO_BEFORE" = 0 ] || { ok=FAIL; log "$RPO_BEFORE payments acknowledged before T were missing after the restore"; }
   record "TRUNCATE undone (to T)" "$ok" - "$DRILL_NOTES"
 }
 
@@ -132,7 +144,12 @@ scenario_disk_lost() {
   local t_restore; t_restore=$(now)
   "${TOPO[@]}" restore --to latest 2>&1 | sed 's/^/    /' || ok=FAIL
   # What a client was told before the disks went is what may be missing (the last
-  # archived segment bounds it).
+  # archived segment bounds it): everything acknowledged more than archive_timeout and a
+  # margin before the loss must be there, before adoption.
+  local archived_by; archived_by=$(calc "$lost_at - 10 - 5")
+  [ "$(acked_before "$archived_by")" -ge 5 ] || fault_missing "fewer than 5 batches acknowledged before $archived_by"
+  local early_missing; early_missing=$(missing_before "$p" "$archived_by")
+  [ "$early_missing" = 0 ] || { ok=FAIL; log "$early_missing payments acknowledged over 15 s before the loss are missing: the archive fell behind"; }
   settle_and_prove "$p" "$t_restore" "$lost_at" || ok=FAIL
   local gone; gone=$(missing_before "$p" "$lost_at")
   log "acknowledged and never charged, gone with the disks: $gone (their clients learn it from GET /v1/payments/{id} or by retrying)"

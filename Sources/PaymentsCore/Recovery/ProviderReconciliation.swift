@@ -91,10 +91,16 @@ public struct ProviderReconciliation: Sendable {
         }
         guard !adoptable.isEmpty else { return result }
         var created: [Int64] = []
+        let highestID = adoptable.map(\.0.jobID).max() ?? 0
         for batch in stride(from: 0, to: adoptable.count, by: 1_000).map({ Array(adoptable[$0..<min($0 + 1_000, adoptable.count)]) }) {
             created += try await client.withTransaction(logger: logger) { connection in
-                // Past every adopted id first: a payment taken after this must not get one.
-                try await connection.query(Self.advanceIDs(past: batch.map(\.0.jobID).max() ?? 0), logger: logger)
+                // No intake between reading the sequence and moving it (a setval computed from
+                // a value read before another transaction's nextval would move it back, and
+                // hand out an id twice): SHARE ROW EXCLUSIVE waits for the inserts under way
+                // and holds new ones until this commits.
+                try await connection.query("LOCK TABLE payment_keys IN SHARE ROW EXCLUSIVE MODE", logger: logger)
+                // Past every adopted id, only ever forward: a payment taken after this must not get one.
+                try await connection.query(Self.advanceIDs(past: highestID), logger: logger)
                 var ids: [Int64] = []
                 for try await (id) in try await connection.query(Self.adoptStatement(batch), logger: logger).decode(Int64.self) { ids.append(id) }
                 return ids
@@ -145,7 +151,8 @@ public struct ProviderReconciliation: Sendable {
 
     static func advanceIDs(past id: Int64) -> PostgresQuery {
         """
-        SELECT setval('payment_ids', greatest((SELECT CASE WHEN is_called THEN last_value ELSE 1 END FROM payment_ids), \(id), 1))
+        SELECT setval('payment_ids', \(id)) FROM payment_ids
+        WHERE \(id) > CASE WHEN is_called THEN last_value ELSE 0 END
         """
     }
 
