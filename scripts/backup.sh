@@ -192,10 +192,23 @@ restore_target() { # --to TIME|latest [--force]
 # with another payment). The id sequence jumps ahead of anything the lost interval can
 # have handed out; `payments reconcile --adopt` gives each lost charged payment its old id
 # back. (Partitions cover 20 million ids ahead: the jump stays inside.)
+# The lost interval's ids are known exactly when the old primary still answers (an
+# operator's mistake): OLD_LAST_ID, read before it stops, and the jump is past it too.
 jump_payment_ids() { # port
-  super_psql "$1" -d "$DB_NAME" -tAc "SELECT setval('payment_ids', (SELECT last_value FROM payment_ids) + $ID_JUMP)" >/dev/null \
+  local floor="${OLD_LAST_ID:-0}"
+  [[ "$floor" =~ ^[0-9]+$ ]] || floor=0
+  super_psql "$1" -d "$DB_NAME" -tAc "SELECT setval('payment_ids', greatest((SELECT last_value FROM payment_ids), $floor) + $ID_JUMP)" >/dev/null \
     || die "could not move the payment id sequence ahead"
-  log "payment ids continue $ID_JUMP past the restored sequence (lost payments keep theirs)"
+  # Partitions for the ids from here (and for the lost payments adoption brings back),
+  # before anything lands in a default partition, which would then block its range.
+  super_psql "$1" -d "$DB_NAME" -tAc "SELECT payment_history_add_partitions(2), ledger_entries_add_partitions(2)" >/dev/null \
+    || die "could not create the partitions ahead of the moved id sequence"
+  log "payment ids continue $ID_JUMP past the restored sequence$([ "$floor" -gt 0 ] && echo " and the old primary's last id ($floor)") (lost payments keep theirs)"
+}
+
+# The old writer's last payment id, while it still answers (empty otherwise).
+read_old_last_id() { # port
+  OLD_LAST_ID="$(super_psql "$1" -d "$DB_NAME" -tAc "SELECT last_value FROM payment_ids" 2>/dev/null || true)"
 }
 
 cmd_restore() { # --to TIME|latest
@@ -208,7 +221,9 @@ cmd_restore() { # --to TIME|latest
   stop_service pgbouncer-write; stop_service pgbouncer-read
   # A primary still running: everything it wrote goes to the archive first, so a target
   # just before a mistake made a moment ago is reachable.
+  OLD_LAST_ID=""
   if running primary; then
+    read_old_last_id "$PRIMARY_PORT"
     log "archiving the primary's current WAL segment"
     pgbackrest_as check >>"$LOG_DIR/pgbackrest-console.log" 2>&1 || {
       [ "$RESTORE_FORCE" = 1 ] || { start_service pgbouncer-write; start_service pgbouncer-read
@@ -286,6 +301,9 @@ normalise_time() {
 cmd_restore_ha() {
   local t0=$SECONDS s node
   stop_service pgbouncer-write; stop_service pgbouncer-read
+  OLD_LAST_ID=""
+  local writer; writer="$(leader_port 2>/dev/null || true)"
+  [ -n "$writer" ] && read_old_last_id "$writer"
   if [ -n "$(leader_port 2>/dev/null)" ]; then
     log "archiving the leader's current WAL segment"
     pgbackrest_as check >>"$LOG_DIR/pgbackrest-console.log" 2>&1 || log "warning: the last segment may not be archived (pgbackrest check failed)"
