@@ -245,7 +245,7 @@ cmd_restore() { # --to TIME|latest
   local log_from; log_from=$(( $(wc -l < "$LOG_DIR/primary.log" 2>/dev/null || echo 0) + 1 ))
   as_user "$PG_BIN/pg_ctl" -D "$data" -l "$LOG_DIR/primary.log" -w -t 600 start >/dev/null \
     || { tail -20 "$LOG_DIR/primary.log" >&2; die "the restored primary did not start (log: $LOG_DIR/primary.log)"; }
-  until primary_writable; do
+  until writer_writable; do
     running primary || { tail -20 "$LOG_DIR/primary.log" >&2; die "the restored primary stopped during recovery (log: $LOG_DIR/primary.log)"; }
     [ $((SECONDS - t0)) -lt 900 ] || { tail -20 "$LOG_DIR/primary.log" >&2; die "the restored primary did not leave recovery in 900 s"; }
     sleep 0.5
@@ -277,7 +277,8 @@ SQL
   log "restore done in $((SECONDS - t0)) s (replicas cloned again); timeline $(super_psql "$PRIMARY_PORT" -d postgres -tAc 'SELECT timeline_id FROM pg_control_checkpoint()')"
 }
 
-primary_writable() { [ "$(super_psql "$PRIMARY_PORT" -d postgres -tAc 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; }
+# Whether the node that writes (the seed's primary, the HA leader) is out of recovery.
+writer_writable() { local p; p="$(writer_port)" && [ -n "$p" ] && [ "$(super_psql "$p" -d postgres -tAc 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; }
 
 # TIME in UTC as pgBackRest reads it, parsed by PostgreSQL when a node runs (its
 # timestamptz syntax, an offset-less time in UTC), else by date(1); fails if neither can.
@@ -340,7 +341,7 @@ with open(path, "w") as f: yaml.safe_dump(config, f, default_flow_style=False, s
 PY
   log "re-bootstrapping the cluster on node-1 from $BACKUP_DIR (${RESTORE_TARGET[*]})"
   node_start node-1
-  until [ -n "$(leader)" ] && leader_writable; do
+  until writer_writable; do
     running node-1 || { tail -20 "$LOG_DIR/node-1.log" >&2; die "node-1 stopped while bootstrapping from the backup (log: $LOG_DIR/node-1.log)"; }
     [ $((SECONDS - t0)) -lt 900 ] || { tail -20 "$LOG_DIR/node-1.log" >&2; die "no leader after 900 s of restore"; }
     sleep 1

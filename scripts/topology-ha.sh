@@ -167,7 +167,6 @@ node_is() { # node, primary|replica
   [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$(node_rest_port "$1")/$2")" = 200 ]
 }
 has_leader() { [ -n "$(leader)" ]; }
-leader_writable() { local p; p="$(leader_port)" && [ "$(super_psql "$p" -d postgres -tAc 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; }
 replicas_ready() {
   local node n=0
   for node in "${NODES[@]}"; do node_is "$node" "replica?lag=$READ_LAG_BOUND" && n=$((n + 1)); done
@@ -197,7 +196,7 @@ cmd_up() {
   wait_for "etcd quorum" 30 etcd_healthy || die "etcd did not become healthy (logs: $LOG_DIR/etcd-*.log)"
   node_start node-1
   wait_for "a Patroni leader" 90 has_leader || die "no leader (log: $LOG_DIR/node-1.log)"
-  wait_for "the leader to accept writes" 60 leader_writable || die "the leader is still read-only"
+  wait_for "the leader to accept writes" 60 writer_writable || die "the leader is still read-only"
   stanza_ensure
   node_start node-2
   node_start node-3
