@@ -391,7 +391,7 @@ CREATE TABLE public.payment_queue (
     CONSTRAINT payment_queue_debtor_check CHECK ((debtor ~ '^[A-Za-z0-9_.:-]{1,64}$'::text)),
     CONSTRAINT payment_queue_distinct_accounts CHECK ((debtor <> creditor)),
     CONSTRAINT payment_queue_finished CHECK (((state = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text])) = (finished_at IS NOT NULL))),
-    CONSTRAINT payment_queue_held_reason CHECK (((held_reason IS NULL) OR ((state = 'reconciling'::text) AND (held_reason = 'charge_mismatch'::text)))),
+    CONSTRAINT payment_queue_held_reason CHECK (((held_reason IS NULL) OR ((state = 'reconciling'::text) AND (held_reason = ANY (ARRAY['charge_mismatch'::text, 'adopted_charge_missing'::text]))))),
     CONSTRAINT payment_queue_key_length CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))),
     CONSTRAINT payment_queue_lease CHECK (((state = 'running'::text) = ((lease_owner IS NOT NULL) AND (lease_expires_at IS NOT NULL)))),
     CONSTRAINT payment_queue_lease_losses_check CHECK ((lease_losses >= 0)),

@@ -76,6 +76,10 @@ struct ReconcileCommand: AsyncParsableCommand {
                           + (adoption.adopted.isEmpty ? "" : " (ids \(adoption.adopted.prefix(20).map(String.init).joined(separator: ", "))\(adoption.adopted.count > 20 ? ", ..." : ""))"))
                     if !adoption.pending.isEmpty { print("not settled yet (a serve's reconciler will): \(adoption.pending.count)") }
                     if !adoption.withoutAccounts.isEmpty { print("cannot adopt (the provider's record names no accounts): \(adoption.withoutAccounts.count)") }
+                    if !adoption.refused.isEmpty {
+                        print("not adopted (the provider's record is not a payment intake would take): \(adoption.refused.count)")
+                        for refusal in adoption.refused.prefix(10) { print("    \(refusal.key)\t\(refusal.chargeID)\t\(refusal.reason)") }
+                    }
                 }
                 if let after = output.after { print(Self.table(after, title: "after adoption")) }
             }

@@ -43,14 +43,21 @@ extension Integration {
             for (i, key) in lost.enumerated() {
                 #expect(try await gateway.charge(key: key, amountMinor: 1_234, currency: "EUR", jobID: Int64(nextID + 1_000 + i)) != nil)
             }
+            // A record naming a job id far past the sequence: adopted, under a new id, and the
+            // sequence does not jump there.
+            let far = Int64(nextID) + 50_000_000
+            #expect(try await gateway.charge(key: "\(prefix)-lost-far", amountMinor: 99, currency: "EUR", jobID: far) != nil)
             let found = try await Self.reconcile(gateway, from: from)
             #expect(found.status == 1)
-            #expect(Self.keys((found.json["report"] as? [String: Any])?["unknown_keys"]) == lost, "\(found.json)")
+            #expect(Self.keys((found.json["report"] as? [String: Any])?["unknown_keys"]) == lost + ["\(prefix)-lost-far"], "\(found.json)")
 
             let adopted = try await Self.reconcile(gateway, from: from, ["--adopt"])
             #expect(adopted.status == 0, "\(adopted.json)")
             let adoption = adopted.json["adoption"] as? [String: Any] ?? [:]
-            #expect((adoption["adopted"] as? [Int])?.sorted() == [nextID + 1_000, nextID + 1_001], "adopted under their old ids: \(adoption)")
+            let ids = ((adoption["adopted"] as? [Int]) ?? []).sorted()
+            #expect(ids.count == 3 && Array(ids.prefix(2)) == [nextID + 1_000, nextID + 1_001], "adopted under their old ids: \(adoption)")
+            #expect(!ids.contains(Int(far)), "\(adoption)")
+            #expect(try await TestEnvironment.scalar(TestEnvironment.writeURL, "SELECT last_value FROM payment_ids") < Int(far))
             #expect((adopted.json["after"] as? [String: Any])?["clean"] as? Bool == true, "\(adopted.json)")
 
             // Adopted once: a second run finds nothing to adopt.
@@ -70,7 +77,7 @@ extension Integration {
             // Every charge of the provider is one succeeded payment's, posted once.
             try await Integration.WorkerTests.assertInvariants(prefix, journals: [gateway.journal])
             let states = try await Integration.WorkerTests.states(prefix)
-            #expect(states == ["succeeded": 22], "\(states)")
+            #expect(states == ["succeeded": 23], "\(states)")
         }
 
         @Test func reconcileRefusesBadInput() async throws {

@@ -33,4 +33,8 @@ public enum FailureReason: String, Sendable, Codable, CaseIterable, PostgresText
 public enum HeldReason: String, Sendable, Codable, CaseIterable, PostgresTextEnum {
     /// The gateway holds a charge under the payment's key for another amount or currency.
     case chargeMismatch = "charge_mismatch"
+    /// A payment re-created from the provider's record (`payments reconcile --adopt`)
+    /// whose charge the provider no longer holds (refunded, or its record gone): the
+    /// provider said it charged the payer, so it is never charged again by itself.
+    case adoptedChargeMissing = "adopted_charge_missing"
 }

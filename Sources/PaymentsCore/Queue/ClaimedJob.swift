@@ -21,9 +21,13 @@ public struct ClaimedJob: Sendable, Equatable {
     /// How long it had been due (`run_at`) when it was claimed, on the database's clock:
     /// the wait for a claim, the first stage of a payment's latency.
     public var waitedSeconds: Double
+    /// Re-created from the provider's record (`payments reconcile --adopt`): the provider
+    /// said it was charged, so it is never queued to be charged again.
+    public var adopted: Bool
 
     public init(id: Int64, idempotencyKey: String, payment: Payment, attempt: Int32, maxAttempts: Int32, leaseExpiresAt: Date,
-                giveUpAt: Date = .distantFuture, cancelRequested: Bool = false, claim: Int64 = 0, waitedSeconds: Double = 0) {
+                giveUpAt: Date = .distantFuture, cancelRequested: Bool = false, claim: Int64 = 0, waitedSeconds: Double = 0,
+                adopted: Bool = false) {
         self.id = id
         self.idempotencyKey = idempotencyKey
         self.payment = payment
@@ -34,6 +38,7 @@ public struct ClaimedJob: Sendable, Equatable {
         self.cancelRequested = cancelRequested
         self.claim = claim
         self.waitedSeconds = waitedSeconds
+        self.adopted = adopted
     }
 
     /// The gateway call for this claim, due within `timeout` and never after the lease the

@@ -107,6 +107,21 @@ public struct JobStore: Sendable {
         return jobs
     }
 
+    /// The reconciler's take: the claimed columns, then whether the payment was adopted.
+    static func reconcilingJobs(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
+        var jobs: [ClaimedJob] = []
+        for try await (id, key, amount, currency, debtor, creditor, attempt, maxAttempts, giveUpAt, cancelRequested, claim, waited, adopted)
+            in rows.decode((Int64, String, Int64, String, String, String, Int32, Int32, Date, Bool, Int64, Double, Bool).self) {
+            // The reconciler sends no charge: these jobs have no lease.
+            jobs.append(ClaimedJob(id: id, idempotencyKey: key,
+                                   payment: Payment(amountMinor: amount, currency: currency, debtor: debtor, creditor: creditor),
+                                   attempt: attempt, maxAttempts: maxAttempts, leaseExpiresAt: .distantPast,
+                                   giveUpAt: giveUpAt, cancelRequested: cancelRequested, claim: claim, waitedSeconds: waited,
+                                   adopted: adopted))
+        }
+        return jobs
+    }
+
     // MARK: complete
 
     /// Whose outcome may be recorded: the worker holding the lease, or the reconciler.
@@ -360,10 +375,10 @@ public struct JobStore: Sendable {
             FROM picked WHERE j.id = picked.id
             RETURNING j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
                       COALESCE(j.give_up_at, j.created_at + interval '1 hour'), j.cancel_requested_at IS NOT NULL, j.claim_seq,
-                      greatest(EXTRACT(EPOCH FROM now() - j.run_at), 0)::float8
+                      greatest(EXTRACT(EPOCH FROM now() - j.run_at), 0)::float8,
+                      j.request_fingerprint LIKE '%|*'
             """) { rows in
-            // The reconciler sends no charge: these jobs have no lease.
-            try await Self.claimedJobs(rows, leaseEnd: .distantPast)
+            try await Self.reconcilingJobs(rows)
         }
     }
 

@@ -6,8 +6,10 @@ import ServiceLifecycle
 /// `reconcileInterval`, from every serve with workers: the gateway's record by key posts
 /// the job; no record proves it uncharged (queued again within its retry budget, failed
 /// past it, cancelled if a cancel was asked); a charge for another amount holds it for an
-/// operator. Anything else (the gateway unreachable, a request still in progress) leaves
-/// the job for the next look.
+/// operator, and so does an adopted payment whose charge the provider no longer holds (the
+/// provider said it charged the payer: it is never queued to be charged again). Anything
+/// else (the gateway unreachable, a request still in progress) leaves the job for the next
+/// look.
 public struct Reconciler: Service {
     let store: JobStore
     let gateway: any PaymentGateway
@@ -70,6 +72,15 @@ public struct Reconciler: Service {
         do {
             let record = try await withTimeout(configuration.effectiveGatewayTimeout) { [gateway] in
                 try await gateway.lookup(idempotencyKey: job.idempotencyKey)
+            }
+            if job.adopted, record == nil || record?.isRefunded == true {
+                // The provider listed this payment's charge when it was adopted: its record
+                // gone (or refunded) is the provider's to explain, and charging again could
+                // take the money twice.
+                logger.error("adopted payment: the provider no longer holds its charge; held for an operator", metadata: metadata)
+                return .hold(reason: .adoptedChargeMissing,
+                             error: record.map { "the provider refunded charge \($0.chargeID) of this adopted payment: held for an operator (payments resolve)" }
+                                 ?? "adopted from the provider's charge, which the provider no longer holds: held for an operator, never charged again by itself (payments resolve)")
             }
             guard let record else {
                 // Proven uncharged: every deadline of this payment's requests has passed.

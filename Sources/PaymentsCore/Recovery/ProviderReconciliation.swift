@@ -73,26 +73,35 @@ public struct ProviderReconciliation: Sendable {
         public var adopted: [Int64] = []
         /// Charges whose record lacks the accounts (written before the provider kept them).
         public var withoutAccounts: [String] = []
+        /// Charges whose record intake would refuse (see `AdoptionPlan`): not adopted.
+        public var refused: [AdoptionPlan.Refusal] = []
         /// Re-created but not settled yet (the provider did not answer in time): the
         /// reconciler of any serve settles them.
         public var pending: [Int64] = []
+
+        enum CodingKeys: String, CodingKey { case adopted, withoutAccounts = "without_accounts", refused, pending }
     }
 
     /// Re-creates the payment of each charge in `charges` (keys the database does not know)
-    /// in `reconciling`, under its old id when no payment took it meanwhile, and settles
-    /// them with `reconciler` (a lookup by key; the charge matches; posted by the same
-    /// fenced completion as any payment). Idempotent: a key already known is skipped, so a
-    /// second run adopts nothing.
+    /// in `reconciling`, under its old id when `AdoptionPlan` keeps it and no payment took it
+    /// meanwhile, made when the provider says it charged, and settles them with `reconciler`
+    /// (a lookup by key; the charge matches; posted by the same fenced completion as any
+    /// payment). Idempotent: a key already known is skipped, so a second run adopts nothing.
     public func adopt(_ charges: [ChargeRecord], reconciler: Reconciler, settleWithin: Duration = .seconds(60)) async throws -> Adoption {
         var result = Adoption()
-        var adoptable: [(ChargeRecord, Payment)] = []
-        for charge in charges where !charge.isRefunded {
-            if let payment = charge.payment { adoptable.append((charge, payment)) } else { result.withoutAccounts.append(charge.key) }
+        let currencies = try await Catalog.currencies(client, logger: logger)
+        var sequence: Int64 = 0
+        for try await (value) in try await client.query("SELECT last_value FROM payment_ids", logger: logger).decode(Int64.self) { sequence = value }
+        let plan = AdoptionPlan(charges: charges, currencies: currencies, sequence: sequence)
+        result.withoutAccounts = plan.withoutAccounts
+        result.refused = plan.refused
+        for refusal in plan.refused {
+            logger.error("a provider's charge is not adopted; a person decides", metadata: ["key": "\(refusal.key)", "charge_id": "\(refusal.chargeID)", "reason": "\(refusal.reason)"])
         }
-        guard !adoptable.isEmpty else { return result }
+        guard !plan.entries.isEmpty else { return result }
         var created: [Int64] = []
-        let highestID = adoptable.map(\.0.jobID).max() ?? 0
-        for batch in stride(from: 0, to: adoptable.count, by: 1_000).map({ Array(adoptable[$0..<min($0 + 1_000, adoptable.count)]) }) {
+        let highestID = plan.highestKeptID
+        for batch in stride(from: 0, to: plan.entries.count, by: 1_000).map({ Array(plan.entries[$0..<min($0 + 1_000, plan.entries.count)]) }) {
             created += try await client.withTransaction(logger: logger) { connection in
                 // No intake between reading the sequence and moving it (a setval computed from
                 // a value read before another transaction's nextval would move it back, and
@@ -157,20 +166,22 @@ public struct ProviderReconciliation: Sendable {
     }
 
     /// Each charge's payment, queued `reconciling` (the reconciler settles it by key), under
-    /// its old id unless another payment holds that id now; a key the database knows by
-    /// then inserts nothing. Returns the ids created.
-    static func adoptStatement(_ batch: [(ChargeRecord, Payment)]) -> PostgresQuery {
-        let ids = batch.map(\.0.jobID), keys = batch.map(\.0.key), charges = batch.map(\.0.chargeID)
-        let amounts = batch.map(\.1.amountMinor), currencies = batch.map(\.1.currency)
-        let debtors = batch.map(\.1.debtor), creditors = batch.map(\.1.creditor)
-        let fingerprints = batch.map { PaymentRequest.adoptedFingerprint(of: $0.1) }
+    /// its old id when the plan keeps it and no payment holds that id now, created when the
+    /// provider made the charge; a key the database knows by then inserts nothing. Returns
+    /// the ids created.
+    static func adoptStatement(_ batch: [AdoptionPlan.Entry]) -> PostgresQuery {
+        let ids = batch.map(\.charge.jobID), keeps = batch.map(\.keepsID), keys = batch.map(\.charge.key)
+        let charges = batch.map(\.charge.chargeID), made = batch.map { $0.charge.createdMillis ?? -1 }
+        let amounts = batch.map(\.payment.amountMinor), currencies = batch.map(\.payment.currency)
+        let debtors = batch.map(\.payment.debtor), creditors = batch.map(\.payment.creditor)
+        let fingerprints = batch.map { PaymentRequest.adoptedFingerprint(of: $0.payment) }
         return """
             WITH input AS (
-                SELECT * FROM unnest(\(ids)::int8[], \(keys)::text[], \(charges)::text[], \(amounts)::int8[], \(currencies)::text[],
-                                     \(debtors)::text[], \(creditors)::text[], \(fingerprints)::text[])
-                    AS t(id, idempotency_key, charge_id, amount_minor, currency, debtor, creditor, request_fingerprint)),
+                SELECT * FROM unnest(\(ids)::int8[], \(keeps)::bool[], \(keys)::text[], \(charges)::text[], \(made)::int8[],
+                                     \(amounts)::int8[], \(currencies)::text[], \(debtors)::text[], \(creditors)::text[], \(fingerprints)::text[])
+                    AS t(id, keep_id, idempotency_key, charge_id, created_ms, amount_minor, currency, debtor, creditor, request_fingerprint)),
             placed AS (
-                SELECT i.*, CASE WHEN i.id > 0
+                SELECT i.*, CASE WHEN i.keep_id
                                   AND NOT EXISTS (SELECT 1 FROM payment_queue q WHERE q.id = i.id)
                                   AND NOT EXISTS (SELECT 1 FROM payment_history h WHERE h.id = i.id)
                                   AND NOT EXISTS (SELECT 1 FROM payment_jobs_archive a WHERE a.id = i.id)
@@ -183,9 +194,10 @@ public struct ProviderReconciliation: Sendable {
                 RETURNING idempotency_key, payment_id),
             adopted AS (
                 INSERT INTO payment_queue AS j (id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
-                                                state, attempt, run_at, give_up_at, last_error) OVERRIDING SYSTEM VALUE
+                                                state, attempt, run_at, give_up_at, created_at, last_error) OVERRIDING SYSTEM VALUE
                 SELECT k.payment_id, p.idempotency_key, p.request_fingerprint, p.amount_minor, p.currency, p.debtor, p.creditor,
                        'reconciling', 1, now(), now() + interval '1 hour',
+                       CASE WHEN p.created_ms >= 0 THEN least(to_timestamp(p.created_ms / 1000.0), now()) ELSE now() END,
                        'adopted: the database had lost this payment; the provider holds charge ' || p.charge_id
                 FROM keyed k JOIN placed p ON p.idempotency_key = k.idempotency_key
                 RETURNING j.id)
