@@ -156,11 +156,15 @@ for b in info.get("backup", []):
 # Where a restore may stop: a time (PostgreSQL's timestamptz syntax; the moment just
 # before a mistake) or latest (every archived segment).
 # Checks the target before anything stops; sets RESTORE_TARGET (pgBackRest's options).
-restore_target() { # --to TIME|latest [--force]
-  [ "${1:-}" = "--to" ] && [ -n "${2:-}" ] || die "usage: restore --to TIME|latest [--force] (TIME e.g. '2026-12-05 11:20:00+00')"
-  local to="$2"
-  RESTORE_FORCE=0
-  case "${3:-}" in "") ;; --force) RESTORE_FORCE=1 ;; *) die "restore: unknown option '$3' (only --force)" ;; esac
+restore_target() { # --to TIME|latest [--force] [--no-backup]
+  [ "${1:-}" = "--to" ] && [ -n "${2:-}" ] || die "usage: restore --to TIME|latest [--force] [--no-backup] (TIME e.g. '2026-12-05 11:20:00+00')"
+  local to="$2" option
+  RESTORE_FORCE=0 RESTORE_BACKUP=1 RESTORE_LATEST=0
+  [ "$to" = latest ] && RESTORE_LATEST=1
+  shift 2
+  for option in "$@"; do
+    case "$option" in --force) RESTORE_FORCE=1 ;; --no-backup) RESTORE_BACKUP=0 ;; *) die "restore: unknown option '$option' (--force, --no-backup)" ;; esac
+  done
   # A data directory that survived holds WAL the archive may not have yet: restoring
   # "latest" over it would throw that away. Start it instead (or say --force).
   if [ "$to" = latest ] && [ "$RESTORE_FORCE" = 0 ]; then
@@ -172,6 +176,7 @@ restore_target() { # --to TIME|latest [--force]
     done
   fi
   has_stanza || die "restore: no backup repository at $BACKUP_DIR"
+  ARCHIVE_MAX="$(pgbackrest_as --output=json info | python3 -c 'import json,sys; a=json.load(sys.stdin)[0].get("archive",[]); print(max((x.get("max") or "" for x in a), key=lambda n: n[8:], default=""))' 2>/dev/null || true)"
   if [ "$to" = latest ]; then RESTORE_TARGET=(--type=default)
   else
     # pgBackRest reads only 'YYYY-MM-DD HH:MM:SS[.frac]+HH' (and an offset-less time in the
@@ -251,7 +256,7 @@ cmd_restore() { # --to TIME|latest
     sleep 0.5
   done
   local reached; reached="$(tail -n "+$log_from" "$LOG_DIR/primary.log" | grep -Eo '(recovery stopping before|last completed transaction was at log time).*' | tail -1 || true)"
-  log "primary restored and promoted in $((SECONDS - t0)) s; ${reached:-recovery reached the end of the archive}"
+  log "primary restored and promoted in $((SECONDS - t0)) s; ${reached:-recovery ended where the WAL it could read ended}"
   # pgBackRest's recovery target stays in postgresql.auto.conf after the promotion, and
   # pg_basebackup copies that file to the replicas: each would stop replaying and promote
   # itself at the first commit past the target. Gone before they are cloned.
@@ -265,6 +270,7 @@ ALTER SYSTEM RESET recovery_target_name;
 ALTER SYSTEM RESET restore_command;
 SELECT pg_reload_conf();
 SQL
+  check_reached_archive_end "$PRIMARY_PORT"
   jump_payment_ids "$PRIMARY_PORT"
   # The replicas' data is from the lost timeline: each is cloned again from the primary.
   for s in replica-1 replica-2; do
@@ -275,6 +281,40 @@ SQL
   for s in haproxy pgbouncer-write pgbouncer-read; do running "$s" || start_service "$s"; done
   wait_ready || die "the restored topology did not become ready"
   log "restore done in $((SECONDS - t0)) s (replicas cloned again); timeline $(super_psql "$PRIMARY_PORT" -d postgres -tAc 'SELECT timeline_id FROM pg_control_checkpoint()')"
+  backup_after_restore
+  restore_verdict
+}
+
+# Exit 3 (after everything is up) when recovery stopped short of the archive's end.
+restore_verdict() { [ -z "${RESTORE_SHORT:-}" ] || { echo "restore: $RESTORE_SHORT" >&2; exit 3; }; }
+
+# Restoring to latest replays the archive until a segment is missing, then promotes: a
+# hole in the archive (a segment lost from the repository) would end the recovery early
+# without a word. The new timeline's switch point is checked against the archive's last
+# segment, read before the restore: short of it is said loudly (payments after the hole
+# come back only through `payments reconcile --adopt`).
+check_reached_archive_end() { # port
+  [ "$RESTORE_LATEST" = 1 ] && [ -n "$ARCHIVE_MAX" ] || return 0
+  local switch_lsn switch_seg
+  switch_lsn="$(super_psql "$1" -d postgres -tAc "SELECT split_part(split_part(pg_read_file('pg_wal/' || lpad(upper(to_hex(timeline_id)), 8, '0') || '.history'), E'\n', -2), E'\t', 2) FROM pg_control_checkpoint()" 2>/dev/null || true)"
+  [ -n "$switch_lsn" ] || { log "warning: could not read the new timeline's switch point: check that recovery reached $ARCHIVE_MAX"; return 0; }
+  switch_seg="$(super_psql "$1" -d postgres -tAc "SELECT pg_walfile_name('$switch_lsn'::pg_lsn)")"
+  if [[ "${switch_seg:8}" < "${ARCHIVE_MAX:8}" ]]; then
+    RESTORE_SHORT="recovery ended at $switch_lsn (segment ${switch_seg:8}) but the archive holds up to $ARCHIVE_MAX: a segment is missing from the archive, and what came after it is not restored"
+    log "WARNING: $RESTORE_SHORT; run 'payments reconcile --adopt' for the charged payments, and see docs/recovery.md"
+  else
+    log "recovery replayed the archive to its end ($ARCHIVE_MAX)"
+  fi
+}
+
+# A new timeline starts at the restore: a full backup of it, so the next restore does not
+# replay from a backup of the old one through the switch (--no-backup: later, by hand).
+backup_after_restore() {
+  [ "$RESTORE_BACKUP" = 1 ] || { log "no backup taken after the restore (--no-backup): take one ('scripts/topology backup full')"; return 0; }
+  local t0=$SECONDS
+  log "taking a full backup of the restored cluster (--no-backup skips it)"
+  if ( cmd_backup full ) >>"$LOG_DIR/pgbackrest-console.log" 2>&1; then log "full backup of the new timeline done in $((SECONDS - t0)) s"
+  else log "warning: the backup after the restore failed ($LOG_DIR/pgbackrest-console.log): take one by hand"; fi
 }
 
 # Whether the node that writes (the seed's primary, the HA leader) is out of recovery.
@@ -286,7 +326,9 @@ normalise_time() {
   local s out nodes=(primary replica-1 replica-2)
   [ "$HA" = 1 ] && nodes=("${NODES[@]}")
   for s in "${nodes[@]}"; do
-    if running "$s"; then
+    running "$s" || continue
+    # The first node that answers decides (an error from it means the time is not one).
+    if super_psql "$(port_of "$s")" -d postgres -tAc 'SELECT 1' >/dev/null 2>&1; then
       out="$(echo "SELECT to_char(:'t'::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'" \
         | PGTZ=UTC super_psql "$(port_of "$s")" -d postgres -tA -v t="$1" 2>/dev/null)" && [ -n "$out" ] && { echo "$out"; return 0; }
       return 1
@@ -310,7 +352,11 @@ cmd_restore_ha() {
     pgbackrest_as check >>"$LOG_DIR/pgbackrest-console.log" 2>&1 || log "warning: the last segment may not be archived (pgbackrest check failed)"
   fi
   stop_service haproxy
-  for node in node-3 node-2 node-1; do stop_service "$node"; done
+  # The leader stops last: a replica whose Patroni still ran after the leader went would
+  # take the leader key and write (and archive) a timeline of its own.
+  local leading; leading="$(leader)"
+  for node in node-3 node-2 node-1; do [ "$node" = "$leading" ] || stop_service "$node"; done
+  [ -n "$leading" ] && stop_service "$leading"
   # The cluster's keys in etcd go (leader, members, initialize): node-1 may bootstrap anew.
   ETCDCTL_API=3 etcdctl --endpoints="$(etcd_hosts)" del --prefix /payments/payments/ >/dev/null \
     || die "could not remove the cluster's keys from etcd"
@@ -349,8 +395,11 @@ PY
   log "node-1 restored and leading in $((SECONDS - t0)) s"
   # Its configuration without the bootstrap method again (a later bootstrap is initdb's).
   render_configs
+  check_reached_archive_end "$(leader_port)"
   jump_payment_ids "$(leader_port)"
   cmd_up
   for node in "${NODES[@]}"; do rm -rf "${STATE_DIR:?}/$node/data.pre-restore"; done
   log "restore done in $((SECONDS - t0)) s (node-2 and node-3 cloned again); timeline $(ha_timeline 2>/dev/null || echo '?')"
+  backup_after_restore
+  restore_verdict
 }

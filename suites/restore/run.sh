@@ -3,6 +3,11 @@
 #   truncate   an operator's TRUNCATE of the books (payment_history, ledger_entries) at T;
 #              the cluster restored to just before T
 #   disk_lost  every data directory removed; the cluster restored to the last archived WAL
+#   archive_gap  the same with a segment removed from the archive: the restore says it
+#              stopped short (exit 3), adoption brings back what was charged after the hole
+# On the HA topology (TOPOLOGY_HA=1, as scripts/run-ha runs it) the truncate scenario
+# restores through Patroni: the cluster re-bootstrapped from the backup on one node, the
+# two others cloned from it.
 # Each under steady load (an enqueue of STREAM_BATCH payments every 0.3 s, each batch's
 # acknowledgement time recorded outside the database) through `payments serve` and the
 # external gateway. After each restore: serve restarts, open payments settle through
@@ -22,6 +27,9 @@ eval "$("${TOPO[@]}" env)"
 SUITE=restore
 BIN="${BIN:-$REPO/.build/release/payments}"
 . "$REPO/suites/lib/steady-load.sh"
+HA="${TOPOLOGY_HA:-0}"
+# The node that writes, for `topology psql super`: the seed's primary, or (no name) the HA leader.
+WRITER=(primary); [ "$HA" = 1 ] && { WRITER=(); . "$REPO/scripts/ha-lib.sh"; }
 LOAD_SECONDS="${LOAD_SECONDS:-8}"
 
 cleanup() {
@@ -34,7 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-psql_primary() { "${TOPO[@]}" psql super primary -tAc "$1" 2>/dev/null; }
+psql_primary() { "${TOPO[@]}" psql super "${WRITER[@]}" -tAc "$1" 2>/dev/null; }
+replica_nodes() { if [ "$HA" = 1 ]; then ha_replicas; else echo replica-1 replica-2; fi; }
 epoch_of() { psql_primary "SELECT EXTRACT(EPOCH FROM '$1'::timestamptz)"; }
 
 # Enqueues a batch every 0.3 s; each acknowledged batch is written with the time its
@@ -89,10 +98,16 @@ settle_and_prove() { # prefix, restore start (epoch), acknowledged-before epoch
   log "RTO ${rto} s (restore start to the first new payment finished); RPO: $rpo_before acknowledged payments missing before adoption, $rpo_after after (adopted ${adopted:-0}); reconcile exit $rc"
   # The replicas are replicas still, after new payments were written (a recovery target
   # left in the settings would have promoted them at the first commit past it).
-  local n in_recovery=ok
-  for n in replica-1 replica-2; do
+  local n in_recovery=ok replicas; replicas=$(replica_nodes)
+  [ "$(echo "$replicas" | wc -w)" = 2 ] || { in_recovery=bad; log "two replicas expected after the restore, found: $replicas"; }
+  for n in $replicas; do
     [ "$("${TOPO[@]}" psql super "$n" -tAc 'SELECT pg_is_in_recovery()' 2>/dev/null)" = t ] || { in_recovery=bad; log "$n is not in recovery after the restore"; }
   done
+  if [ "$HA" = 1 ]; then
+    local leader_now; leader_now=$(ha_leader)
+    [ -n "$leader_now" ] && [ "$(ha_timeline)" -gt "${TIMELINE_BEFORE:-0}" ] \
+      || { in_recovery=bad; log "after the restore: leader '$leader_now', timeline $(ha_timeline) (before: ${TIMELINE_BEFORE:-?})"; }
+  fi
   [ "$in_recovery" = ok ] || return 1
   DRILL_NOTES="RTO ${rto}s; acknowledged missing $rpo_before -> $rpo_after after adopting ${adopted:-0}"
   [ "$proof" = 0 ] && [ "$rc" = 0 ] && [ "$rto" != none ]
@@ -108,7 +123,8 @@ scenario_truncate() {
   sleep 2
   local T; T=$(psql_primary "SELECT clock_timestamp()")
   sleep 0.5
-  "${TOPO[@]}" psql super primary -c "TRUNCATE ledger_entries, payment_history" >/dev/null 2>&1 || fault_missing "the TRUNCATE did not run"
+  [ "$HA" = 1 ] && TIMELINE_BEFORE=$(ha_timeline)
+  "${TOPO[@]}" psql super "${WRITER[@]}" -c "TRUNCATE ledger_entries, payment_history" >/dev/null 2>&1 || fault_missing "the TRUNCATE did not run"
   [ "$(sql "SELECT count(*) FROM payment_history WHERE finished_at < '$T'")" = 0 ] || fault_missing "payments finished before T still in the history after the TRUNCATE"
   log "TRUNCATE ledger_entries, payment_history at $T (just after $T)"
   sleep 2
@@ -123,22 +139,27 @@ scenario_truncate() {
   # The restore itself, before adoption could hide anything: every payment acknowledged
   # before T is there.
   [ "$RPO_BEFORE" = 0 ] || { ok=FAIL; log "$RPO_BEFORE payments acknowledged before T were missing after the restore"; }
-  record "TRUNCATE undone (to T)" "$ok" - "$DRILL_NOTES"
+  record "TRUNCATE undone (to T)$([ "$HA" = 1 ] && echo ', HA through Patroni')" "$ok" - "$DRILL_NOTES"
+}
+
+# Every node's data directory gone at once (SIGKILL first, as when a disk dies); LOST_AT.
+lose_every_disk() {
+  local s pid
+  for s in primary replica-1 replica-2; do
+    pid=$(pid_of "$s") && kill -KILL "$pid" 2>/dev/null
+    rm -rf "${TOPOLOGY_STATE_DIR:?}/$s/data"
+  done
+  LOST_AT=$(now)
+  for s in primary replica-1 replica-2; do [ ! -e "$TOPOLOGY_STATE_DIR/$s/data" ] || fault_missing "$s's data is still there"; done
+  log "every data directory removed"
 }
 
 scenario_disk_lost() {
   local p="r-disk-$RANDOM" ok=PASS; FAULT_OK=1
+  [ "$HA" = 0 ] || { record "disks lost (to latest)" FAIL - "the seed topology's scenario (run it without TOPOLOGY_HA)"; return; }
   # Longer than archive_timeout: part of the load is archived before the disks go.
   start_load "$p"; sleep $((LOAD_SECONDS + 12))
-  local s
-  # Every node's data directory gone at once (SIGKILL first, as when a disk dies).
-  for s in primary replica-1 replica-2; do
-    local pid; pid=$(pid_of "$s") && kill -KILL "$pid" 2>/dev/null
-    rm -rf "${TOPOLOGY_STATE_DIR:?}/$s/data"
-  done
-  local lost_at; lost_at=$(now)
-  for s in primary replica-1 replica-2; do [ ! -e "$TOPOLOGY_STATE_DIR/$s/data" ] || fault_missing "$s's data is still there"; done
-  log "every data directory removed"
+  lose_every_disk; local lost_at=$LOST_AT
   sleep 2
   stop_load; stop_serve
   local t_restore; t_restore=$(now)
@@ -156,6 +177,41 @@ scenario_disk_lost() {
   record "disks lost (to latest)" "$ok" - "$DRILL_NOTES"
 }
 
+# A segment lost from the archive (a repository damaged, a segment never pushed): a
+# restore to latest cannot replay past the hole. It must say so (exit 3, the segment
+# named) rather than promote quietly; what came after the hole comes back as far as the
+# provider's charges reach (adoption), and the proofs still hold.
+scenario_archive_gap() {
+  local p="r-gap-$RANDOM" ok=PASS; FAULT_OK=1
+  [ "$HA" = 0 ] || { record "archive gap (to latest)" FAIL - "the seed topology's scenario (run it without TOPOLOGY_HA)"; return; }
+  # At least two segments past the last backup: the load's, switched twice (and archived
+  # within a second each, asynchronously) rather than waiting for archive_timeout.
+  start_load "$p"; sleep "$LOAD_SECONDS"
+  psql_primary "SELECT pg_switch_wal()" >/dev/null; sleep 3
+  psql_primary "SELECT pg_switch_wal()" >/dev/null; sleep 3
+  lose_every_disk; local lost_at=$LOST_AT
+  # The first segment archived after the last backup's end goes: not the last one, so
+  # the archive holds segments past the hole.
+  local stop; stop=$("${TOPO[@]}" backups 2>/dev/null | awk '$NF ~ /^[0-9A-F]+\.\.[0-9A-F]+$/ { w = $NF } END { sub(/.*\.\./, "", w); print w }')
+  local segments; segments=$(find "$BACKUP_REPO_DIR/archive" -type f -name '[0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F]*-*' \
+    | awk -F/ '{ print substr($NF, 1, 24) " " $0 }' | awk -v stop="$stop" 'substr($1, 9) > substr(stop, 9)' | sort)
+  if [ "$(echo "$segments" | grep -c .)" -lt 2 ]; then
+    fault_missing "fewer than two segments archived after the last backup ($stop): no hole to make"
+  else
+    local hole; hole=$(echo "$segments" | head -1)
+    rm -f "${hole#* }"; log "removed segment ${hole%% *} from the archive ($(echo "$segments" | grep -c .) archived after the backup's $stop)"
+    [ ! -e "${hole#* }" ] || fault_missing "the segment is still in the archive"
+  fi
+  sleep 2
+  stop_load; stop_serve
+  local t_restore; t_restore=$(now)
+  "${TOPO[@]}" restore --to latest > "$WORK/restore.txt" 2>&1; local rc=$?
+  sed 's/^/    /' "$WORK/restore.txt"
+  [ "$rc" = 3 ] && grep -q "a segment is missing" "$WORK/restore.txt" \
+    || { ok=FAIL; log "restore to latest over a hole exited $rc without naming the missing segment"; }
+  settle_and_prove "$p" "$t_restore" "$lost_at" || ok=FAIL
+  record "archive gap (to latest)" "$ok" - "restore exit $rc; $DRILL_NOTES"
+}
 # ---------------------------------------------------------------- main
 "$BIN" migrate >/dev/null || { echo "migrate failed (is the topology at offset $PORT_OFFSET up?)"; exit 1; }
 DRILL_STARTED=1
@@ -163,4 +219,4 @@ DRILL_START="$(psql_primary "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-D
 # A full backup to restore from (the scenarios add incremental ones under load).
 t0=$(now); "${TOPO[@]}" backup full > "$WORK/backup-full.txt" 2>&1 || { cat "$WORK/backup-full.txt"; exit 1; }
 echo "full backup before the drill: $(since "$t0") s"
-run_scenarios restore "truncate disk_lost" "$@"
+if [ "$HA" = 1 ]; then run_scenarios restore-ha "truncate" "$@"; else run_scenarios restore "truncate disk_lost archive_gap" "$@"; fi
