@@ -175,6 +175,21 @@ BEGIN
 END $$;
 
 --
+-- Name: payment_read_node(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.payment_read_node() RETURNS TABLE(in_recovery boolean, node text, lag_seconds double precision, fresh boolean)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT pg_is_in_recovery(),
+           COALESCE(NULLIF(current_setting('payments.node', true), ''), current_setting('cluster_name')),
+           CASE WHEN NOT pg_is_in_recovery() THEN 0::float8
+                WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8
+                ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8, 0) END,
+           true
+$$;
+
+--
 -- Name: payment_resolve_held(bigint, text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 

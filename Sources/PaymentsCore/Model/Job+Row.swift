@@ -1,31 +1,12 @@
 import Foundation
 import PostgresNIO
 
-/// The one mapping between a payment's row (queue, history or archive) and `Job`: every statement that returns
-/// jobs selects `Job.columns` (with the jobs table aliased `j`) and decodes them here.
+/// The one mapping between a payment's row (queue, history or archive) and `Job`: every
+/// statement that returns jobs selects their columns in this order and decodes them here.
 extension Job {
-    /// Timestamps leave the database already formatted: ISO 8601, UTC, microseconds.
-    static func iso8601(_ column: String) -> String {
-        "to_char(\(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-    }
-
-    /// The stored columns a job view needs, present in payment_queue, payment_history and
-    /// payment_jobs_archive, so a derived table `j` can union them.
-    static let storedColumns = """
-        id, idempotency_key, amount_minor, currency, debtor, creditor, priority, max_attempts,
-        state, attempt, last_error, charge_id, created_at, updated_at, finished_at,
-        give_up_at, failure_reason, cancel_requested_at, held_reason
-        """
-
-    /// The tables a payment lives in, in the order it moves through them.
-    static let tables = ["payment_queue", "payment_history", "payment_jobs_archive"]
-
-    static let columns = """
-        j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.priority, j.max_attempts,
-        j.state, j.attempt, j.last_error, j.charge_id,
-        \(iso8601("j.created_at")), \(iso8601("j.updated_at")), \(iso8601("j.finished_at")),
-        \(iso8601("j.give_up_at")), j.failure_reason, \(iso8601("j.cancel_requested_at")), j.held_reason
-        """
+    /// The columns of a job, as every statement that returns one selects them (IntakeSQL;
+    /// `payment_status`, migration 0013): id, key, payment, scheduling, state, and the
+    /// timestamps as ISO 8601 text, UTC, microseconds.
     static let columnCount = 19
 
     /// Decodes the job whose `columns` start at `offset`; nil when the row holds no job

@@ -26,8 +26,8 @@ public struct ReadRouter: Sendable {
         self.logger = logger
     }
 
-    /// Runs a routed statement (one that starts with `\(readNode:)`) and decodes the
-    /// columns after the node's from every row.
+    /// Runs a routed statement (one that starts with `payment_read_node()`'s columns) and
+    /// decodes the columns after the node's from every row.
     /// - Parameter unusable: why a replica's answer must be read again from the primary
     ///   (for example "not found on payments-replica-1"), or nil to use it.
     /// - Parameter fallback: overrides the router's fallback for this read.
@@ -78,7 +78,7 @@ public struct ReadRouter: Sendable {
     public func readNodeClock() async throws -> ClockReading {
         var node = ""
         let reading = try await ClockSkew.measure("read node") {
-            let routed = try await read(ReadStatements.nodeClock(), fallback: false) { rows in
+            let routed = try await read(ReadStatements.nodeClock, fallback: false) { rows in
                 try rows[0][ReadNode.columnCount].decode(Double.self)
             }
             node = routed.source.node
@@ -91,7 +91,7 @@ public struct ReadRouter: Sendable {
     public func primaryClock() async throws -> ClockReading {
         var node = "primary"
         let reading = try await ClockSkew.measure("primary") {
-            for try await row in try await database.write.query(ReadStatements.nodeClock(), logger: logger) {
+            for try await row in try await database.write.query(ReadStatements.nodeClock, logger: logger) {
                 let columns = row.makeRandomAccess()
                 node = try columns[1].decode(String.self)
                 return Date(timeIntervalSince1970: try columns[ReadNode.columnCount].decode(Double.self))
@@ -102,7 +102,7 @@ public struct ReadRouter: Sendable {
     }
 
     public func identifyReadNode() async throws -> ReadSource {
-        try await read(ReadStatements.nodeIdentity(), fallback: false, decode: { _ in () }).source
+        try await read(ReadStatements.nodeIdentity, fallback: false, decode: { _ in () }).source
     }
 
     func run<Value: Sendable>(
