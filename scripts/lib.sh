@@ -77,56 +77,6 @@ gateway_stop() {
   serve_stop "$pid"
 }
 
-# post_loop DIR STOP_FILE KEY_PREFIX CLIENT PORT...: a client that POSTs payments until
-# STOP_FILE exists, each key retried with the same body until it is acknowledged (200/201),
-# every retry on the next port, as behind a load balancer. Writes "KEY ID" for each
-# acknowledged payment to DIR/posted and "KEY HTTP-CODE" for each failed try to
-# DIR/post-retries: what the client was told, kept outside the database under test.
-post_loop() {
-  local dir="$1" stop="$2" prefix="$3" c="$4"; shift 4
-  local ports=("$@") i=0 r=0 key body code out
-  while [ ! -e "$stop" ]; do
-    i=$((i + 1)); key="$prefix-p$c-$i"
-    body="{\"amount_minor\": $((100 + i)), \"currency\": \"EUR\", \"debtor\": \"acct_c$c\", \"creditor\": \"acct_m$((i % 7))\"}"
-    # Retried until acknowledged; once told to stop, for at most 120 s more (a key never
-    # acknowledged is written to DIR/post-unacknowledged: it may or may not exist).
-    local give_up=""
-    while :; do
-      if [ -e "$stop" ]; then
-        [ -n "$give_up" ] || give_up=$((SECONDS + 120))
-        [ "$SECONDS" -lt "$give_up" ] || { echo "$key" >> "$dir/post-unacknowledged"; break; }
-      fi
-      r=$((r + 1))
-      local port="${ports[$(( (r + c) % ${#ports[@]} ))]}"
-      out="$(curl -s -m 5 -o - -w '\n%{http_code}' -X POST "http://127.0.0.1:$port/v1/payments" \
-             -H "Idempotency-Key: $key" -H 'Content-Type: application/json' -d "$body" 2>/dev/null)"
-      code="${out##*$'\n'}"
-      if [ "$code" = 201 ] || [ "$code" = 200 ]; then
-        echo "$key $(echo "${out%$'\n'*}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')" >> "$dir/posted"
-        break
-      fi
-      echo "$key $code" >> "$dir/post-retries"; sleep 0.3
-    done
-    sleep 0.1
-  done
-}
-
-# check_posted FILE: every "KEY ID" line of FILE (post_loop's acknowledgements) names a
-# job with that id under that key, read on the primary. Prints one PASS/FAIL line.
-check_posted() {
-  local file="$1" posted=0 missing=0
-  [ -s "$file" ] && posted=$(wc -l < "$file")
-  if [ "$posted" -gt 0 ]; then
-    # On stdin: a long run's list is larger than one command-line argument may be.
-    missing="$( { echo "SELECT count(*) FROM (VALUES"
-                  awk '{printf "%s(%s,'"'"'%s'"'"')\n", (NR>1?",":""), $2, $1}' "$file"
-                  echo ") AS a(id, key) WHERE NOT EXISTS (SELECT 1 FROM payment_jobs j WHERE j.id = a.id AND j.idempotency_key = a.key);"
-                } | "${TOPO[@]}" psql pgbouncer-write -tA 2>/dev/null)"
-  fi
-  if [ "$missing" = 0 ]; then echo "PASS  every acknowledged POST exists under its key: $posted of $posted"; return 0; fi
-  echo "FAIL  every acknowledged POST exists under its key: ${missing:-unknown (query failed)} of $posted missing"; return 1
-}
-
 # open_jobs PREFIX: how many of a run's jobs are not terminal yet (queued, running, reconciling).
 open_jobs() { sql "SELECT count(*) FROM payment_queue WHERE idempotency_key LIKE '$1-%'"; }
 
