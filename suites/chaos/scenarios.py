@@ -168,7 +168,7 @@ class Chaos(Suite):
         if not self.restart_gateway() or not all(self.start_serve_n(n) for n in range(3)):
             return 1
         # Bulk enqueues of 200 a second, and two clients POSTing across the three serves.
-        self.load = load = Load(self.topo, self.payments, prefix, batch=200, interval=1, stream_prefix=f"{prefix}-e",
+        self.load = load = Load(self.topo, self.payments, prefix, batch=200, interval=1, stream_prefix=f"{prefix}-e", work=self.work,
                                 posters=[self.serve_ports, self.serve_ports])
         self.t_start = time.time()
         end = self.minutes * 60
@@ -189,8 +189,9 @@ class Chaos(Suite):
                 s.stop()
         code, _, gateway_stats = http("GET", f"{self.gw}/v1/stats")
         gateway_stats = gateway_stats if code == 200 else "unreachable"
-        self.gateway.stop()
-        self.gateway = None
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
 
         # ------------------------------------------------------------ the money
         expected = load.expected

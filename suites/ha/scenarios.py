@@ -48,6 +48,7 @@ class HASuite(Suite):
     def __init__(self, offset, binary):
         super().__init__(offset, binary)
         self.probes = None
+        self.watcher = None  # the dashboard's event stream, read while the leader is lost
         self.stopped_pids = []
 
     def prepare(self) -> bool:
@@ -58,10 +59,13 @@ class HASuite(Suite):
             return False
         return True
 
-    def cleanup(self):
-        super().cleanup()
+    def heal(self):
         if self.probes:
             self.probes.on.clear()
+        if self.watcher is not None:
+            self.watcher.kill()
+            self.watcher.wait()
+            self.watcher = None
         for pid in self.stopped_pids:
             faults.resume(pid)
         # Brings back whatever a scenario left stopped or paused (only a topology the suite reached).
@@ -122,7 +126,7 @@ class HASuite(Suite):
             sc.missing("no leader before the fault")
         kept = Kept(self.topo, p)
         # A page watching the dashboard (its stream keeps serve's collector asking Patroni).
-        watcher = subprocess.Popen(["curl", "-sN", f"{self.api}/v1/dashboard/events"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.watcher = watcher = subprocess.Popen(["curl", "-sN", f"{self.api}/v1/dashboard/events"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(2)
         killed = faults.kill_node(sc, self.topo, old)
         t0 = now()
@@ -146,6 +150,7 @@ class HASuite(Suite):
         shown = " | ".join(f"+{e['at'] - t0:.1f}s {e['text']}" for e in state.get("events", []) if e["at"] >= t0 - 1)
         watcher.kill()
         watcher.wait()
+        self.watcher = None
         log(f"dashboard timeline: {shown or 'nothing'}")
         time.sleep(1)
         self.end_ha(sc)

@@ -2,7 +2,9 @@
 outside the database under test: acknowledged enqueue batches (with the time each was
 acknowledged), acknowledged POSTs ("key -> id"), failed tries, and status reads."""
 import json
+import os
 import random
+import subprocess
 import threading
 import time
 
@@ -18,12 +20,13 @@ class Load:
     with the same key and body until acknowledged, for at most 120 s after stop()."""
 
     def __init__(self, topo, payments, prefix: str, *, batch=50, interval=0.3, stream_prefix=None,
-                 posters=(), reader_port=None, enqueue_args=(), retry_after_stop=True, stream=True):
+                 posters=(), reader_port=None, enqueue_args=(), retry_after_stop=True, stream=True, work=None):
         self.topo, self.payments, self.prefix = topo, payments, prefix
         self.batch, self.interval = batch, interval
         self.stream_prefix = stream_prefix if stream_prefix is not None else f"{prefix}-"
         self.enqueue_args, self.retry_after_stop = list(enqueue_args), retry_after_stop
         self.on = threading.Event()
+        self.aborted = threading.Event()  # the run is interrupted: no retry after stop
         self.lock = threading.Lock()
         self.acked = []            # (batch index, epoch acknowledged)
         self.enqueue_failures = 0
@@ -32,6 +35,7 @@ class Load:
         self.unacknowledged = []   # keys given up on after stop (they may or may not exist)
         self.reads = self.reads_failed = self.reads_lost = 0
         self.threads = []
+        self.errors = open(os.path.join(work, "enqueue.err"), "a") if work else subprocess.DEVNULL
         self.on.set()
         if stream:
             self._spawn(self._stream)
@@ -52,6 +56,14 @@ class Load:
             t.join()
         self.threads = []
 
+    def abort(self):
+        """Stops the clients without waiting for what they have not been told (an
+        interrupted run: a service may be down for good)."""
+        self.aborted.set()
+        self.on.clear()
+        for t in self.threads:
+            t.join(10)
+
     # ------------------------------------------------------------ what the clients were told
     @property
     def enqueued(self) -> int:
@@ -68,9 +80,9 @@ class Load:
     # ------------------------------------------------------------ clients
     def _stream(self):
         i, pending = 0, False
-        while self.on.is_set() or (pending and self.retry_after_stop):
+        while self.on.is_set() or (pending and self.retry_after_stop and not self.aborted.is_set()):
             rc = self.payments.run("enqueue", "--count", self.batch, "--key-prefix", f"{self.stream_prefix}{i}",
-                                   *self.enqueue_args, timeout=120)
+                                   *self.enqueue_args, timeout=120, stderr=self.errors)
             with self.lock:
                 if rc == 0:
                     self.acked.append((i, time.time()))
@@ -90,7 +102,7 @@ class Load:
             while True:
                 if not self.on.is_set():
                     give_up = give_up or time.time() + 120
-                    if time.time() >= give_up:
+                    if time.time() >= give_up or self.aborted.is_set():
                         with self.lock:
                             self.unacknowledged.append(key)
                         break
@@ -127,7 +139,8 @@ class Load:
             time.sleep(0.05)
 
     def summary(self) -> str:
-        return (f"enqueue failures {self.enqueue_failures}, POST retries {self.post_retries}, "
+        unacknowledged = f", POSTs never acknowledged {len(self.unacknowledged)}" if self.unacknowledged else ""
+        return (f"enqueue failures {self.enqueue_failures}, POST retries {self.post_retries}{unacknowledged}, "
                 f"reads failed {self.reads_failed} (lost {self.reads_lost})")
 
 

@@ -27,7 +27,7 @@ class Suite:
                     "--decline-rate", 0.01, "--seed", 11]
     serve_args = ["--concurrency", 500, "--batch-size", 200, "--lease", 4, "--retry-base-ms", 50,
                   "--retry-cap-ms", 1000, "--stats-interval", 2]
-    batch = 50  # about half of what a debug build charges through the gateway per second with the stream's pace
+    batch = int(os.environ.get("STREAM_BATCH", "50"))  # about half of what a debug build charges through the gateway per second with the stream's pace
 
     def __init__(self, offset: int, binary: str):
         self.topo = Topology(offset, ha=self.ha)
@@ -88,7 +88,7 @@ class Suite:
 
     def begin(self, prefix: str) -> Load:
         """The steady load: a stream of enqueues, a client POSTing through serve, a reader."""
-        self.load = Load(self.topo, self.payments, prefix, batch=self.batch, posters=[[self.serve_port]],
+        self.load = Load(self.topo, self.payments, prefix, batch=self.batch, posters=[[self.serve_port]], work=self.work,
                          reader_port=self.serve_port)
         time.sleep(2)
         return self.load
@@ -126,11 +126,15 @@ class Suite:
             self.gateway.stop()
             self.gateway = None
 
+    def heal(self):
+        """Brings back what a scenario may have left stopped or paused (subclasses)."""
+
     def cleanup(self):
-        """Stops what the suite started; subclasses bring back what a scenario left stopped."""
+        """Stops what the suite started and heals what a scenario left stopped."""
         if self.load is not None:
-            self.load.on.clear()
+            self.load.abort()
         self.payments.stop_all()
+        self.heal()
 
     def run(self, names: list) -> int:
         names = names or list(self.defaults)
@@ -147,18 +151,27 @@ class Suite:
                 else:
                     try:
                         method(sc)
+                        self.end_traffic()
                     except Exception:
                         traceback.print_exc()
                         sc.record(name, False, "-", "the scenario raised (traceback above)")
-                    finally:
-                        self.end_traffic()
-                        self.load = None
+                        # Its fault may still be in place: the next scenario starts healed.
+                        if self.load is not None:
+                            self.load.abort()
+                        self.heal()
+                    except BaseException:
+                        if self.load is not None:
+                            self.load.abort()
+                        raise
+                    self.load = None
                 self.report.add(sc, time.time() - t0)
             self.finish()
             if self.unclean_stops:
                 self.report.fail(f"serve did not stop cleanly on SIGTERM {self.unclean_stops} times (SERVE DID NOT STOP CLEANLY above)")
             self.report.print()
             if self.report.failed:
+                pools = self.topo.run("psql", "admin-write", "-c", "SHOW POOLS", timeout=30)
+                print("pgbouncer-write pools:\n" + "\n".join((pools.stdout + pools.stderr).splitlines()[:5]))
                 print(f"whole logs kept in {self.work}; serve log (last lines):")
                 self.tail(os.path.join(self.work, "serve.log"), 60)
             elif not os.environ.get("KEEP_WORK"):

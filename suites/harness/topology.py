@@ -43,7 +43,12 @@ class Topology:
 
     # ------------------------------------------------------------ processes (scripts/topology)
     def run(self, *args, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(self.command + list(args), capture_output=True, text=True, timeout=timeout)
+        """A timeout is a failed command (exit 124), never an exception that would stop a
+        cleanup half-way."""
+        try:
+            return subprocess.run(self.command + list(args), capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            return subprocess.CompletedProcess(e.cmd, 124, "", f"timed out after {timeout} s")
 
     def start(self, service: str) -> bool:
         return self.run("start", service).returncode == 0
@@ -146,7 +151,8 @@ class Topology:
         if not (lead and me and me[0].get("timeline") == lead[0].get("timeline")):
             return False
         try:
-            with psycopg.connect(self.env["PRIMARY_DSN"], autocommit=True, connect_timeout=3) as conn:
+            with psycopg.connect(self.env["PRIMARY_DSN"], autocommit=True, connect_timeout=3,
+                                 options="-c statement_timeout=3000") as conn:
                 n = conn.execute("SELECT count(*) FROM pg_stat_replication WHERE application_name = %s AND state = 'streaming'",
                                  (node,)).fetchone()[0]
             return n == 1

@@ -69,7 +69,7 @@ class RestoreDrill(Suite):
     def start_load(self, prefix: str) -> Load:
         """A batch every 0.3 s, each acknowledged batch kept with the time its COMMIT was
         answered; a failed batch is retried under the same prefix while the load runs."""
-        self.load = Load(self.topo, self.payments, prefix, batch=self.batch, enqueue_args=["--timeout", 5],
+        self.load = Load(self.topo, self.payments, prefix, batch=self.batch, enqueue_args=["--timeout", 5], work=self.work,
                          retry_after_stop=False)
         return self.load
 
@@ -90,6 +90,8 @@ class RestoreDrill(Suite):
         self.rpo_before = self.missing_before(prefix, cutoff)
         # The drill's payments only: the topology may hold others, charged at other gateways.
         rc, out = self.payments.output("reconcile", "--gateway-url", self.gw, "--from", self.drill_start, "--adopt")
+        with open(os.path.join(self.work, "reconcile.txt"), "w") as f:
+            f.write(out)
         shown = [l for l in out.splitlines() if not re.match(r"^\s*20[0-9]{2}-|^\s+\S+\t", l)]
         for l in shown[:16]:
             log(f"  {l}")
@@ -104,7 +106,10 @@ class RestoreDrill(Suite):
         adopted = (re.search(r"^adopted: (\d+)", out, re.M) or [None, "0"])[1]
         rpo_after = self.missing_before(prefix, cutoff)
         # Every payment of the prefix now in the database must settle, charged once.
-        present = self.topo.count("SELECT count(*) FROM payment_keys WHERE idempotency_key LIKE %s", (prefix + "-%",)) or 0
+        present = self.topo.count("SELECT count(*) FROM payment_keys WHERE idempotency_key LIKE %s", (prefix + "-%",))
+        if present is None:
+            log("the drill's payments could not be counted after the restore")
+            return False
         proof, lines = watch(self.payments, self.work, prefix, present, self.journal, float(os.environ.get("WATCH_TIMEOUT", 180)))
         for l in lines:
             if not l.startswith("INFO"):
@@ -150,6 +155,9 @@ class RestoreDrill(Suite):
         log(f"incremental backup under load: {since(t0)} s")
         time.sleep(2)
         T = self.primary("SELECT clock_timestamp()")
+        if not T:
+            load.stop()
+            return self.record(sc, "TRUNCATE undone (to T)", False, "-", "the primary did not say what time it was: nothing truncated")
         time.sleep(0.5)
         self.timeline_before = self.topo.timeline() if HA else 0
         if self.primary("TRUNCATE ledger_entries, payment_history") is None:
