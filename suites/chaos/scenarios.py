@@ -42,7 +42,6 @@ def say(message: str):
 class Chaos(Suite):
     label = "chaos"
     default_offset = 100
-    gateway_args = []
 
     def __init__(self, offset: int, binary: str):
         super().__init__(offset, binary)

@@ -36,9 +36,13 @@ class FaultSuite(Suite):
 
     def baseline(self, prefix: str):
         """The succeeded count once the write path answers again (None after 60 s without)."""
-        box = []
-        seconds_until(60, lambda: box.append(self.topo.succeeded(prefix)) or box[-1] is not None, interval=0.2)
-        return box[-1] if box and box[-1] is not None else None
+        seen = {}
+
+        def answered() -> bool:
+            seen["count"] = self.topo.succeeded(prefix)
+            return seen["count"] is not None
+
+        return seen["count"] if seconds_until(60, answered, interval=0.2) is not None else None
 
     def recovery_after(self, prefix: str, t0: float):
         """Seconds from T0 until serve completes payments again (through what came back)."""

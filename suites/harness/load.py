@@ -3,7 +3,6 @@ outside the database under test: acknowledged enqueue batches (with the time eac
 acknowledged), acknowledged POSTs ("key -> id"), failed tries, and status reads."""
 import json
 import os
-import random
 import subprocess
 import threading
 import time
@@ -55,6 +54,12 @@ class Load:
         for t in self.threads:
             t.join()
         self.threads = []
+        self._close()
+
+    def _close(self):
+        if self.errors is not subprocess.DEVNULL:
+            self.errors.close()
+            self.errors = subprocess.DEVNULL
 
     def abort(self):
         """Stops the clients without waiting for what they have not been told (an
@@ -63,6 +68,8 @@ class Load:
         self.on.clear()
         for t in self.threads:
             t.join(10)
+        if not any(t.is_alive() for t in self.threads):
+            self._close()
 
     # ------------------------------------------------------------ what the clients were told
     @property
@@ -143,6 +150,3 @@ class Load:
         return (f"enqueue failures {self.enqueue_failures}, POST retries {self.post_retries}{unacknowledged}, "
                 f"reads failed {self.reads_failed} (lost {self.reads_lost})")
 
-
-def random_suffix() -> int:
-    return random.randrange(32768)

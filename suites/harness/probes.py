@@ -126,14 +126,12 @@ class Probes:
     def writable_now(self) -> int:
         return len(self.brain[-1][1]) if self.brain else -1
 
-    def stop(self) -> tuple:
-        """Closes the window: (alive at its end, its end). Then the threads stop."""
-        alive, t1 = self.alive(), time.time()
+    def stop(self):
+        """Stops the threads (the caller notes first whether they were alive when its
+        window closed: check() judges that)."""
         self.on.clear()
         for t in self.threads:
             t.join(10)
-        self.t1 = t1
-        return alive, t1
 
     # ------------------------------------------------------------ what they saw
     def failures(self) -> list:
