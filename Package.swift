@@ -50,6 +50,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             // openapi.yaml and the dashboard's page are compiled into the binary, not shipped as a bundle.
             exclude: ["openapi.yaml", "Dashboard/dashboard.html"],

@@ -29,6 +29,8 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
 
     public let baseURL: String
     let client: HTTPClient
+    /// The charges' own client for a plain-HTTP provider (nil for https: AsyncHTTPClient).
+    let charges: ChargeConnections?
     let timeout: Duration
     let logger: Logger
 
@@ -50,6 +52,7 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
         configuration.tracing.tracer = nil
         configuration.redirectConfiguration = .disallow
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.charges = ChargeConnections.Endpoint(baseURL: self.baseURL).map { ChargeConnections(endpoint: $0, capacity: connections) }
     }
 
     /// Keeps the client until the service group shuts down (after the worker pool, which
@@ -61,6 +64,7 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
 
     /// Closes the client's connections (`run` does it when the service group stops).
     public func shutdown() async throws {
+        await charges?.shutdown()
         try await client.shutdown()
     }
 
@@ -70,44 +74,65 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
         let deadline = request.deadline ?? Date() + timeout.seconds
         let remaining = deadline.timeIntervalSinceNow
         guard remaining > 0 else { return .transientFailure(reason: "the charge's deadline passed before it was sent; not sent") }
-        var http = HTTPClientRequest(url: "\(baseURL)/v1/charges")
-        http.method = .POST
-        http.headers.add(name: "Idempotency-Key", value: request.idempotencyKey)
-        http.headers.add(name: "Request-Deadline", value: String(Int64((deadline.timeIntervalSince1970 * 1000).rounded(.down))))
-        http.headers.add(name: "Content-Type", value: "application/json")
-        http.body = .bytes(ByteBuffer(bytes: FlatJSON.encode([
+        let deadlineMillis = Int64((deadline.timeIntervalSince1970 * 1000).rounded(.down))
+        let body = ByteBuffer(bytes: FlatJSON.encode([
             "amount_minor": .integer(request.payment.amountMinor), "attempt": .integer(Int64(request.attempt)),
             "creditor": .string(request.payment.creditor), "currency": .string(request.payment.currency),
             "debtor": .string(request.payment.debtor), "job_id": .integer(request.jobID),
-        ])))
+        ]))
+        func noAnswer() -> String { "no answer from the gateway within \(String(format: "%.3f", remaining)) s; outcome unknown" }
+        if let charges {
+            // Keys are checked at intake; a header must never carry a line break either way.
+            guard PaymentRequest.isValidIdempotencyKey(request.idempotencyKey) else {
+                return .transientFailure(reason: "the idempotency key is not a valid header value; not sent")
+            }
+            switch await charges.send(key: request.idempotencyKey, deadlineMillis: deadlineMillis, body: body,
+                                      deadline: .now() + .nanoseconds(Int64(remaining * 1e9))) {
+            case let .response(status, text): return Self.outcome(status: status, body: text)
+            case .timedOut: return .transientFailure(reason: noAnswer())
+            case let .notSent(reason): return .transientFailure(reason: "\(reason); not sent")
+            case let .lost(reason): return .transientFailure(reason: reason)
+            case .cancelled: return .abandoned
+            }
+        }
+        var http = HTTPClientRequest(url: "\(baseURL)/v1/charges")
+        http.method = .POST
+        http.headers.add(name: "Idempotency-Key", value: request.idempotencyKey)
+        http.headers.add(name: "Request-Deadline", value: String(deadlineMillis))
+        http.headers.add(name: "Content-Type", value: "application/json")
+        http.body = .bytes(body)
         do {
             // No request logger: the outcome is logged by the worker, with the job's metadata.
             let response = try await client.execute(http, deadline: .now() + .nanoseconds(Int64(remaining * 1e9)))
-            let text = try await response.body.collect(upTo: 64 * 1024)
-            switch response.status.code {
-            case 200, 201:
-                // Matched to the payment by the worker before anything is posted.
-                guard let record = ChargeRecord.decode(text.readableBytesView) else {
-                    return .transientFailure(reason: "gateway answered \(response.status.code) with a body that is not a charge; outcome unknown")
-                }
-                return .accepted(record)
-            case 402:
-                return .declined(code: Self.code(text), reason: Self.message(text) ?? "card declined")
-            case 409 where Self.code(text) == "idempotency_key_reused":
-                // Money moved under this key, for another amount or currency: reconciled, never failed.
-                return .keyHeldByAnotherCharge(reason: "gateway: \(Self.message(text) ?? "the key was used for another charge")")
-            case 409 where Self.code(text) == "request_in_progress":
-                return .inProgress(reason: "gateway: another request with this key is being processed")
-            default:
-                return .transientFailure(reason: "gateway answered \(response.status.code) \(Self.code(text) ?? "")")
-            }
+            return Self.outcome(status: response.status.code, body: try await response.body.collect(upTo: 64 * 1024))
         } catch is CancellationError {
             return .abandoned
         } catch let error as HTTPClientError where error == .deadlineExceeded {
-            return .transientFailure(reason: "no answer from the gateway within \(String(format: "%.3f", remaining)) s; outcome unknown")
+            return .transientFailure(reason: noAnswer())
         } catch {
             if Task.isCancelled { return .abandoned }
             return .transientFailure(reason: "gateway call failed: \(describe(error))")
+        }
+    }
+
+    /// What a charge's answer means; anything but a clear one is a transient failure.
+    static func outcome(status: UInt, body text: ByteBuffer) -> ChargeOutcome {
+        switch status {
+        case 200, 201:
+            // Matched to the payment by the worker before anything is posted.
+            guard let record = ChargeRecord.decode(text.readableBytesView) else {
+                return .transientFailure(reason: "gateway answered \(status) with a body that is not a charge; outcome unknown")
+            }
+            return .accepted(record)
+        case 402:
+            return .declined(code: Self.code(text), reason: Self.message(text) ?? "card declined")
+        case 409 where Self.code(text) == "idempotency_key_reused":
+            // Money moved under this key, for another amount or currency: reconciled, never failed.
+            return .keyHeldByAnotherCharge(reason: "gateway: \(Self.message(text) ?? "the key was used for another charge")")
+        case 409 where Self.code(text) == "request_in_progress":
+            return .inProgress(reason: "gateway: another request with this key is being processed")
+        default:
+            return .transientFailure(reason: "gateway answered \(status) \(Self.code(text) ?? "")")
         }
     }
 

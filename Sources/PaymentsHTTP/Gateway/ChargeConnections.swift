@@ -1,0 +1,374 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The charge path's own HTTP/1.1 client for a plain `http://` provider: keep-alive
+/// connections on one event loop, a call sent on an idle connection while there is one,
+/// a new connection while fewer than `capacity` are open, and pipelined behind earlier
+/// calls (answers come back in order) once all are busy.
+///
+/// Why not AsyncHTTPClient for this one request: perf of the external drain (2026-12-05)
+/// had its per-request machinery (a task, a request state machine, the pool's linear
+/// scans, a delegate) near a quarter of the serve's CPU, and a connection held per call
+/// meant one socket and one wake-up per charge on both sides. Lookups, listings and
+/// refunds, which are rare, still go through AsyncHTTPClient.
+///
+/// Every call ends exactly once, on the loop: with its answer, at its deadline, when its
+/// connection closes, or when its task is cancelled. A call whose deadline passes after
+/// it was written closes its connection (a pipelined answer cannot be skipped), so the
+/// calls behind it on that connection end as "no answer; outcome unknown" and are
+/// retried under the same key, which the provider deduplicates.
+final class ChargeConnections: Sendable {
+    /// Where the charges go: `http://host[:port][/prefix]` only.
+    struct Endpoint: Sendable, Equatable {
+        var host: String
+        var port: Int
+        /// The prefix and `/v1/charges`.
+        var path: String
+        var hostHeader: String
+
+        /// Nil for anything but plain HTTP (https goes through AsyncHTTPClient).
+        init?(baseURL: String) {
+            guard baseURL.hasPrefix("http://") else { return nil }
+            let rest = baseURL.dropFirst("http://".count)
+            let authority = rest.prefix { $0 != "/" }
+            var prefix = String(rest.dropFirst(authority.count))
+            while prefix.hasSuffix("/") { prefix.removeLast() }
+            guard !authority.isEmpty, !authority.contains("@"), !authority.hasPrefix("[") else { return nil }
+            let parts = authority.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count <= 2, !parts[0].isEmpty else { return nil }
+            var port = 80
+            if parts.count == 2 {
+                guard let p = Int(parts[1]), (1...65535).contains(p) else { return nil }
+                port = p
+            }
+            host = String(parts[0])
+            self.port = port
+            path = prefix + "/v1/charges"
+            hostHeader = String(authority)
+        }
+    }
+
+    enum Answer: Sendable, Equatable {
+        case response(status: UInt, body: ByteBuffer)
+        /// The deadline passed with the request written and no answer: outcome unknown.
+        case timedOut
+        /// Never written to a connection: nothing was charged by this call.
+        case notSent(String)
+        /// Written, and the connection ended before the whole answer: outcome unknown.
+        case lost(String)
+        case cancelled
+    }
+
+    let endpoint: Endpoint
+    private let loop: any EventLoop
+    private let pool: Pool
+
+    init(endpoint: Endpoint, capacity: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.endpoint = endpoint
+        loop = group.next()
+        pool = Pool(endpoint: endpoint, capacity: max(1, capacity), loop: loop)
+    }
+
+    /// Sends one charge; answers by `deadline`.
+    func send(key: String, deadlineMillis: Int64, body: ByteBuffer, deadline: NIODeadline) async -> Answer {
+        let headers = HTTPHeaders([
+            ("Host", endpoint.hostHeader), ("Idempotency-Key", key), ("Request-Deadline", String(deadlineMillis)),
+            ("Content-Type", "application/json"), ("Content-Length", String(body.readableBytes)),
+        ])
+        let call = Call(head: HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.path, headers: headers),
+                        body: body, deadline: deadline)
+        let (pool, loop) = (self.pool, self.loop)
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { continuation in
+                loop.execute { pool.submit(call, continuation) }
+            }
+        } onCancel: {
+            loop.execute { pool.cancel(call) }
+        }
+    }
+
+    /// Closes every connection; calls still waiting end as lost (or not sent).
+    func shutdown() async {
+        let pool = self.pool
+        try? await loop.submit { pool.close() }.get()
+    }
+
+    /// How many connections are open (tests).
+    var openConnections: Int {
+        get async {
+            let pool = self.pool
+            return (try? await loop.submit { pool.slots.filter { $0.handler != nil }.count }.get()) ?? 0
+        }
+    }
+}
+
+/// One charge between its task and its answer. Touched only on the pool's loop.
+private final class Call: @unchecked Sendable {
+    enum State {
+        case new
+        /// Cancelled before it reached the loop: ends as soon as it does.
+        case cancelledEarly
+        case waiting(UnsafeContinuation<ChargeConnections.Answer, Never>)
+        case done
+    }
+
+    var head: HTTPRequestHead?
+    var body: ByteBuffer?
+    let deadline: NIODeadline
+    var state = State.new
+    var timer: Scheduled<Void>?
+    /// The connection it was written to, if it was.
+    var channel: (any Channel)?
+
+    init(head: HTTPRequestHead, body: ByteBuffer, deadline: NIODeadline) {
+        self.head = head
+        self.body = body
+        self.deadline = deadline
+    }
+}
+
+/// One connection's place in the pool. Touched only on the pool's loop.
+private final class Slot: @unchecked Sendable {
+    var handler: ChargeHandler?
+    var connecting = false
+    /// Calls waiting for the connection to open.
+    var backlog: [Call] = []
+    var listedIdle = false
+    var listedSpare = false
+
+    var outstanding: Int { backlog.count + (handler?.waiting.count ?? 0) }
+}
+
+/// The connections and the choice among them. Touched only on its loop.
+private final class Pool: @unchecked Sendable {
+    let endpoint: ChargeConnections.Endpoint
+    let capacity: Int
+    let loop: any EventLoop
+    var slots: [Slot] = []
+    /// Open connections with nothing outstanding.
+    var idle: [Slot] = []
+    /// Slots whose connection closed or never opened: reopened before a new slot is made.
+    var spare: [Slot] = []
+    var cursor = 0
+    var closed = false
+
+    init(endpoint: ChargeConnections.Endpoint, capacity: Int, loop: any EventLoop) {
+        self.endpoint = endpoint
+        self.capacity = capacity
+        self.loop = loop
+    }
+
+    func submit(_ call: Call, _ continuation: UnsafeContinuation<ChargeConnections.Answer, Never>) {
+        if case .cancelledEarly = call.state {
+            call.state = .done
+            continuation.resume(returning: .cancelled)
+            return
+        }
+        call.state = .waiting(continuation)
+        guard !closed else { return finish(call, .notSent("the gateway client is shut down")) }
+        guard call.deadline > .now() else { return finish(call, .notSent("the charge's deadline passed before it was sent")) }
+        call.timer = loop.scheduleTask(deadline: call.deadline) { [self] in expire(call) }
+        let slot = pick()
+        if let handler = slot.handler {
+            handler.send(call)
+        } else {
+            slot.backlog.append(call)
+            if !slot.connecting { connect(slot) }
+        }
+    }
+
+    func cancel(_ call: Call) {
+        switch call.state {
+        case .new: call.state = .cancelledEarly
+        case .waiting: finish(call, .cancelled)
+        case .cancelledEarly, .done: break
+        }
+    }
+
+    /// Ends a call with `answer` unless it has ended already.
+    func finish(_ call: Call, _ answer: ChargeConnections.Answer) {
+        guard case let .waiting(continuation) = call.state else { return }
+        call.state = .done
+        call.timer?.cancel()
+        call.timer = nil
+        call.head = nil
+        call.body = nil
+        continuation.resume(returning: answer)
+    }
+
+    func expire(_ call: Call) {
+        guard case .waiting = call.state else { return }
+        if let channel = call.channel {
+            finish(call, .timedOut)
+            // Its answer may still come, ahead of the answers behind it: the connection
+            // cannot be trusted to pair them any more.
+            channel.close(promise: nil)
+        } else {
+            finish(call, .notSent("the charge's deadline passed before a connection to the gateway opened"))
+        }
+    }
+
+    /// An idle open connection, else a closed one reopened, else a new one while under
+    /// the capacity, else the next in turn (pipelined behind its calls).
+    func pick() -> Slot {
+        while let slot = idle.popLast() {
+            slot.listedIdle = false
+            if slot.handler != nil && slot.outstanding == 0 { return slot }
+        }
+        while let slot = spare.popLast() {
+            slot.listedSpare = false
+            if slot.handler == nil { return slot }
+        }
+        if slots.count < capacity {
+            let slot = Slot()
+            slots.append(slot)
+            return slot
+        }
+        cursor = (cursor + 1) % slots.count
+        return slots[cursor]
+    }
+
+    func connect(_ slot: Slot) {
+        slot.connecting = true
+        let endpoint = self.endpoint
+        ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(2))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ChargeHandler())
+                }
+            }
+            .connect(host: endpoint.host, port: endpoint.port)
+            .whenComplete { [self] result in
+                slot.connecting = false
+                switch result {
+                case let .success(channel):
+                    guard !closed, let handler = try? channel.pipeline.syncOperations.handler(type: ChargeHandler.self) else {
+                        channel.close(promise: nil)
+                        return failBacklog(slot, "the gateway client is shut down")
+                    }
+                    slot.handler = handler
+                    handler.onDrained = { [unowned self] in
+                        if !slot.listedIdle { slot.listedIdle = true; idle.append(slot) }
+                    }
+                    handler.onAnswer = { [unowned self] call, answer in finish(call, answer) }
+                    handler.onClosed = { [unowned self] in
+                        slot.handler = nil
+                        if !slot.listedSpare { slot.listedSpare = true; spare.append(slot) }
+                    }
+                    let backlog = slot.backlog
+                    slot.backlog = []
+                    for call in backlog { if case .waiting = call.state { handler.send(call) } }
+                    if slot.outstanding == 0 { handler.onDrained?() }
+                case let .failure(error):
+                    failBacklog(slot, "could not connect to the gateway at \(endpoint.hostHeader): \(error)")
+                }
+            }
+    }
+
+    func failBacklog(_ slot: Slot, _ reason: String) {
+        let backlog = slot.backlog
+        slot.backlog = []
+        for call in backlog { finish(call, .notSent(reason)) }
+        if !slot.listedSpare { slot.listedSpare = true; spare.append(slot) }
+    }
+
+    func close() {
+        closed = true
+        for slot in slots {
+            failBacklog(slot, "the gateway client is shut down")
+            slot.handler?.close()
+        }
+    }
+}
+
+/// One connection's calls in the order written, paired with its answers in order.
+private final class ChargeHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    /// The most of an answer's body kept (a charge is a few hundred bytes).
+    static let maxBody = 64 * 1024
+
+    var onAnswer: ((Call, ChargeConnections.Answer) -> Void)?
+    var onDrained: (() -> Void)?
+    var onClosed: (() -> Void)?
+    private(set) var waiting = CircularBuffer<Call>()
+    private var context: ChannelHandlerContext?
+    private var status: UInt = 0
+    private var body: ByteBuffer?
+    private var keepAlive = true
+    private var flushScheduled = false
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func send(_ call: Call) {
+        guard let context, let head = call.head, let body = call.body else {
+            onAnswer?(call, .notSent("the connection to the gateway closed before the charge was written"))
+            return
+        }
+        call.channel = context.channel
+        waiting.append(call)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+        call.head = nil
+        call.body = nil
+        // One flush for every call the loop takes in this turn: a syscall per batch.
+        if !flushScheduled {
+            flushScheduled = true
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                bound.value.flushScheduled = false
+                bound.value.context?.flush()
+            }
+        }
+    }
+
+    func close() { context?.close(promise: nil) }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case let .head(head):
+            status = head.status.code
+            keepAlive = head.isKeepAlive
+            body = nil
+        case var .body(chunk):
+            if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
+            if body!.readableBytes > Self.maxBody { context.close(promise: nil) }
+        case .end:
+            guard let call = waiting.popFirst() else {
+                // An answer nobody asked for: the pairing is lost.
+                context.close(promise: nil)
+                return
+            }
+            onAnswer?(call, .response(status: status, body: body ?? ByteBuffer()))
+            body = nil
+            if !keepAlive {
+                context.close(promise: nil)
+            } else if waiting.isEmpty {
+                onDrained?()
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let calls = waiting
+        waiting.removeAll()
+        for call in calls {
+            onAnswer?(call, .lost("the connection to the gateway closed before it answered; outcome unknown"))
+        }
+        self.context = nil
+        onClosed?()
+        onAnswer = nil
+        onDrained = nil
+        onClosed = nil
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

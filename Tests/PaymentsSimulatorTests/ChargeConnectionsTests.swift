@@ -1,0 +1,106 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PaymentsCore
+@testable import PaymentsHTTP
+@testable import PaymentsSimulator
+import Testing
+
+/// The charge path's own HTTP/1.1 client (`ChargeConnections`, inside `HTTPGateway`)
+/// against a live `payments gateway`: pipelined answers paired with their calls, the
+/// deadline ending a call without an answer, cancellation.
+@Suite struct ChargeConnectionsTests {
+    func withLiveGateway(_ configure: (inout GatewayFaults) -> Void = { _ in },
+                         _ test: @escaping @Sendable (Int) async throws -> Void) async throws {
+        var settings = GatewaySettings(journalPath: GatewayRouteTests.journal())
+        settings.port = 0
+        settings.faults.latencyMillis = 0
+        settings.faults.jitterMillis = 0
+        configure(&settings.faults)
+        let app = try buildGatewayApplication(settings, logger: Logger(label: "gateway-test"))
+        try await app.test(.live) { client in try await test(client.port!) }
+    }
+
+    static func payment(_ amount: Int64) -> Payment {
+        Payment(amountMinor: amount, currency: "EUR", debtor: "acct_1", creditor: "acct_2")
+    }
+
+    @Test func baseURLsItCanServe() {
+        let plain = ChargeConnections.Endpoint(baseURL: "http://127.0.0.1:8090")
+        #expect(plain?.host == "127.0.0.1" && plain?.port == 8090 && plain?.path == "/v1/charges" && plain?.hostHeader == "127.0.0.1:8090")
+        let prefixed = ChargeConnections.Endpoint(baseURL: "http://psp.local/api/")
+        #expect(prefixed?.port == 80 && prefixed?.path == "/api/v1/charges")
+        // Left to AsyncHTTPClient: TLS, credentials in the URL, IPv6 literals, nonsense.
+        for url in ["https://psp.example", "http://user:pw@psp.local", "http://[::1]:80", "http://:80", "http://h:99999", "ftp://x"] {
+            #expect(ChargeConnections.Endpoint(baseURL: url) == nil, "\(url)")
+        }
+    }
+
+    /// 300 calls at once over two connections: each answer is its own call's charge.
+    @Test func pipelinedAnswersArePairedWithTheirCalls() async throws {
+        try await withLiveGateway({ $0.latencyMillis = 2; $0.jitterMillis = 2 }) { port in
+            let gateway = HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: 2, logger: Logger(label: "client"))
+            let mismatched = await withTaskGroup(of: Bool.self) { group in
+                for i in 1...300 {
+                    group.addTask {
+                        let key = "pipelined-\(i)"
+                        let outcome = await gateway.charge(ChargeRequest(idempotencyKey: key, payment: Self.payment(Int64(i)), jobID: Int64(i),
+                                                                         attempt: 1, deadline: Date() + 10))
+                        guard case let .accepted(record) = outcome else { return true }
+                        return !record.isCharge(of: key, for: Self.payment(Int64(i)))
+                    }
+                }
+                return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(mismatched == 0)
+            #expect(await gateway.charges!.openConnections <= 2)
+            try await gateway.shutdown()
+        }
+    }
+
+    /// A call the gateway does not answer by its deadline ends as "no answer; outcome
+    /// unknown" (retried under the same key), and the next call goes through.
+    @Test func aCallPastItsDeadlineEndsWithoutAnAnswer() async throws {
+        try await withLiveGateway({ $0.hangRate = 1; $0.hangSeconds = 0.6 }) { port in
+            let gateway = HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: 1, logger: Logger(label: "client"))
+            let started = Date()
+            let late = await gateway.charge(ChargeRequest(idempotencyKey: "hung-1", payment: Self.payment(100), jobID: 1, attempt: 1,
+                                                          deadline: Date() + 0.2))
+            guard case let .transientFailure(reason) = late else { Issue.record("expected no answer, got \(late)"); return }
+            #expect(reason.contains("no answer from the gateway within"))
+            #expect(Date().timeIntervalSince(started) < 0.5)
+            let next = await gateway.charge(ChargeRequest(idempotencyKey: "hung-2", payment: Self.payment(200), jobID: 2, attempt: 1,
+                                                          deadline: Date() + 5))
+            guard case .accepted = next else { Issue.record("the call after a timeout must go through, got \(next)"); return }
+            // The gateway refused the late one when it got to it: nothing was charged.
+            #expect(try await gateway.lookup(idempotencyKey: "hung-1") == nil)
+            try await gateway.shutdown()
+        }
+    }
+
+    @Test func aCancelledCallIsAbandoned() async throws {
+        try await withLiveGateway({ $0.hangRate = 1; $0.hangSeconds = 5 }) { port in
+            let gateway = HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: 1, logger: Logger(label: "client"))
+            let call = Task {
+                await gateway.charge(ChargeRequest(idempotencyKey: "cancelled-1", payment: Self.payment(100), jobID: 1, attempt: 1,
+                                                   deadline: Date() + 8))
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            let cancelled = Date()
+            call.cancel()
+            #expect(await call.value == .abandoned)
+            #expect(Date().timeIntervalSince(cancelled) < 1)
+            try await gateway.shutdown()
+        }
+    }
+
+    @Test func aGatewayThatIsNotThereIsNotCharged() async throws {
+        let gateway = HTTPGateway(baseURL: "http://127.0.0.1:1", timeout: .seconds(2), connections: 1, logger: Logger(label: "client"))
+        let outcome = await gateway.charge(ChargeRequest(idempotencyKey: "nobody", payment: Self.payment(100), jobID: 1, attempt: 1,
+                                                         deadline: Date() + 2))
+        guard case let .transientFailure(reason) = outcome else { Issue.record("expected a transient failure, got \(outcome)"); return }
+        #expect(reason.contains("not sent"))
+        try await gateway.shutdown()
+    }
+}
