@@ -218,6 +218,7 @@ END $$;
 
 CREATE FUNCTION public.payment_status(payment bigint, token text) RETURNS TABLE(in_recovery boolean, node text, lag_seconds double precision, fresh boolean, id bigint, idempotency_key text, amount_minor bigint, currency text, debtor text, creditor text, priority smallint, max_attempts integer, state text, attempt integer, last_error text, charge_id text, created_at text, updated_at text, finished_at text, give_up_at text, failure_reason text, cancel_requested_at text, held_reason text, postings text)
     LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
     caught_up boolean := token IS NULL OR NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= token::pg_lsn;
@@ -231,6 +232,7 @@ END $$;
 
 CREATE FUNCTION public.payment_status_batch(payments bigint[], tokens text[]) RETURNS TABLE(in_recovery boolean, node text, lag_seconds double precision, fresh boolean, id bigint, idempotency_key text, amount_minor bigint, currency text, debtor text, creditor text, priority smallint, max_attempts integer, state text, attempt integer, last_error text, charge_id text, created_at text, updated_at text, finished_at text, give_up_at text, failure_reason text, cancel_requested_at text, held_reason text, postings text, item integer)
     LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
     on_replica boolean := pg_is_in_recovery();
@@ -256,6 +258,7 @@ END $$;
 
 CREATE FUNCTION public.payment_status_in_snapshot(payment bigint, token text) RETURNS TABLE(in_recovery boolean, node text, lag_seconds double precision, fresh boolean, id bigint, idempotency_key text, amount_minor bigint, currency text, debtor text, creditor text, priority smallint, max_attempts integer, state text, attempt integer, last_error text, charge_id text, created_at text, updated_at text, finished_at text, give_up_at text, failure_reason text, cancel_requested_at text, held_reason text, postings text)
     LANGUAGE plpgsql STABLE
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 #variable_conflict use_column
 BEGIN

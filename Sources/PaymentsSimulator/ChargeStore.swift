@@ -34,7 +34,7 @@ public final class ChargeStore: Sendable {
         var inProgress: Set<String> = []
         var nextCharge = 0
         /// Group commit: lines waiting for the next write + fsync, and who waits on them.
-        var pending: [(ChargeRecord, CheckedContinuation<Void, Never>)] = []
+        var pending: [(line: [UInt8], waiter: CheckedContinuation<Void, Never>)] = []
         var flushing = false
     }
 
@@ -77,7 +77,8 @@ public final class ChargeStore: Sendable {
 
     /// Charges `key`: the record is on disk (fsynced) before this returns, and only then
     /// visible to lookups. A write that fails stops the process (see `flush`).
-    public func commit(key: String, payment: Payment, jobID: Int64) async -> ChargeRecord {
+    /// Returns the record and its JSON, written once for the journal's line and the answer.
+    public func commit(key: String, payment: Payment, jobID: Int64) async -> (record: ChargeRecord, json: [UInt8]) {
         let record = state.withLock { s -> ChargeRecord in
             s.nextCharge += 1
             return ChargeRecord(key: key, chargeID: "ch_\(epoch)_\(s.nextCharge)", jobID: jobID,
@@ -85,13 +86,14 @@ public final class ChargeStore: Sendable {
                                 debtor: payment.debtor, creditor: payment.creditor,
                                 createdMillis: Int64(Date().timeIntervalSince1970 * 1000))
         }
-        await write(record)
+        let json = record.json
+        await write(json)
         state.withLock { s in
             s.charges[key] = record
             s.order.append(key)
             s.inProgress.remove(key)
         }
-        return record
+        return (record, json)
     }
 
     /// Refunds charge `chargeID` of `key` (idempotent): the refund is on disk before this
@@ -105,16 +107,17 @@ public final class ChargeStore: Sendable {
         guard var record = found else { return nil }
         if record.isRefunded { return record }
         record.refunded = true
-        await write(record)
+        await write(record.json)
         state.withLock { $0.charges[key] = record }
         return record
     }
 
-    /// Appends `record`'s line with the next group commit and returns once it is fsynced.
-    private func write(_ record: ChargeRecord) async {
+    /// Appends a record's JSON as a line with the next group commit and returns once it is
+    /// fsynced.
+    private func write(_ json: [UInt8]) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let flusher = state.withLock { s -> Bool in
-                s.pending.append((record, continuation))
+                s.pending.append((json, continuation))
                 guard !s.flushing else { return false }
                 s.flushing = true
                 return true
@@ -145,14 +148,19 @@ public final class ChargeStore: Sendable {
     /// and goes on while more arrived meanwhile: one disk flush covers many charges.
     private func flush() {
         while true {
-            let batch = state.withLock { s -> [(ChargeRecord, CheckedContinuation<Void, Never>)] in
+            let batch = state.withLock { s -> [(line: [UInt8], waiter: CheckedContinuation<Void, Never>)] in
                 let batch = s.pending
                 s.pending = []
                 if batch.isEmpty { s.flushing = false }
                 return batch
             }
             if batch.isEmpty { return }
-            let result = ChargeJournal.write(fd: fd, ChargeJournal.lines(batch.map(\.0)))
+            var lines = Data(capacity: batch.reduce(0) { $0 + $1.line.count + 1 })
+            for (line, _) in batch {
+                lines.append(contentsOf: line)
+                lines.append(UInt8(ascii: "\n"))
+            }
+            let result = ChargeJournal.write(fd: fd, lines)
                 .flatMap { fsync(fd) == 0 ? .success(()) : .failure(JournalError(reason: "fsync: \(String(cString: strerror(errno)))")) }
             if case let .failure(error) = result {
                 // Some of these lines may be on disk already: answering "not charged" could
@@ -160,7 +168,7 @@ public final class ChargeStore: Sendable {
                 // failed fsync; the restart's journal is the truth.
                 fatalError("\(error)")
             }
-            for (_, continuation) in batch { continuation.resume() }
+            for (_, waiter) in batch { waiter.resume() }
         }
     }
 }

@@ -92,21 +92,25 @@ struct GatewayRoutes: Sendable {
             store.abandon(key: key)
             throw error
         }
-        let record = await store.commit(key: key, payment: charge.payment, jobID: charge.jobID ?? 0)
+        let (_, json) = await store.commit(key: key, payment: charge.payment, jobID: charge.jobID ?? 0)
         counters.add(\.charged)
         if plan.loseAnswer {
             counters.add(\.lostAnswers)
             // The money moved; the caller learns nothing (as when the connection drops).
             throw APIError(status: .serviceUnavailable, code: "provider_unavailable", message: "temporarily unavailable (simulated); retry with the same key")
         }
-        return Self.response(record, status: .created)
+        return Self.response(json: json, status: .created)
     }
 
     /// A charge as the answer's body, written without Foundation (once per charge).
     static func response(_ record: ChargeRecord, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]) -> Response {
+        response(json: record.json, status: status, headers: extra)
+    }
+
+    static func response(json: [UInt8], status: HTTPResponse.Status, headers extra: HTTPFields = [:]) -> Response {
         var headers = extra
         headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: record.json)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json)))
     }
 
     /// `POST /v1/refunds` `{"idempotency_key": K, "charge_id": C}`: gives the charge's money

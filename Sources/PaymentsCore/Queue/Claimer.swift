@@ -77,7 +77,10 @@ struct Claimer: Service {
                 metrics.recordClaim(claimed.count)
                 if !claimed.isEmpty {
                     metrics.setInFlight(state.hold(claimed))
-                    for job in claimed { jobs.addTask { await self.process(job) } }
+                    // Each task captures the job and two references, not this struct: a copy
+                    // of the claimer per task was most of a job's memory in flight.
+                    let (attempt, state) = (self.attempt, self.state)
+                    for job in claimed { jobs.addTask { await Self.process(job, attempt: attempt, state: state) } }
                 }
                 if claimed.isEmpty {
                     // Nothing due: poll again soon, backing off while idle.
@@ -107,7 +110,7 @@ struct Claimer: Service {
         }
     }
 
-    func process(_ job: ClaimedJob) async {
+    static func process(_ job: ClaimedJob, attempt: PaymentAttempt, state: WorkerState) async {
         let resolution = await attempt.run(job)
         state.gatewayCallEnded()
         state.completions.append(Completion(jobID: job.id, claim: job.claim, resolution: resolution))

@@ -5,11 +5,21 @@ import Logging
 /// decline fails a payment; every answer that says "charged" is matched to the payment
 /// before it is posted; anything our side or the gateway's transient faults cause only
 /// delays it, or sends it to be settled with the gateway.
-struct PaymentAttempt: Sendable {
+///
+/// A class: every job's task holds it by reference (as a struct, each of 100,000 tasks
+/// in flight carried its own copy of the configuration, logger and gateway).
+final class PaymentAttempt: Sendable {
     let gateway: any PaymentGateway
     let configuration: WorkerConfiguration
     let metrics: WorkerMetrics
     let logger: Logger
+
+    init(gateway: any PaymentGateway, configuration: WorkerConfiguration, metrics: WorkerMetrics, logger: Logger) {
+        self.gateway = gateway
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+    }
 
     /// The call ends by the gateway timeout or the claim's lease, whichever is first: the
     /// gateway is told the same deadline and refuses to charge after it (PaymentGateway's
