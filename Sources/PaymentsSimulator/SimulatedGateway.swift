@@ -66,18 +66,33 @@ public final class SimulatedGateway: PaymentGateway {
     public var counts: GatewayCounts? { state.withLock { $0.counts } }
 
     public func charge(_ request: ChargeRequest) async -> ChargeOutcome {
-        let latency = state.withLock { s -> Double in
-            s.counts.calls += 1
-            return max(0, configuration.latencyMillis + (s.random.unit() * 2 - 1) * configuration.jitterMillis)
-        }
-        // Answers by the deadline (PaymentGateway's contract): a call slower than that is
-        // cut short at it, uncharged, as the external gateway refuses a late request.
-        let remaining = request.deadline.map { $0.timeIntervalSinceNow * 1000 } ?? .infinity
+        // The only suspension is the sleep; the rest runs in synchronous functions, on the
+        // thread's stack: an async function's locals live in its task's frame for the whole
+        // call, and this frame is held by every payment in flight (heaptrack, 2026-12-06:
+        // 2.6 KB of frames per call here, with 100,000 calls in flight).
+        let (latency, remaining) = plan(request)
         let wait = min(latency, max(0, remaining))
         if wait > 0 {
             do { try await Task.sleep(for: .microseconds(Int64(wait * 1000))) } catch { return .abandoned }
         }
-        if latency >= remaining {
+        return answer(request, late: latency >= remaining)
+    }
+
+    /// The call's latency and the milliseconds left to its deadline: it answers by the
+    /// deadline (PaymentGateway's contract), so a call slower than that is cut short at it,
+    /// uncharged, as the external gateway refuses a late request.
+    @inline(never)
+    private func plan(_ request: ChargeRequest) -> (latency: Double, remaining: Double) {
+        let latency = state.withLock { s -> Double in
+            s.counts.calls += 1
+            return max(0, configuration.latencyMillis + (s.random.unit() * 2 - 1) * configuration.jitterMillis)
+        }
+        return (latency, request.deadline.map { $0.timeIntervalSinceNow * 1000 } ?? .infinity)
+    }
+
+    @inline(never)
+    private func answer(_ request: ChargeRequest, late: Bool) -> ChargeOutcome {
+        if late {
             return .transientFailure(reason: "no answer from the gateway within the request's deadline; outcome unknown")
         }
         // A card is declined every time it is tried: the verdict is a stable draw per key.

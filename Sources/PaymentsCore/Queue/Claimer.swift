@@ -111,9 +111,12 @@ struct Claimer: Service {
     }
 
     static func process(_ job: ClaimedJob, attempt: PaymentAttempt, state: WorkerState) async {
+        // Only the two numbers are kept across the call, not the job (its frame is held by
+        // every job in flight).
+        let (id, claim) = (job.id, job.claim)
         let resolution = await attempt.run(job)
         state.gatewayCallEnded()
-        state.completions.append(Completion(jobID: job.id, claim: job.claim, resolution: resolution))
+        state.completions.append(Completion(jobID: id, claim: claim, resolution: resolution))
     }
 
     /// Releases claims that committed after this process stopped waiting for them. Runs

@@ -31,7 +31,7 @@ final class PaymentAttempt: Sendable {
         }
         let sent = ContinuousClock.now
         let outcome = await gateway.charge(job.chargeRequest(within: configuration.effectiveGatewayTimeout))
-        metrics.recordStage(.gateway, [(ContinuousClock.now - sent).seconds])
+        metrics.recordStage(.gateway, (ContinuousClock.now - sent).seconds)
         return await resolve(job, outcome)
     }
 
@@ -39,6 +39,9 @@ final class PaymentAttempt: Sendable {
     /// answer that says "charged" is matched to the payment before it is posted. A job sent
     /// to `reconciling` is asked about only once its last request's deadline has passed:
     /// the reconciler waits for `charge_deadline_at` (see `JobStore.claimReconciling`).
+    // Not inlined into `run`: its locals would then be in the frame every job keeps
+    // while its call is in flight.
+    @inline(never)
     func resolve(_ job: ClaimedJob, _ outcome: ChargeOutcome) async -> Completion.Resolution {
         let metadata: Logger.Metadata = ["job_id": "\(job.id)", "attempt": "\(job.attempt)"]
         switch outcome {

@@ -86,6 +86,13 @@ public final class WorkerMetrics: Sendable {
     public func latencyPercentiles(_ ps: [Double]) -> [Double] { latencies.withLock { $0.percentiles(ps) } }
 
     /// One sample per job of `stage` (seconds).
+    /// One job's time in `stage` (the gateway's, once per call: no array per call).
+    func recordStage(_ stage: Stage, _ seconds: Double) {
+        guard let timer = stageTimers[stage] else { return }
+        timer.recordNanoseconds(Int64(max(0, seconds) * 1e9))
+        stageHistograms.withLock { $0[stage]?.add(CollectionOfOne(seconds)) }
+    }
+
     func recordStage(_ stage: Stage, _ seconds: [Double]) {
         guard !seconds.isEmpty, let timer = stageTimers[stage] else { return }
         for s in seconds { timer.recordNanoseconds(Int64(max(0, s) * 1e9)) }

@@ -95,9 +95,18 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
             case .cancelled: return .abandoned
             }
         }
+        return await chargeThroughAsyncHTTPClient(key: request.idempotencyKey, deadlineMillis: deadlineMillis, body: body,
+                                                  remaining: remaining)
+    }
+
+    // Its own frame: the locals of AsyncHTTPClient's call are not held by every call in
+    // flight through ChargeConnections.
+    @inline(never)
+    private func chargeThroughAsyncHTTPClient(key: String, deadlineMillis: Int64, body: ByteBuffer, remaining: Double) async -> ChargeOutcome {
+        func noAnswer() -> String { "no answer from the gateway within \(String(format: "%.3f", remaining)) s; outcome unknown" }
         var http = HTTPClientRequest(url: "\(baseURL)/v1/charges")
         http.method = .POST
-        http.headers.add(name: "Idempotency-Key", value: request.idempotencyKey)
+        http.headers.add(name: "Idempotency-Key", value: key)
         http.headers.add(name: "Request-Deadline", value: String(deadlineMillis))
         http.headers.add(name: "Content-Type", value: "application/json")
         http.body = .bytes(body)
