@@ -40,7 +40,12 @@ public func buildGatewayApplication(_ settings: GatewaySettings, logger: Logger)
     ])
     return Application(
         router: router,
-        configuration: .init(address: .hostname(host, port: port), serverName: "payments-gateway"),
+        // A serve opens a connection per call in flight (up to thousands at once when a
+        // batch is claimed): with Hummingbird's default backlog of 256 the kernel dropped
+        // the SYNs beyond it (TcpExtListenOverflows) and those calls waited a whole second
+        // for the retransmission (the demo's gateway stage p99 was 1.26 s for a 50 ms
+        // gateway). The kernel caps it at net.core.somaxconn.
+        configuration: .init(address: .hostname(host, port: port), serverName: "payments-gateway", backlog: 4_096),
         onServerRunning: { _ in logger.info("gateway listening", metadata: ["address": "http://\(host):\(port)"]) },
         logger: logger)
 }
