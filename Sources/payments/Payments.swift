@@ -60,7 +60,7 @@ enum LoggingBootstrap {
         guard !done else { return }
         done = true
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = LazyStreamLogHandler(standardErrorLabel: label)
             handler.logLevel = level
             return handler
         }
