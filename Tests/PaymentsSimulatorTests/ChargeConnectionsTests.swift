@@ -79,6 +79,27 @@ import Testing
         }
     }
 
+    /// Deadlines are kept in one heap with one loop timer: a call sent after another, with
+    /// an earlier deadline, still ends at its own.
+    @Test func aLaterCallWithAnEarlierDeadlineEndsAtItsOwn() async throws {
+        try await withLiveGateway({ $0.hangRate = 1; $0.hangSeconds = 3 }) { port in
+            let gateway = HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: 2, logger: Logger(label: "client"))
+            let long = Task {
+                await gateway.charge(ChargeRequest(idempotencyKey: "long-1", payment: Self.payment(100), jobID: 1, attempt: 1,
+                                                   deadline: Date() + 2.5))
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            let started = Date()
+            let short = await gateway.charge(ChargeRequest(idempotencyKey: "short-1", payment: Self.payment(100), jobID: 2, attempt: 1,
+                                                           deadline: Date() + 0.3))
+            guard case let .transientFailure(reason) = short else { Issue.record("expected no answer, got \(short)"); return }
+            #expect(reason.contains("no answer from the gateway within"))
+            #expect(Date().timeIntervalSince(started) < 1)
+            guard case .transientFailure = await long.value else { Issue.record("the long call must end without an answer"); return }
+            try await gateway.shutdown()
+        }
+    }
+
     @Test func aCancelledCallIsAbandoned() async throws {
         try await withLiveGateway({ $0.hangRate = 1; $0.hangSeconds = 5 }) { port in
             let gateway = HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: 1, logger: Logger(label: "client"))

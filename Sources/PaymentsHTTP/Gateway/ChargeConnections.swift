@@ -34,6 +34,9 @@ final class ChargeConnections: Sendable {
             let authority = rest.prefix { $0 != "/" }
             var prefix = String(rest.dropFirst(authority.count))
             while prefix.hasSuffix("/") { prefix.removeLast() }
+            // A path NIO would refuse to write (a space, a control character) would close
+            // every connection it is sent on: such a URL is left to AsyncHTTPClient's checks.
+            guard prefix.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }) else { return nil }
             guard !authority.isEmpty, !authority.contains("@"), !authority.hasPrefix("[") else { return nil }
             let parts = authority.split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count <= 2, !parts[0].isEmpty else { return nil }
@@ -117,7 +120,6 @@ private final class Call: @unchecked Sendable {
     var body: ByteBuffer?
     let deadline: NIODeadline
     var state = State.new
-    var timer: Scheduled<Void>?
     /// The connection it was written to, if it was.
     var channel: (any Channel)?
 
@@ -152,6 +154,12 @@ private final class Pool: @unchecked Sendable {
     var spare: [Slot] = []
     var cursor = 0
     var closed = false
+    /// Every waiting call's deadline, earliest first, and one loop timer for the earliest.
+    /// NIO cancels a scheduled task by a linear search of all of the loop's timers, under a
+    /// lock: a timer per call made every answer cost a scan of every call in flight. An
+    /// answered call stays here until its deadline and is skipped then.
+    var deadlines = DeadlineHeap()
+    var timer: (deadline: NIODeadline, task: Scheduled<Void>)?
 
     init(endpoint: ChargeConnections.Endpoint, capacity: Int, loop: any EventLoop) {
         self.endpoint = endpoint
@@ -168,10 +176,11 @@ private final class Pool: @unchecked Sendable {
         call.state = .waiting(continuation)
         guard !closed else { return finish(call, .notSent("the gateway client is shut down")) }
         guard call.deadline > .now() else { return finish(call, .notSent("the charge's deadline passed before it was sent")) }
-        call.timer = loop.scheduleTask(deadline: call.deadline) { [self] in expire(call) }
+        deadlines.push(call)
+        armTimer()
         let slot = pick()
         if let handler = slot.handler {
-            handler.send(call)
+            send(call, on: handler)
         } else {
             slot.backlog.append(call)
             if !slot.connecting { connect(slot) }
@@ -190,11 +199,29 @@ private final class Pool: @unchecked Sendable {
     func finish(_ call: Call, _ answer: ChargeConnections.Answer) {
         guard case let .waiting(continuation) = call.state else { return }
         call.state = .done
-        call.timer?.cancel()
-        call.timer = nil
         call.head = nil
         call.body = nil
         continuation.resume(returning: answer)
+    }
+
+    /// One loop timer at the earliest deadline still waiting (re-armed only when that
+    /// changes: deadlines mostly arrive in order).
+    func armTimer() {
+        guard let earliest = deadlines.earliest else {
+            timer?.task.cancel()
+            timer = nil
+            return
+        }
+        if let timer, timer.deadline <= earliest { return }
+        timer?.task.cancel()
+        timer = (earliest, loop.scheduleTask(deadline: earliest) { [weak self] in self?.expireDue() })
+    }
+
+    func expireDue() {
+        timer = nil
+        let now = NIODeadline.now()
+        while let call = deadlines.popDue(now) { expire(call) }
+        armTimer()
     }
 
     func expire(_ call: Call) {
@@ -251,22 +278,32 @@ private final class Pool: @unchecked Sendable {
                         return failBacklog(slot, "the gateway client is shut down")
                     }
                     slot.handler = handler
-                    handler.onDrained = { [unowned self] in
+                    handler.onDrained = { [weak self] in
+                        guard let self else { return }
                         if !slot.listedIdle { slot.listedIdle = true; idle.append(slot) }
                     }
-                    handler.onAnswer = { [unowned self] call, answer in finish(call, answer) }
-                    handler.onClosed = { [unowned self] in
+                    handler.onAnswer = { [weak self] call, answer in self?.finish(call, answer) }
+                    handler.onClosed = { [weak self] in
                         slot.handler = nil
+                        guard let self else { return }
                         if !slot.listedSpare { slot.listedSpare = true; spare.append(slot) }
                     }
                     let backlog = slot.backlog
                     slot.backlog = []
-                    for call in backlog { if case .waiting = call.state { handler.send(call) } }
+                    for call in backlog { if case .waiting = call.state { send(call, on: handler) } }
                     if slot.outstanding == 0 { handler.onDrained?() }
                 case let .failure(error):
                     failBacklog(slot, "could not connect to the gateway at \(endpoint.hostHeader): \(error)")
                 }
             }
+    }
+
+    /// Writes `call` on `handler`'s connection, or ends it as not sent if that connection has
+    /// closed meanwhile.
+    func send(_ call: Call, on handler: ChargeHandler) {
+        if !handler.send(call) {
+            finish(call, .notSent("the connection to the gateway closed before the charge was written"))
+        }
     }
 
     func failBacklog(_ slot: Slot, _ reason: String) {
@@ -278,6 +315,8 @@ private final class Pool: @unchecked Sendable {
 
     func close() {
         closed = true
+        timer?.task.cancel()
+        timer = nil
         for slot in slots {
             failBacklog(slot, "the gateway client is shut down")
             slot.handler?.close()
@@ -305,11 +344,9 @@ private final class ChargeHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
-    func send(_ call: Call) {
-        guard let context, let head = call.head, let body = call.body else {
-            onAnswer?(call, .notSent("the connection to the gateway closed before the charge was written"))
-            return
-        }
+    /// False when the connection has closed: the call was not written.
+    func send(_ call: Call) -> Bool {
+        guard let context, context.channel.isActive, let head = call.head, let body = call.body else { return false }
         call.channel = context.channel
         waiting.append(call)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -326,6 +363,7 @@ private final class ChargeHandler: ChannelInboundHandler {
                 bound.value.context?.flush()
             }
         }
+        return true
     }
 
     func close() { context?.close(promise: nil) }
@@ -370,5 +408,42 @@ private final class ChargeHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+}
+
+/// Calls by deadline, earliest first (a binary heap). Touched only on the pool's loop.
+private struct DeadlineHeap {
+    private var items: [Call] = []
+
+    var earliest: NIODeadline? { items.first?.deadline }
+
+    mutating func push(_ call: Call) {
+        items.append(call)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child].deadline < items[parent].deadline else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    /// The earliest call if its deadline is at or before `now`.
+    mutating func popDue(_ now: NIODeadline) -> Call? {
+        guard let first = items.first, first.deadline <= now else { return nil }
+        let last = items.removeLast()
+        guard !items.isEmpty else { return first }
+        items[0] = last
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var smallest = parent
+            if left < items.count && items[left].deadline < items[smallest].deadline { smallest = left }
+            if right < items.count && items[right].deadline < items[smallest].deadline { smallest = right }
+            if smallest == parent { break }
+            items.swapAt(parent, smallest)
+            parent = smallest
+        }
+        return first
     }
 }
