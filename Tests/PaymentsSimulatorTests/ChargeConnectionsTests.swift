@@ -26,6 +26,15 @@ import Testing
         Payment(amountMinor: amount, currency: "EUR", debtor: "acct_1", creditor: "acct_2")
     }
 
+    static func client(_ port: Int, connections: Int) -> HTTPGateway {
+        HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: connections, logger: Logger(label: "client"))
+    }
+
+    /// A charge of 100 under `key`, due in `seconds`.
+    static func charge(_ gateway: HTTPGateway, _ key: String, within seconds: Double) async -> ChargeOutcome {
+        await gateway.charge(ChargeRequest(idempotencyKey: key, payment: payment(100), jobID: 1, attempt: 1, deadline: Date() + seconds))
+    }
+
     @Test func baseURLsItCanServe() {
         let plain = ChargeConnections.Endpoint(baseURL: "http://127.0.0.1:8090")
         #expect(plain?.host == "127.0.0.1" && plain?.port == 8090 && plain?.path == "/v1/charges" && plain?.hostHeader == "127.0.0.1:8090")
@@ -40,7 +49,7 @@ import Testing
     /// 300 calls at once over two connections: each answer is its own call's charge.
     @Test func pipelinedAnswersArePairedWithTheirCalls() async throws {
         try await withLiveGateway({ $0.latencyMillis = 2; $0.jitterMillis = 2 }) { port in
-            let gateway = HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: 2, logger: Logger(label: "client"))
+            let gateway = Self.client(port, connections: 2)
             let mismatched = await withTaskGroup(of: Bool.self) { group in
                 for i in 1...300 {
                     group.addTask {
@@ -63,15 +72,13 @@ import Testing
     /// unknown" (retried under the same key), and the next call goes through.
     @Test func aCallPastItsDeadlineEndsWithoutAnAnswer() async throws {
         try await withLiveGateway({ $0.hangRate = 1; $0.hangSeconds = 0.6 }) { port in
-            let gateway = HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: 1, logger: Logger(label: "client"))
+            let gateway = Self.client(port, connections: 1)
             let started = Date()
-            let late = await gateway.charge(ChargeRequest(idempotencyKey: "hung-1", payment: Self.payment(100), jobID: 1, attempt: 1,
-                                                          deadline: Date() + 0.2))
+            let late = await Self.charge(gateway, "hung-1", within: 0.2)
             guard case let .transientFailure(reason) = late else { Issue.record("expected no answer, got \(late)"); return }
             #expect(reason.contains("no answer from the gateway within"))
             #expect(Date().timeIntervalSince(started) < 0.5)
-            let next = await gateway.charge(ChargeRequest(idempotencyKey: "hung-2", payment: Self.payment(200), jobID: 2, attempt: 1,
-                                                          deadline: Date() + 5))
+            let next = await Self.charge(gateway, "hung-2", within: 5)
             guard case .accepted = next else { Issue.record("the call after a timeout must go through, got \(next)"); return }
             // The gateway refused the late one when it got to it: nothing was charged.
             #expect(try await gateway.lookup(idempotencyKey: "hung-1") == nil)
@@ -83,15 +90,13 @@ import Testing
     /// an earlier deadline, still ends at its own.
     @Test func aLaterCallWithAnEarlierDeadlineEndsAtItsOwn() async throws {
         try await withLiveGateway({ $0.hangRate = 1; $0.hangSeconds = 3 }) { port in
-            let gateway = HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: 2, logger: Logger(label: "client"))
+            let gateway = Self.client(port, connections: 2)
             let long = Task {
-                await gateway.charge(ChargeRequest(idempotencyKey: "long-1", payment: Self.payment(100), jobID: 1, attempt: 1,
-                                                   deadline: Date() + 2.5))
+                await Self.charge(gateway, "long-1", within: 2.5)
             }
             try await Task.sleep(for: .milliseconds(100))
             let started = Date()
-            let short = await gateway.charge(ChargeRequest(idempotencyKey: "short-1", payment: Self.payment(100), jobID: 2, attempt: 1,
-                                                           deadline: Date() + 0.3))
+            let short = await Self.charge(gateway, "short-1", within: 0.3)
             guard case let .transientFailure(reason) = short else { Issue.record("expected no answer, got \(short)"); return }
             #expect(reason.contains("no answer from the gateway within"))
             #expect(Date().timeIntervalSince(started) < 1)
@@ -102,10 +107,9 @@ import Testing
 
     @Test func aCancelledCallIsAbandoned() async throws {
         try await withLiveGateway({ $0.hangRate = 1; $0.hangSeconds = 5 }) { port in
-            let gateway = HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: 1, logger: Logger(label: "client"))
+            let gateway = Self.client(port, connections: 1)
             let call = Task {
-                await gateway.charge(ChargeRequest(idempotencyKey: "cancelled-1", payment: Self.payment(100), jobID: 1, attempt: 1,
-                                                   deadline: Date() + 8))
+                await Self.charge(gateway, "cancelled-1", within: 8)
             }
             try await Task.sleep(for: .milliseconds(200))
             let cancelled = Date()
