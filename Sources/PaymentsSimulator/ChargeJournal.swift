@@ -81,11 +81,11 @@ public enum ChargeJournal {
         return (records, 0)
     }
 
-    /// The records as journal lines, ready for one write.
-    static func lines(_ records: some Sequence<ChargeRecord>) -> Data {
-        var data = Data()
-        for record in records {
-            data.append(contentsOf: record.json)
+    /// Records' JSON (`ChargeRecord.json`) as journal lines, ready for one write.
+    static func lines(_ jsons: some Collection<[UInt8]>) -> Data {
+        var data = Data(capacity: jsons.reduce(0) { $0 + $1.count + 1 })
+        for json in jsons {
+            data.append(contentsOf: json)
             data.append(UInt8(ascii: "\n"))
         }
         return data

@@ -155,12 +155,7 @@ public final class ChargeStore: Sendable {
                 return batch
             }
             if batch.isEmpty { return }
-            var lines = Data(capacity: batch.reduce(0) { $0 + $1.line.count + 1 })
-            for (line, _) in batch {
-                lines.append(contentsOf: line)
-                lines.append(UInt8(ascii: "\n"))
-            }
-            let result = ChargeJournal.write(fd: fd, lines)
+            let result = ChargeJournal.write(fd: fd, ChargeJournal.lines(batch.map(\.line)))
                 .flatMap { fsync(fd) == 0 ? .success(()) : .failure(JournalError(reason: "fsync: \(String(cString: strerror(errno)))")) }
             if case let .failure(error) = result {
                 // Some of these lines may be on disk already: answering "not charged" could

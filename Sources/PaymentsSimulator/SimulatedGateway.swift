@@ -142,6 +142,6 @@ public final class SimulatedGateway: PaymentGateway {
     private static func append(_ record: ChargeRecord, to handle: FileHandle) {
         // One write(2) per line on an O_APPEND descriptor: lines from several processes
         // never interleave, and a SIGKILL loses nothing already written.
-        _ = ChargeJournal.write(fd: handle.fileDescriptor, ChargeJournal.lines([record]))
+        _ = ChargeJournal.write(fd: handle.fileDescriptor, ChargeJournal.lines([record.json]))
     }
 }

@@ -31,7 +31,7 @@ final class PaymentAttempt: Sendable {
         }
         let sent = ContinuousClock.now
         let outcome = await gateway.charge(job.chargeRequest(within: configuration.effectiveGatewayTimeout))
-        metrics.recordStage(.gateway, (ContinuousClock.now - sent).seconds)
+        metrics.recordStage(.gateway, CollectionOfOne((ContinuousClock.now - sent).seconds))
         return await resolve(job, outcome)
     }
 

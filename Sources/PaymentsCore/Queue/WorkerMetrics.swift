@@ -85,15 +85,9 @@ public final class WorkerMetrics: Sendable {
     /// Enqueue-to-completion latency percentiles (seconds) over the completed jobs seen.
     public func latencyPercentiles(_ ps: [Double]) -> [Double] { latencies.withLock { $0.percentiles(ps) } }
 
-    /// One sample per job of `stage` (seconds).
-    /// One job's time in `stage` (the gateway's, once per call: no array per call).
-    func recordStage(_ stage: Stage, _ seconds: Double) {
-        guard let timer = stageTimers[stage] else { return }
-        timer.recordNanoseconds(Int64(max(0, seconds) * 1e9))
-        stageHistograms.withLock { $0[stage]?.add(CollectionOfOne(seconds)) }
-    }
-
-    func recordStage(_ stage: Stage, _ seconds: [Double]) {
+    /// One sample per job of `stage` (seconds): a batch's, or one call's as
+    /// `CollectionOfOne` (the gateway's, once per call: no array per call).
+    func recordStage(_ stage: Stage, _ seconds: some Collection<Double>) {
         guard !seconds.isEmpty, let timer = stageTimers[stage] else { return }
         for s in seconds { timer.recordNanoseconds(Int64(max(0, s) * 1e9)) }
         stageHistograms.withLock { $0[stage]?.add(seconds) }

@@ -80,7 +80,6 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
             "creditor": .string(request.payment.creditor), "currency": .string(request.payment.currency),
             "debtor": .string(request.payment.debtor), "job_id": .integer(request.jobID),
         ]))
-        func noAnswer() -> String { "no answer from the gateway within \(String(format: "%.3f", remaining)) s; outcome unknown" }
         if let charges {
             // Keys are checked at intake; a header must never carry a line break either way.
             guard PaymentRequest.isValidIdempotencyKey(request.idempotencyKey) else {
@@ -89,7 +88,7 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
             switch await charges.send(key: request.idempotencyKey, deadlineMillis: deadlineMillis, body: body,
                                       deadline: .now() + .nanoseconds(Int64(remaining * 1e9))) {
             case let .response(status, text): return Self.outcome(status: status, body: text)
-            case .timedOut: return .transientFailure(reason: noAnswer())
+            case .timedOut: return .transientFailure(reason: Self.noAnswer(within: remaining))
             case let .notSent(reason): return .transientFailure(reason: "\(reason); not sent")
             case let .lost(reason): return .transientFailure(reason: reason)
             case .cancelled: return .abandoned
@@ -103,7 +102,6 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
     // flight through ChargeConnections.
     @inline(never)
     private func chargeThroughAsyncHTTPClient(key: String, deadlineMillis: Int64, body: ByteBuffer, remaining: Double) async -> ChargeOutcome {
-        func noAnswer() -> String { "no answer from the gateway within \(String(format: "%.3f", remaining)) s; outcome unknown" }
         var http = HTTPClientRequest(url: "\(baseURL)/v1/charges")
         http.method = .POST
         http.headers.add(name: "Idempotency-Key", value: key)
@@ -117,11 +115,16 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
         } catch is CancellationError {
             return .abandoned
         } catch let error as HTTPClientError where error == .deadlineExceeded {
-            return .transientFailure(reason: noAnswer())
+            return .transientFailure(reason: Self.noAnswer(within: remaining))
         } catch {
             if Task.isCancelled { return .abandoned }
             return .transientFailure(reason: "gateway call failed: \(describe(error))")
         }
+    }
+
+    /// A call that got no answer by its deadline, `remaining` seconds after it was sent.
+    static func noAnswer(within remaining: Double) -> String {
+        "no answer from the gateway within \(String(format: "%.3f", remaining)) s; outcome unknown"
     }
 
     /// What a charge's answer means; anything but a clear one is a transient failure.
