@@ -100,7 +100,7 @@ struct PaymentRoutes<API: PaymentsAPI>: Sendable {
         var headers: HTTPFields = [
             .servedBy: result.source.node,
             .readSource: result.source.kind.rawValue,
-            .replicaLag: String(format: "%.3f", result.source.lagSeconds ?? 0),
+            .replicaLag: Self.seconds(result.source.lagSeconds ?? 0),
         ]
         if result.source.viaWritePath { headers[.readFallback] = result.source.reason ?? "primary" }
         guard let job = result.value else {
@@ -120,7 +120,17 @@ struct PaymentRoutes<API: PaymentsAPI>: Sendable {
     /// A payment's version: every change of a payment moves its `updated_at` (microseconds)
     /// and a finished one never changes again.
     static func eTag(_ job: Job) -> String {
-        "\"\(job.id)-\(job.updatedAt.filter(\.isNumber))\""
+        // The timestamp's ASCII digits (Character.isNumber asks Unicode for every one).
+        "\"\(job.id)-\(String(decoding: job.updatedAt.utf8.filter { $0 >= 0x30 && $0 <= 0x39 }, as: UTF8.self))\""
+    }
+
+    /// `seconds` to the millisecond ("0.004"), as `String(format: "%.3f")` prints it but
+    /// without its varargs and NSString on every read.
+    static func seconds(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0, seconds < 1e12 else { return String(format: "%.3f", seconds) }
+        let millis = Int64((seconds * 1000).rounded())
+        let fraction = String(millis % 1000)
+        return "\(millis / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
     }
 
     /// Whether `If-None-Match` (a list of entity tags, weak ones included, or `*`) names `tag`.

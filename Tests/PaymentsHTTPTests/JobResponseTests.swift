@@ -14,3 +14,11 @@ import Testing
         #expect(String(decoding: try JSONResponse.encoder.encode(job), as: UTF8.self) == String(decoding: job.json, as: UTF8.self))
     }
 }
+
+/// The read headers' own formatting, as Foundation prints it.
+@Suite struct ReadHeaderFormatTests {
+    @Test(arguments: [0, 0.0004, 0.0005, 0.004, 0.0125, 0.999, 0.9996, 1, 1.5, 12.3456, 3_600.25])
+    func lagSecondsPrintAsFormatDoes(_ value: Double) {
+        #expect(PaymentRoutes<FakePaymentsAPI>.seconds(value) == String(format: "%.3f", value))
+    }
+}
