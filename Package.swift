@@ -64,9 +64,11 @@ let package = Package(
             name: "PaymentsSimulator",
             dependencies: [
                 "PaymentsCore",
-                "PaymentsHTTP",
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // What the demo and the tests use to prove a run correct; not part of serving.
@@ -100,6 +102,7 @@ let package = Package(
                 "PaymentsBench",
                 "PaymentsSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -120,7 +123,7 @@ let package = Package(
                 "PaymentsSimulator",
                 "PaymentsHTTP",
                 "PaymentsCore",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .testTarget(

@@ -17,11 +17,13 @@ public struct ServerSettings: Sendable {
     public var gatewayURL: String?
     /// Keep-alive HTTP/1.1 connections for the charges (ChargeConnections); nil: one per
     /// job in flight up to `maxDefaultGatewayConnections`. Beyond them calls are pipelined
-    /// behind others, and a provider answers a connection's calls one after the other: at
-    /// 50 ms, 256 connections carry about 5,120 calls/s. At latency 0 fewer connections
-    /// drain faster (fewer reads and writes per call on both sides).
+    /// behind others: `payments gateway` processes a connection's pipelined calls together,
+    /// so a few hundred connections carry any rate at any latency, and each connection
+    /// fewer is fewer reads and writes on both sides (at latency 0: 16,663 jobs/s with 256,
+    /// 12,648 with 4,096, docs/benchmarks.md). A provider that answers a connection's calls
+    /// one after the other needs about rate x latency connections: set them.
     public var gatewayConnections: Int?
-    public static let maxDefaultGatewayConnections = 4_096
+    public static let maxDefaultGatewayConnections = 256
     public var effectiveGatewayConnections: Int {
         gatewayConnections ?? min(Self.maxDefaultGatewayConnections, max(16, workers?.concurrency ?? 16))
     }

@@ -34,8 +34,10 @@ public final class ChargeStore: Sendable {
         var inProgress: Set<String> = []
         var nextCharge = 0
         /// Group commit: lines waiting for the next write + fsync, and who waits on them.
-        var pending: [(line: [UInt8], waiter: CheckedContinuation<Void, Never>)] = []
+        var pending: [(line: [UInt8], done: @Sendable () -> Void)] = []
         var flushing = false
+        /// Set by `close`: nothing more is written.
+        var closed = false
     }
 
     public let path: String
@@ -57,7 +59,23 @@ public final class ChargeStore: Sendable {
         self.state = Mutex(State(charges: charges, order: order))
     }
 
-    deinit { close(fd) }
+    deinit {
+        if !state.withLock({ $0.closed }) { Foundation.close(fd) }
+    }
+
+    /// Lets the group commit in progress finish (its charges are on disk and answered),
+    /// then releases the journal, so another store may open it at once (a gateway's
+    /// restart in the same process: the tests). A charge committed after this is neither
+    /// written nor answered: its caller learns nothing, as when a provider stops mid-call.
+    public func close() {
+        let wasOpen = state.withLock { s -> Bool in
+            defer { s.closed = true }
+            return !s.closed
+        }
+        guard wasOpen else { return }
+        flushQueue.sync {}
+        Foundation.close(fd)
+    }
 
     public var chargeCount: Int { state.withLock { $0.charges.count } }
 
@@ -75,10 +93,12 @@ public final class ChargeStore: Sendable {
         _ = state.withLock { $0.inProgress.remove(key) }
     }
 
-    /// Charges `key`: the record is on disk (fsynced) before this returns, and only then
-    /// visible to lookups. A write that fails stops the process (see `flush`).
-    /// Returns the record and its JSON, written once for the journal's line and the answer.
-    public func commit(key: String, payment: Payment, jobID: Int64) async -> (record: ChargeRecord, json: [UInt8]) {
+    /// Charges `key`: the record is on disk (fsynced) before `then` is called, and only
+    /// then visible to lookups. A write that fails stops the process (see `flush`).
+    /// `then` gets the record and its JSON (written once for the journal's line and the
+    /// answer), on the journal's thread: a callback, not an async function, because the
+    /// gateway's server answers from its event loop without a task per request.
+    public func commit(key: String, payment: Payment, jobID: Int64, then done: @escaping @Sendable (ChargeRecord, [UInt8]) -> Void) {
         let record = state.withLock { s -> ChargeRecord in
             s.nextCharge += 1
             return ChargeRecord(key: key, chargeID: "ch_\(epoch)_\(s.nextCharge)", jobID: jobID,
@@ -87,44 +107,45 @@ public final class ChargeStore: Sendable {
                                 createdMillis: Int64(Date().timeIntervalSince1970 * 1000))
         }
         let json = record.json
-        await write(json)
-        state.withLock { s in
-            s.charges[key] = record
-            s.order.append(key)
-            s.inProgress.remove(key)
+        write(json) { [self] in
+            state.withLock { s in
+                s.charges[key] = record
+                s.order.append(key)
+                s.inProgress.remove(key)
+            }
+            done(record, json)
         }
-        return (record, json)
     }
 
-    /// Refunds charge `chargeID` of `key` (idempotent): the refund is on disk before this
-    /// returns (a line with the record marked refunded; the last line of a charge wins when
-    /// the journal is read). Nil when the key holds no such charge.
-    public func refund(key: String, chargeID: String) async -> ChargeRecord? {
+    /// Refunds charge `chargeID` of `key` (idempotent): the refund is on disk before `then`
+    /// is called (a line with the record marked refunded; the last line of a charge wins
+    /// when the journal is read). Nil when the key holds no such charge.
+    public func refund(key: String, chargeID: String, then done: @escaping @Sendable (ChargeRecord?) -> Void) {
         let found = state.withLock { s -> ChargeRecord? in
             guard let record = s.charges[key], record.chargeID == chargeID else { return nil }
             return record
         }
-        guard var record = found else { return nil }
-        if record.isRefunded { return record }
+        guard var record = found else { return done(nil) }
+        if record.isRefunded { return done(record) }
         record.refunded = true
-        await write(record.json)
-        state.withLock { $0.charges[key] = record }
-        return record
+        write(record.json) { [self, record] in
+            state.withLock { $0.charges[key] = record }
+            done(record)
+        }
     }
 
-    /// Appends a record's JSON as a line with the next group commit and returns once it is
-    /// fsynced.
-    private func write(_ json: [UInt8]) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let flusher = state.withLock { s -> Bool in
-                s.pending.append((json, continuation))
-                guard !s.flushing else { return false }
-                s.flushing = true
-                return true
-            }
-            // fsync blocks: keep it off the concurrency pool's few threads.
-            if flusher { flushQueue.async { self.flush() } }
+    /// Appends a record's JSON as a line with the next group commit and calls `done` once
+    /// it is fsynced.
+    private func write(_ json: [UInt8], then done: @escaping @Sendable () -> Void) {
+        let flusher = state.withLock { s -> Bool in
+            guard !s.closed else { return false }
+            s.pending.append((json, done))
+            guard !s.flushing else { return false }
+            s.flushing = true
+            return true
         }
+        // fsync blocks: keep it off the event loops.
+        if flusher { flushQueue.async { self.flush() } }
     }
 
     /// Up to `limit` charges after the first `since` in the order they were made, and the
@@ -148,8 +169,8 @@ public final class ChargeStore: Sendable {
     /// and goes on while more arrived meanwhile: one disk flush covers many charges.
     private func flush() {
         while true {
-            let batch = state.withLock { s -> [(line: [UInt8], waiter: CheckedContinuation<Void, Never>)] in
-                let batch = s.pending
+            let batch = state.withLock { s -> [(line: [UInt8], done: @Sendable () -> Void)] in
+                let batch = s.closed ? [] : s.pending
                 s.pending = []
                 if batch.isEmpty { s.flushing = false }
                 return batch
@@ -163,7 +184,7 @@ public final class ChargeStore: Sendable {
                 // failed fsync; the restart's journal is the truth.
                 fatalError("\(error)")
             }
-            for (_, waiter) in batch { waiter.resume() }
+            for (_, done) in batch { done() }
         }
     }
 }

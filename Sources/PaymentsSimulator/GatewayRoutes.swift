@@ -1,8 +1,6 @@
 import Foundation
-import Hummingbird
-import Logging
+import NIOCore
 import PaymentsCore
-import PaymentsHTTP
 import Synchronization
 
 /// The simulated payment service provider's API (`payments gateway`), Stripe-like:
@@ -32,103 +30,121 @@ struct GatewayRoutes: Sendable {
         self.counters = counters
     }
 
-    func register<Context: RequestContext>(on router: Router<Context>) {
-        router.post("/v1/charges") { request, _ in try await self.charge(request) }
-        router.get("/v1/charges") { request, _ in try self.lookup(request) }
-        router.post("/v1/refunds") { request, _ in try await self.refund(request) }
-        router.get("/v1/stats") { _, _ in try JSONResponse.make(self.counters.snapshot(charges: self.store.chargeCount)) }
-        router.get("/healthz") { _, _ in try JSONResponse.make(Health()) }
+    typealias Done = @Sendable (GatewayAnswer) -> Void
+
+    /// Answers `request` through `done`, exactly once: at once, from a timer on `loop`
+    /// (a simulated latency), or from the journal's thread (a charge's fsync).
+    func respond(to request: GatewayRequest, on loop: any EventLoop, _ done: @escaping Done) {
+        let method = request.method == .HEAD ? .GET : request.method
+        do {
+            switch (method, request.path) {
+            case (.POST, "/v1/charges"): try charge(request, on: loop, done)
+            case (.GET, "/v1/charges"): done(try lookup(request))
+            case (.POST, "/v1/refunds"): try refund(request, done)
+            case (.GET, "/v1/stats"): done(.encoded(counters.snapshot(charges: store.chargeCount)))
+            // Alive, and this process's clock (Unix ms): `payments status` and the dashboard
+            // compare it with the others'.
+            case (.GET, "/healthz"): done(.json(Array(#"{"status":"ok","time_ms":\#(Int64((Date().timeIntervalSince1970 * 1000).rounded()))}"#.utf8)))
+            case (_, "/v1/charges"), (_, "/v1/refunds"), (_, "/v1/stats"), (_, "/healthz"):
+                throw GatewayError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not allowed on \(request.path.prefix(64))")
+            default:
+                throw GatewayError(.notFound, "not_found", "no route \(request.method) \(request.path.prefix(64))")
+            }
+        } catch let error as GatewayError {
+            done(error.answer)
+        } catch {
+            done(GatewayError(.internalServerError, "internal_error", "internal error").answer)
+        }
     }
 
-    func charge(_ request: Request) async throws -> Response {
-        guard let key = request.headers[.idempotencyKey], PaymentRequest.isValidIdempotencyKey(key) else {
-            throw APIError.badRequest("invalid_idempotency_key", "the Idempotency-Key header is required: 1-255 printable ASCII characters without spaces")
+    func charge(_ request: GatewayRequest, on loop: any EventLoop, _ done: @escaping Done) throws {
+        guard let key = request.header(GatewayRequest.idempotencyKey), PaymentRequest.isValidIdempotencyKey(key) else {
+            throw GatewayError.badRequest("invalid_idempotency_key", "the Idempotency-Key header is required: 1-255 printable ASCII characters without spaces")
         }
-        let deadline = try Self.deadline(request.headers[.requestDeadline])
-        var request = request
-        let charge = try ChargeBody.parse(Data(buffer: try await request.collectBody(upTo: 16 * 1024)))
+        let deadline = try Self.deadline(request.header(GatewayRequest.requestDeadline))
+        let charge = try ChargeBody.parse(Data(buffer: request.body))
         let plan = faults.plan(key: key, attempt: charge.attempt ?? 0)
         counters.add(\.requests)
 
         switch store.begin(key: key) {
         case .inProgress:
             counters.add(\.inProgressConflicts)
-            throw APIError(status: .conflict, code: "request_in_progress",
-                           message: "another request with Idempotency-Key '\(key)' is being processed; retry later", headers: [.retryAfter: "1"])
+            throw GatewayError(.conflict, "request_in_progress",
+                               "another request with Idempotency-Key '\(key)' is being processed; retry later", retryAfter: 1)
         case let .charged(record):
-            try await Self.sleep(millis: plan.delayMillis)
-            guard record.matches(charge.payment) else {
-                counters.add(\.keyReused)
-                throw APIError(status: .conflict, code: "idempotency_key_reused",
-                               message: "Idempotency-Key '\(key)' was used for a charge of \(record.amountMinor) \(record.currency)")
+            Self.after(millis: plan.delayMillis, on: loop) { [counters] in
+                guard record.matches(charge.payment) else {
+                    counters.add(\.keyReused)
+                    return done(GatewayError(.conflict, "idempotency_key_reused",
+                                             "Idempotency-Key '\(key)' was used for a charge of \(record.amountMinor) \(record.currency)").answer)
+                }
+                counters.add(\.replayed)
+                done(.json(record.json, headers: [(GatewayRequest.idempotentReplayed, "true")]))
             }
-            counters.add(\.replayed)
-            return Self.response(record, status: .ok, headers: [.idempotentReplayed: "true"])
         case .started:
-            break
+            // From here the key is in progress: every way out either commits it or abandons it.
+            Self.after(millis: plan.delayMillis, on: loop) {
+                if plan.hang { counters.add(\.hangs) }
+                Self.after(millis: plan.hang ? faults.hangSeconds * 1000 : 0, on: loop) {
+                    decide(key: key, charge: charge, plan: plan, deadline: deadline, done)
+                }
+            }
         }
-        // From here the key is in progress: every way out either commits it or leaves
-        // through the catch below, which abandons it.
-        do {
-            try await Self.sleep(millis: plan.delayMillis)
-            if plan.hang {
-                counters.add(\.hangs)
-                try await Self.sleep(millis: faults.hangSeconds * 1000)
-            }
-            if let deadline, Date() > deadline {
-                counters.add(\.expired)
-                throw APIError(status: .unprocessableContent, code: "request_expired",
-                               message: "the request's deadline passed before it could be processed; nothing was charged")
-            }
-            if plan.errorBeforeCharge {
-                counters.add(\.errors)
-                throw APIError(status: .serviceUnavailable, code: "provider_unavailable", message: "temporarily unavailable (simulated); retry with the same key")
-            }
-            if plan.declined {
-                counters.add(\.declined)
-                throw APIError(status: .init(code: 402, reasonPhrase: "Payment Required"), code: "card_declined", message: "card declined (simulated)")
-            }
-        } catch {
+    }
+
+    /// The charge's verdict once its (simulated) processing time has passed.
+    private func decide(key: String, charge: ChargeBody, plan: GatewayFaults.Plan, deadline: Date?, _ done: @escaping Done) {
+        let refusal: GatewayError?
+        if let deadline, Date() > deadline {
+            counters.add(\.expired)
+            refusal = GatewayError(.unprocessableEntity, "request_expired", "the request's deadline passed before it could be processed; nothing was charged")
+        } else if plan.errorBeforeCharge {
+            counters.add(\.errors)
+            refusal = .unavailable
+        } else if plan.declined {
+            counters.add(\.declined)
+            refusal = GatewayError(.paymentRequired, "card_declined", "card declined (simulated)")
+        } else {
+            refusal = nil
+        }
+        if let refusal {
             store.abandon(key: key)
-            throw error
+            return done(refusal.answer)
         }
-        let (_, json) = await store.commit(key: key, payment: charge.payment, jobID: charge.jobID ?? 0)
-        counters.add(\.charged)
-        if plan.loseAnswer {
-            counters.add(\.lostAnswers)
-            // The money moved; the caller learns nothing (as when the connection drops).
-            throw APIError(status: .serviceUnavailable, code: "provider_unavailable", message: "temporarily unavailable (simulated); retry with the same key")
+        store.commit(key: key, payment: charge.payment, jobID: charge.jobID ?? 0) { [counters] _, json in
+            counters.add(\.charged)
+            if plan.loseAnswer {
+                counters.add(\.lostAnswers)
+                // The money moved; the caller learns nothing (as when the connection drops).
+                return done(GatewayError.unavailable.answer)
+            }
+            done(.json(json, status: .created))
         }
-        return Self.response(json: json, status: .created)
     }
 
-    /// A charge as the answer's body, written without Foundation (once per charge).
-    static func response(_ record: ChargeRecord, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]) -> Response {
-        response(json: record.json, status: status, headers: extra)
-    }
-
-    static func response(json: [UInt8], status: HTTPResponse.Status, headers extra: HTTPFields = [:]) -> Response {
-        var headers = extra
-        headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json)))
+    /// Runs `body` after `millis` on `loop`'s timer, or now when there is nothing to wait.
+    static func after(millis: Double, on loop: any EventLoop, _ body: @escaping @Sendable () -> Void) {
+        guard millis > 0 else { return body() }
+        loop.scheduleTask(in: .microseconds(Int64(millis * 1000))) { body() }
     }
 
     /// `POST /v1/refunds` `{"idempotency_key": K, "charge_id": C}`: gives the charge's money
     /// back (idempotent): 200 and the charge marked refunded; 404 if the key holds no such
     /// charge. What an operator asks of the provider for a charge that is not its payment's.
-    func refund(_ request: Request) async throws -> Response {
-        var request = request
+    func refund(_ request: GatewayRequest, _ done: @escaping Done) throws {
         struct Body: Decodable { var idempotency_key: String; var charge_id: String }
-        guard let body = try? JSONDecoder().decode(Body.self, from: Data(buffer: try await request.collectBody(upTo: 4 * 1024))),
+        guard let body = try? JSONDecoder().decode(Body.self, from: Data(buffer: request.body)),
               PaymentRequest.isValidIdempotencyKey(body.idempotency_key), !body.charge_id.isEmpty, body.charge_id.utf8.count <= 255 else {
-            throw APIError.badRequest("invalid_request", "send {\"idempotency_key\": K, \"charge_id\": C}")
+            throw GatewayError.badRequest("invalid_request", "send {\"idempotency_key\": K, \"charge_id\": C}")
         }
-        guard let record = await store.refund(key: body.idempotency_key, chargeID: body.charge_id) else {
-            throw APIError(status: .notFound, code: "charge_not_found",
-                           message: "no charge \(body.charge_id.prefix(64)) with Idempotency-Key '\(body.idempotency_key)'")
+        store.refund(key: body.idempotency_key, chargeID: body.charge_id) { [counters] record in
+            guard let record else {
+                return done(GatewayError(.notFound, "charge_not_found",
+                                         "no charge \(body.charge_id.prefix(64)) with Idempotency-Key '\(body.idempotency_key)'").answer)
+            }
+            counters.add(\.refunds)
+            done(.json(record.json))
         }
-        counters.add(\.refunds)
-        return Self.response(record)
     }
 
     static let maxPage = 10_000
@@ -137,12 +153,11 @@ struct GatewayRoutes: Sendable {
     /// every charge in the order made, `limit` (default 1,000, at most 10,000) after the
     /// first `since` (default 0): `{"charges": [...], "has_more": B, "next_since": N}`. A
     /// refund changes its charge in place, so a charge is listed once, as it is now.
-    func list(_ request: Request) throws -> Response {
-        let parameters = request.uri.queryParameters
+    func list(_ request: GatewayRequest) throws -> GatewayAnswer {
         func count(_ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
-            guard let text = parameters.get(name) else { return value }
+            guard let text = request.queryParameter(name) else { return value }
             guard let n = Int(text), range.contains(n) else {
-                throw APIError.badRequest("invalid_\(name)", "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+                throw GatewayError.badRequest("invalid_\(name)", "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
             }
             return n
         }
@@ -156,37 +171,32 @@ struct GatewayRoutes: Sendable {
             body.append(contentsOf: record.json)
         }
         body.append(contentsOf: #"],"has_more":\#(page.hasMore),"next_since":\#(page.next)}"#.utf8)
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return .json(body)
     }
 
-    func lookup(_ request: Request) throws -> Response {
-        if request.uri.queryParameters.get("idempotency_key") == nil { return try list(request) }
-        guard let key = request.uri.queryParameters.get("idempotency_key"), PaymentRequest.isValidIdempotencyKey(key) else {
-            throw APIError.badRequest("invalid_idempotency_key", "give ?idempotency_key=K (1-255 printable ASCII characters without spaces)")
+    func lookup(_ request: GatewayRequest) throws -> GatewayAnswer {
+        guard let key = request.queryParameter("idempotency_key") else { return try list(request) }
+        guard PaymentRequest.isValidIdempotencyKey(key) else {
+            throw GatewayError.badRequest("invalid_idempotency_key", "give ?idempotency_key=K (1-255 printable ASCII characters without spaces)")
         }
         counters.add(\.lookups)
         switch store.lookup(key: key) {
         case let .charged(record):
-            return Self.response(record)
+            return .json(record.json)
         case .inProgress:
-            throw APIError(status: .conflict, code: "request_in_progress",
-                           message: "a request with Idempotency-Key '\(key)' is being processed; ask again later", headers: [.retryAfter: "1"])
+            throw GatewayError(.conflict, "request_in_progress",
+                               "a request with Idempotency-Key '\(key)' is being processed; ask again later", retryAfter: 1)
         case .unknown:
-            throw APIError(status: .notFound, code: "charge_not_found", message: "no charge with Idempotency-Key '\(key)'")
+            throw GatewayError(.notFound, "charge_not_found", "no charge with Idempotency-Key '\(key)'")
         }
     }
 
     static func deadline(_ header: String?) throws -> Date? {
         guard let header else { return nil }
         guard let millis = Int64(header), millis > 0 else {
-            throw APIError.badRequest("invalid_request_deadline", "Request-Deadline must be a Unix time in milliseconds")
+            throw GatewayError.badRequest("invalid_request_deadline", "Request-Deadline must be a Unix time in milliseconds")
         }
         return Date(timeIntervalSince1970: Double(millis) / 1000)
-    }
-
-    static func sleep(millis: Double) async throws {
-        guard millis > 0 else { return }
-        try await Task.sleep(for: .microseconds(Int64(millis * 1000)))
     }
 }
 
@@ -203,32 +213,32 @@ struct ChargeBody: Sendable, Equatable {
         let json: JSONValue
         do { json = try JSONValue.parse(data) } catch {
             switch error {
-            case .malformed: throw APIError.badRequest("invalid_json", "the body is not valid JSON")
-            case .duplicateField: throw APIError.badRequest("duplicate_field", error.description)
+            case .malformed: throw GatewayError.badRequest("invalid_json", "the body is not valid JSON")
+            case .duplicateField: throw GatewayError.badRequest("duplicate_field", error.description)
             }
         }
-        guard case let .object(object) = json else { throw APIError.badRequest("invalid_request", "the body must be a JSON object") }
+        guard case let .object(object) = json else { throw GatewayError.badRequest("invalid_request", "the body must be a JSON object") }
         if let unknown = object.keys.sorted().first(where: { !fields.contains($0) }) {
-            throw APIError.badRequest("unknown_field", "unknown field '\(unknown.prefix(64))'")
+            throw GatewayError.badRequest("unknown_field", "unknown field '\(unknown.prefix(64))'")
         }
         guard case let .integer(amount) = object["amount_minor"], amount > 0, amount <= PaymentRequest.maxAmountMinor else {
-            throw APIError.badRequest("invalid_amount", "amount_minor must be a positive integer up to \(PaymentRequest.maxAmountMinor)")
+            throw GatewayError.badRequest("invalid_amount", "amount_minor must be a positive integer up to \(PaymentRequest.maxAmountMinor)")
         }
         guard case let .string(currency) = object["currency"], currency.utf8.count == 3, currency.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) else {
-            throw APIError.badRequest("invalid_currency", "currency must be three upper-case letters")
+            throw GatewayError.badRequest("invalid_currency", "currency must be three upper-case letters")
         }
         guard case let .string(debtor) = object["debtor"], PaymentRequest.isValidAccount(debtor),
               case let .string(creditor) = object["creditor"], PaymentRequest.isValidAccount(creditor) else {
-            throw APIError.badRequest("invalid_account", "debtor and creditor must be account ids of 1-64 characters [A-Za-z0-9_.:-]")
+            throw GatewayError.badRequest("invalid_account", "debtor and creditor must be account ids of 1-64 characters [A-Za-z0-9_.:-]")
         }
         var jobID: Int64?
         if let value = object["job_id"] {
-            guard case let .integer(id) = value, id >= 0 else { throw APIError.badRequest("invalid_job_id", "job_id must be a non-negative integer") }
+            guard case let .integer(id) = value, id >= 0 else { throw GatewayError.badRequest("invalid_job_id", "job_id must be a non-negative integer") }
             jobID = id
         }
         var attempt: Int64?
         if let value = object["attempt"] {
-            guard case let .integer(n) = value, n >= 0 else { throw APIError.badRequest("invalid_attempt", "attempt must be a non-negative integer") }
+            guard case let .integer(n) = value, n >= 0 else { throw GatewayError.badRequest("invalid_attempt", "attempt must be a non-negative integer") }
             attempt = n
         }
         return ChargeBody(payment: Payment(amountMinor: amount, currency: currency, debtor: debtor, creditor: creditor), jobID: jobID, attempt: attempt)
@@ -257,9 +267,4 @@ final class GatewayCounters: Sendable {
         c.charges = charges
         return c
     }
-}
-
-extension HTTPFields.Element.Name {
-    public static let requestDeadline = Self("Request-Deadline")!
-    public static let idempotentReplayed = Self("Idempotent-Replayed")!
 }

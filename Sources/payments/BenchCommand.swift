@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Measure the application beside ceilings of the same topology in the same run (pgbench, COPY, the in-process path).",
         discussion: """
             Phases, in order: ceilings (pgbench single-row UPDATE, the status function and SELECT 1 through the poolers), \
-            enqueue (against COPY of the same rows), drain (through payments gateway at latency 0, and in-process), latency \
+            enqueue (against COPY of the same rows), drain (through payments gateway at latency 0 and in-process, the better of two turns each; then with a connection per call), latency \
             (enqueue --rate at a tenth and half of the drain through a 20 ms gateway, HDR percentiles and where the time goes), \
             reads (wrk on GET /v1/payments/{id}), inflight (100,000 jobs held at once: memory and server connections). \
             Starts every serve and gateway it needs and stops each by its PID; discards the jobs it enqueued.

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
-import Hummingbird
 import Logging
 import PaymentsCore
 import PaymentsHTTP
 import PaymentsSimulator
+import ServiceLifecycle
 
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -54,9 +54,10 @@ struct GatewayCommand: AsyncParsableCommand {
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let settings = settings()
             OpenFileLimit.raiseToHardLimit()
-            let app = try buildGatewayApplication(settings, logger: logger)
+            let server = try GatewayServer(settings, logger: logger)
+            let services = ServiceGroup(configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             do {
-                try await app.runService()
+                try await services.run()
             } catch where isAddressInUse(error) {
                 throw PaymentsError.portInUse(host: settings.host, port: settings.port)
             }

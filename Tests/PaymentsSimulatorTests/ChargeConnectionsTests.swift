@@ -1,6 +1,4 @@
 import Foundation
-import Hummingbird
-import HummingbirdTesting
 import Logging
 import PaymentsCore
 @testable import PaymentsHTTP
@@ -13,13 +11,7 @@ import Testing
 @Suite struct ChargeConnectionsTests {
     func withLiveGateway(_ configure: (inout GatewayFaults) -> Void = { _ in },
                          _ test: @escaping @Sendable (Int) async throws -> Void) async throws {
-        var settings = GatewaySettings(journalPath: GatewayRouteTests.journal())
-        settings.port = 0
-        settings.faults.latencyMillis = 0
-        settings.faults.jitterMillis = 0
-        configure(&settings.faults)
-        let app = try buildGatewayApplication(settings, logger: Logger(label: "gateway-test"))
-        try await app.test(.live) { client in try await test(client.port!) }
+        try await PaymentsSimulatorTests.withLiveGateway(journal: GatewayRouteTests.journal(), faults: configure) { client in try await test(client.port) }
     }
 
     static func payment(_ amount: Int64) -> Payment {
