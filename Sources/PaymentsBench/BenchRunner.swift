@@ -65,26 +65,28 @@ public final class BenchRunner: Sendable {
         var report = BenchReport(date: ISO8601DateFormatter().string(from: Date()), commit: settings.commit,
                                  cores: ProcessInfo.processInfo.activeProcessorCount, quick: settings.quick)
         let client = PostgresClient(configuration: settings.writeURL.clientConfiguration(maxConnections: 2), backgroundLogger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            try await Task.sleep(for: .milliseconds(10))  // client.run() first: leases before it only warn and wait
-            let sql = BenchSQL(client: client, logger: logger)
-            try await sql.discardOpenJobs()
-            for phase in settings.phases {
-                progress.phase(phase.rawValue)
-                let figures: [BenchFigure]
-                switch phase {
-                case .ceilings: figures = try await ceilings(sql)
-                case .enqueue: figures = try await enqueue(sql)
-                case .drain: figures = try await drain(sql)
-                case .latency: figures = try await latency(sql, drain: report.figure(Names.drainExternal)?.value)
-                case .reads: figures = try await reads(sql)
-                case .inflight: figures = try await inflight(sql)
-                }
-                report.figures += figures
-                try await sql.discardOpenJobs()
+        // Not a child task: twice (2026-12-06, at 2ed3793 and 3ccf858) a full run ended with
+        // every figure measured and the process waiting forever for client.run() to return
+        // after its cancel, no connection and no task left. The bench exits when it is done.
+        let clientRun = Task { await client.run() }
+        defer { clientRun.cancel() }
+        try await Task.sleep(for: .milliseconds(10))  // client.run() first: leases before it only warn and wait
+        let sql = BenchSQL(client: client, logger: logger)
+        try await sql.discardOpenJobs()
+        for phase in settings.phases {
+            progress.phase(phase.rawValue)
+            let figures: [BenchFigure]
+            switch phase {
+            case .ceilings: figures = try await ceilings(sql)
+            case .enqueue: figures = try await enqueue(sql)
+            case .drain: figures = try await drain(sql)
+            case .latency: figures = try await latency(sql, drain: report.figure(Names.drainExternal)?.value)
+            case .reads: figures = try await reads(sql)
+            case .inflight: figures = try await inflight(sql)
             }
+            report.figures += figures
+            progress.update("discarding the phase's open jobs")
+            try await sql.discardOpenJobs()
         }
         progress.done()
         try? FileManager.default.removeItem(atPath: workDir)
