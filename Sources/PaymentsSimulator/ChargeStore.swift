@@ -38,6 +38,7 @@ public final class ChargeStore: Sendable {
         var flushing = false
         /// Set by `close`: nothing more is written.
         var closed = false
+        var fdClosed = false
     }
 
     public let path: String
@@ -60,7 +61,7 @@ public final class ChargeStore: Sendable {
     }
 
     deinit {
-        if !state.withLock({ $0.closed }) { Foundation.close(fd) }
+        if !state.withLock({ $0.fdClosed }) { Foundation.close(fd) }
     }
 
     /// Lets the group commit in progress finish (its charges are on disk and answered),
@@ -68,13 +69,16 @@ public final class ChargeStore: Sendable {
     /// restart in the same process: the tests). A charge committed after this is neither
     /// written nor answered: its caller learns nothing, as when a provider stops mid-call.
     public func close() {
-        let wasOpen = state.withLock { s -> Bool in
-            defer { s.closed = true }
-            return !s.closed
+        state.withLock { $0.closed = true }
+        // On the journal's queue, behind the flush in progress: every caller returns with
+        // the journal closed, not only the first.
+        flushQueue.sync {
+            let open = state.withLock { s -> Bool in
+                defer { s.fdClosed = true }
+                return !s.fdClosed
+            }
+            if open { Foundation.close(fd) }
         }
-        guard wasOpen else { return }
-        flushQueue.sync {}
-        Foundation.close(fd)
     }
 
     public var chargeCount: Int { state.withLock { $0.charges.count } }

@@ -32,6 +32,9 @@ final class GatewayConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     private var reading = false
     private var flushScheduled = false
     private var needsFlush = false
+    private var pausedReading = false
+    /// Unanswered requests a connection may have before it is read no further.
+    static let maxOutstanding = 1_024
 
     init(routes: GatewayRoutes) {
         self.routes = routes
@@ -70,6 +73,7 @@ final class GatewayConnectionHandler: ChannelInboundHandler, RemovableChannelHan
             self.head = nil
             let index = received
             received += 1
+            if received - written >= Self.maxOutstanding { setReading(false, context) }
             let keepAlive = head.isKeepAlive && !bodyTooLarge
             if !keepAlive { closing = true }
             if bodyTooLarge {
@@ -104,7 +108,16 @@ final class GatewayConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
+        guard error is HTTPParserError else { return context.close(promise: nil) }
+        // A request that cannot be parsed ends the connection, but its 400 takes its turn
+        // behind the answers of the requests before it: written at once, a client would
+        // pair it with an earlier charge and read "refused" where the charge is being made.
+        // The decoder reports its error again on every later read: answered once.
+        guard !closing else { return }
+        closing = true
+        let index = received
+        received += 1
+        deliver(index, GatewayError.badRequest("malformed_request", "the request is not valid HTTP/1.1").answer, keepAlive: false)
     }
 
     /// The answer of request `index`: written now if every earlier answer is, else kept
@@ -130,7 +143,15 @@ final class GatewayConnectionHandler: ChannelInboundHandler, RemovableChannelHan
             context.write(wrapOutboundOut(.end(nil)), promise: nil)
             next = waiting.isEmpty ? nil : waiting.removeValue(forKey: written)
         }
+        if pausedReading && received - written <= Self.maxOutstanding / 2 { setReading(true, context) }
         scheduleFlush(context)
+    }
+
+    /// A client that pipelines without reading its answers is not read further past
+    /// `maxOutstanding` unanswered requests (its answers and their state are kept here).
+    private func setReading(_ on: Bool, _ context: ChannelHandlerContext) {
+        pausedReading = !on
+        try? context.channel.syncOptions?.setOption(.autoRead, value: on)
     }
 
     private func write(_ answer: GatewayAnswer, keepAlive: Bool, context: ChannelHandlerContext) {

@@ -24,14 +24,19 @@ struct GatewayRequest {
         self.body = body
     }
 
-    /// The first value of query parameter `name`, decoded as a form is (`+` is a space),
-    /// as every HTTP framework reads it: nil when it is absent or not valid percent-encoding.
-    func queryParameter(_ name: String) -> String? {
+    /// The first value of query parameter `name`, percent-decoded (`+` stays a `+`, as the
+    /// Hummingbird server before this one read it); nil when it is absent. A value that is
+    /// not valid percent-encoding is a 400, never "absent": a lookup would become the
+    /// settlement listing.
+    func queryParameter(_ name: String) throws(GatewayError) -> String? {
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts[0] == name else { continue }
             let raw = parts.count > 1 ? String(parts[1]) : ""
-            return raw.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+            guard let value = raw.removingPercentEncoding else {
+                throw GatewayError.badRequest("invalid_query", "the query parameter '\(name)' is not valid percent-encoding")
+            }
+            return value
         }
         return nil
     }

@@ -155,7 +155,7 @@ struct GatewayRoutes: Sendable {
     /// refund changes its charge in place, so a charge is listed once, as it is now.
     func list(_ request: GatewayRequest) throws -> GatewayAnswer {
         func count(_ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
-            guard let text = request.queryParameter(name) else { return value }
+            guard let text = try request.queryParameter(name) else { return value }
             guard let n = Int(text), range.contains(n) else {
                 throw GatewayError.badRequest("invalid_\(name)", "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
             }
@@ -175,7 +175,7 @@ struct GatewayRoutes: Sendable {
     }
 
     func lookup(_ request: GatewayRequest) throws -> GatewayAnswer {
-        guard let key = request.queryParameter("idempotency_key") else { return try list(request) }
+        guard let key = try request.queryParameter("idempotency_key") else { return try list(request) }
         guard PaymentRequest.isValidIdempotencyKey(key) else {
             throw GatewayError.badRequest("invalid_idempotency_key", "give ?idempotency_key=K (1-255 printable ASCII characters without spaces)")
         }

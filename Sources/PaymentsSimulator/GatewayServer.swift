@@ -77,7 +77,7 @@ public final class GatewayServer: Service, Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
                     try channel.pipeline.syncOperations.addHandler(GatewayConnectionHandler(routes: routes))
                     track(channel)
                 }
@@ -128,8 +128,10 @@ public final class GatewayServer: Service, Sendable {
         let listener = state.withLock { $0.listener }
         await withTaskCancellationOrGracefulShutdownHandler {
             try? await listener?.closeFuture.get()
-        } onCancelOrGracefulShutdown: { [self] in
-            Task { await stop() }
+        } onCancelOrGracefulShutdown: {
+            // Only the listener here: the rest is `stop()`'s, below, once, so run() returns
+            // with the journal released.
+            listener?.close(promise: nil)
         }
         await stop()
         logger.info("gateway stopped")

@@ -50,6 +50,48 @@ import Testing
         }
     }
 
+    /// A malformed request pipelined behind a charge is answered 400 after the charge's own
+    /// answer, never in its place (a client would read "refused, not charged").
+    @Test func aMalformedRequestIsAnsweredAfterTheAnswersBeforeIt() async throws {
+        try await withLiveGateway(journal: GatewayRouteTests.journal()) { client in
+            let charge = Self.request(key: "before-garbage", deadline: Date() + 10)
+            let text = try await Self.exchange(port: client.port, charge + "NOT HTTP AT ALL\r\n\r\n", answers: 2)
+            let statuses = text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { "HTTP/1.1 " + ($0.components(separatedBy: "\r\n").first ?? "") }
+            #expect(statuses == ["HTTP/1.1 201 Created", "HTTP/1.1 400 Bad Request"])
+        }
+    }
+
+    /// A query that is not valid percent-encoding is a 400, not an absent parameter (which
+    /// would turn a lookup into the settlement listing).
+    @Test func anUndecodableQueryIsRefused() async throws {
+        try await withLiveGateway(journal: GatewayRouteTests.journal()) { client in
+            // Sent as written (an HTTP client library would escape the stray '%').
+            for query in ["idempotency_key=50%zz", "idempotency_key=%", "since=%FF"] {
+                let text = try await Self.exchange(port: client.port, "GET /v1/charges?\(query) HTTP/1.1\r\nHost: x\r\n\r\n", answers: 1)
+                #expect(text.hasPrefix("HTTP/1.1 400 Bad Request") && text.contains("invalid_query"), "\(query): \(text.prefix(200))")
+            }
+            // '+' is a character of the key, as the earlier server read it.
+            _ = try await GatewayRouteTests().post(client, key: "a+b")
+            #expect(try await client.execute(uri: "/v1/charges?idempotency_key=a+b", method: .get).status == .ok)
+            #expect(try await client.execute(uri: "/v1/charges?idempotency_key=a%2Bb", method: .get).status == .ok)
+        }
+    }
+
+    /// Past `maxOutstanding` unanswered requests a connection is read no further until its
+    /// answers catch up, then read again: 1,500 charges of 50 ms pipelined in one write all
+    /// come back, in order.
+    @Test func aDeepPipelineIsReadAgainOnceAnswered() async throws {
+        try await withLiveGateway(journal: GatewayRouteTests.journal(), faults: { $0.latencyMillis = 50; $0.jitterMillis = 0 }) { client in
+            let count = GatewayConnectionHandler.maxOutstanding + 476
+            let requests = (1...count).map { Self.request(key: "deep-\($0)", deadline: Date() + 30) }.joined()
+            let text = try await Self.exchange(port: client.port, requests, answers: count)
+            #expect(Self.complete(text) == count)
+            #expect(text.components(separatedBy: "HTTP/1.1 201 Created").count - 1 == count)
+            let keys = text.components(separatedBy: #""key":""#).dropFirst().map { $0.prefix { $0 != "\"" } }
+            #expect(keys == (1...count).map { "deep-\($0)"[...] })
+        }
+    }
+
     @Test func httpEdges() async throws {
         try await withLiveGateway(journal: GatewayRouteTests.journal()) { client in
             let head = try await client.execute(uri: "/healthz", method: .head)
