@@ -5,7 +5,8 @@ import NIOPosix
 /// The charge path's own HTTP/1.1 client for a plain `http://` provider: keep-alive
 /// connections on one event loop, a call sent on an idle connection while there is one,
 /// a new connection while fewer than `capacity` are open, and pipelined behind earlier
-/// calls (answers come back in order) once all are busy.
+/// calls (answers come back in order) once all are busy, not behind a call unanswered for
+/// over a second.
 ///
 /// Why not AsyncHTTPClient for this one request: perf of the external drain (2026-12-05)
 /// had its per-request machinery (a task, a request state machine, the pool's linear
@@ -120,8 +121,9 @@ private final class Call: @unchecked Sendable {
     var body: ByteBuffer?
     let deadline: NIODeadline
     var state = State.new
-    /// The connection it was written to, if it was.
+    /// The connection it was written to, if it was, and when.
     var channel: (any Channel)?
+    var sentAt = NIODeadline.distantFuture
 
     init(head: HTTPRequestHead, body: ByteBuffer, deadline: NIODeadline) {
         self.head = head
@@ -140,6 +142,13 @@ private final class Slot: @unchecked Sendable {
     var listedSpare = false
 
     var outstanding: Int { backlog.count + (handler?.waiting.count ?? 0) }
+
+    /// Whether a call pipelined here would wait behind one that has gone unanswered since
+    /// `cutoff`: answers come back in order, so it would wait with it, up to its deadline.
+    /// A connection still opening is not (its calls go out as soon as it is open).
+    func isStalled(since cutoff: NIODeadline) -> Bool {
+        (handler?.waiting.first?.sentAt ?? .distantFuture) < cutoff
+    }
 }
 
 /// The connections and the choice among them. Touched only on its loop.
@@ -236,8 +245,15 @@ private final class Pool: @unchecked Sendable {
         }
     }
 
+    /// A call unanswered this long makes its connection one not to pipeline behind: a
+    /// provider's usual answer takes milliseconds, and a hung request (a fault of the
+    /// gateway, a provider's stall) would otherwise hold every call queued behind it on
+    /// its connection until their deadlines.
+    static let stallAfter = TimeAmount.seconds(1)
+
     /// An idle open connection, else a closed one reopened, else a new one while under
-    /// the capacity, else the next in turn (pipelined behind its calls).
+    /// the capacity, else the next in turn that is not stalled (pipelined behind its
+    /// calls), else the next in turn.
     func pick() -> Slot {
         while let slot = idle.popLast() {
             slot.listedIdle = false
@@ -251,6 +267,11 @@ private final class Pool: @unchecked Sendable {
             let slot = Slot()
             slots.append(slot)
             return slot
+        }
+        let cutoff = NIODeadline.now() - Self.stallAfter
+        for _ in 0..<slots.count {
+            cursor = (cursor + 1) % slots.count
+            if !slots[cursor].isStalled(since: cutoff) { return slots[cursor] }
         }
         cursor = (cursor + 1) % slots.count
         return slots[cursor]
@@ -348,6 +369,7 @@ private final class ChargeHandler: ChannelInboundHandler {
     func send(_ call: Call) -> Bool {
         guard let context, context.channel.isActive, let head = call.head, let body = call.body else { return false }
         call.channel = context.channel
+        call.sentAt = .now()
         waiting.append(call)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
