@@ -452,7 +452,7 @@ CREATE TABLE public.payment_queue (
     CONSTRAINT payment_queue_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'reconciling'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text]))),
     CONSTRAINT payment_queue_succeeded_charge CHECK (((state = 'succeeded'::text) = (charge_id IS NOT NULL)))
 )
-WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.02', autovacuum_vacuum_threshold='1000', autovacuum_analyze_scale_factor='0.02', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
+WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.02', autovacuum_vacuum_threshold='1000', autovacuum_analyze_scale_factor='0.02', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_vacuum_cost_delay='0', vacuum_truncate='false');
 
 --
 -- Name: payment_jobs; Type: VIEW; Schema: public; Owner: -

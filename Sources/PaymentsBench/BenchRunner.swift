@@ -61,6 +61,9 @@ public final class BenchRunner: Sendable {
     }
 
     public func run() async throws -> BenchReport {
+        // Every tool the chosen phases run, before the first: a missing wrk found after
+        // minutes of other phases lost their figures with it.
+        for tool in Self.tools(for: settings.phases) where ChildProcess.which(tool) == nil { throw BenchError.missingTool(tool) }
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         var report = BenchReport(date: ISO8601DateFormatter().string(from: Date()), commit: settings.commit,
                                  cores: ProcessInfo.processInfo.activeProcessorCount, quick: settings.quick)
@@ -91,6 +94,15 @@ public final class BenchRunner: Sendable {
         progress.done()
         try? FileManager.default.removeItem(atPath: workDir)
         return report
+    }
+
+    /// The programs besides this binary that `phases` run.
+    static func tools(for phases: [BenchSettings.Phase]) -> [String] {
+        var tools: [String] = []
+        if phases.contains(.ceilings) { tools.append("pgbench") }
+        if phases.contains(.enqueue) { tools.append("psql") }
+        if phases.contains(.reads) { tools.append("wrk") }
+        return tools
     }
 
     /// Figure names shared by the phases that compare with them.

@@ -48,6 +48,31 @@ extension Integration {
             }
         }
 
+        /// What the half-load tail depends on (docs/benchmarks.md, 2026-12-06): the queue's
+        /// vacuum never truncates it (its lock stalled claims and the standbys' replay), the
+        /// standbys report their horizon every second (at 10 s the queue's dead rows could
+        /// not be removed for seconds, and claims walked them), WAL images are compressed
+        /// with lz4 and checkpoints are not forced by WAL volume every minute.
+        @Test func theQueueAndTheNodesKeepTheirLatencySettings() async throws {
+            try await TestEnvironment.migrate()
+            let keepsPages = try await TestEnvironment.scalar(TestEnvironment.writeURL, """
+                SELECT count(*) FROM pg_class WHERE oid = 'payment_queue'::regclass AND 'vacuum_truncate=false' = ANY(reloptions)
+                """)
+            #expect(keepsPages == 1)
+            func setting(_ url: DatabaseURL, _ name: String) async throws -> String {
+                try await TestEnvironment.withClient(url, maxConnections: 1) { client in
+                    for try await (value) in try await client.query("SELECT current_setting(\(name))", logger: TestEnvironment.logger)
+                        .decode(String.self) { return value }
+                    return ""
+                }
+            }
+            #expect(try await setting(TestEnvironment.primaryURL, "wal_compression") == "lz4")
+            #expect(try await setting(TestEnvironment.primaryURL, "max_wal_size") == "8GB")
+            for replica in TestEnvironment.replicaURLs {
+                #expect(try await setting(replica, "wal_receiver_status_interval") == "1s")
+            }
+        }
+
         /// schema.sql, the schema to read in one place, is what the migrations build from
         /// nothing (`scripts/schema --check` migrates a scratch database and compares its
         /// pg_dump); a migration without its schema.sql, or the reverse, fails here.

@@ -36,4 +36,11 @@ import Testing
     func wrkDurationsAreReadAsMilliseconds(_ text: String, _ ms: Double) {
         #expect(BenchRunner.milliseconds(text) == ms)
     }
+
+    /// The tools are checked before the first phase runs: only those the phases use.
+    @Test func theToolsAreThoseOfThePhasesChosen() {
+        #expect(BenchRunner.tools(for: [.drain, .latency, .inflight]) == [])
+        #expect(BenchRunner.tools(for: [.reads]) == ["wrk"])
+        #expect(BenchRunner.tools(for: BenchSettings.Phase.allCases) == ["pgbench", "psql", "wrk"])
+    }
 }
