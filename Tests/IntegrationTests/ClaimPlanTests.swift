@@ -8,7 +8,9 @@ extension Integration {
     /// the statistics say. The queue is mostly empty pages with few live rows; after each
     /// ANALYZE the planner priced the bloated partial index above a sequential scan of the
     /// table and chose scan + sort: every claim read every page of the queue (2,147 buffers,
-    /// 16 ms at 1,300 payments/s, 2026-12-06), where the index read ~150.
+    /// 16 ms at 1,300 payments/s, 2026-12-06), where the index read ~150. Explained under
+    /// the settings `claim` runs with (`JobStore.claimPlanner`); the plan also shows the
+    /// claim's WHERE and ORDER BY still match the claimable index.
     @Suite struct ClaimPlanTests {
         @Test func theClaimWalksTheClaimableIndexNotTheTable() async throws {
             try await TestEnvironment.migrate()
@@ -16,7 +18,7 @@ extension Integration {
                 try await client.withTransaction(logger: TestEnvironment.logger) { connection in
                     // A queue the planner sees as small: a sequential scan is its cheapest plan.
                     try await connection.query("ANALYZE payment_queue", logger: TestEnvironment.logger)
-                    try await connection.query(JobStore.transactionSettings(.claimInIndexOrder, timeout: .seconds(5)),
+                    try await connection.query(JobStore.transactionSettings(JobStore.claimPlanner, timeout: .seconds(5)),
                                                logger: TestEnvironment.logger)
                     let claim = JobStore.claimStatement(limit: 500, owner: "plan-test", lease: .seconds(30))
                     let explain = PostgresQuery(unsafeSQL: "EXPLAIN (COSTS OFF) " + claim.sql, binds: claim.binds)

@@ -111,6 +111,17 @@ import Testing
         try await withLiveGateway(configure) { port in
             let gateway = Self.client(port, connections: 2)
             let stuck = Task { await Self.charge(gateway, hung, within: 8) }
+            // Stalled is counted from when the hung call was sent: wait until the gateway
+            // holds it, then past `stallAfter` (a fixed 1.3 s from the task's start left
+            // 0.3 s for the connect and the send, and under CI's load 4 of the 10 calls
+            // were pipelined behind a call not yet a second old).
+            let stats = GatewayTestClient(port: port)
+            for _ in 0..<100 {
+                let body = try await stats.execute(uri: "/v1/stats", method: .get).body
+                let json = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any]
+                if let hangs = json?["hangs"] as? Int, hangs >= 1 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
             try await Task.sleep(for: .milliseconds(1_300))
             // One opens the second connection, the others are pipelined: on it, not behind
             // the hung call.

@@ -100,13 +100,16 @@ public struct JobStore: Sendable {
     }
 
 
+    /// How the claim is planned (its test explains the claim under these settings).
+    static let claimPlanner: PlannerSettings = .claimInIndexOrder
+
     /// The lease end the jobs carry is on this process's clock, counted from before the
     /// claim was sent, never the database's: the gateway checks a charge's deadline against
     /// its own clock, and a database node whose clock runs ahead (a failover target) must
     /// not push a deadline past the lease.
     public func claim(limit: Int, owner: String, lease: Duration) async throws -> [ClaimedJob] {
         let leaseEnd = Date() + lease.seconds
-        return try await inTransaction(Self.claimStatement(limit: limit, owner: owner, lease: lease), planner: .claimInIndexOrder) { rows in
+        return try await inTransaction(Self.claimStatement(limit: limit, owner: owner, lease: lease), planner: Self.claimPlanner) { rows in
             try await Self.claimedJobs(rows, leaseEnd: leaseEnd)
         }
     }
