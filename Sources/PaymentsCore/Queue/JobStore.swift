@@ -42,26 +42,24 @@ public struct JobStore: Sendable {
         /// and sorted what it found (2,147 buffers and 16 ms a claim at 1,300 payments/s on
         /// 2026-12-06, against ~150 buffers through the index).
         case claimInIndexOrder
+
+        /// The planner settings it turns off for its transaction.
+        var disabled: [String] {
+            switch self {
+            case .standard: []
+            case .batchJoinByPrimaryKey: ["enable_nestloop", "enable_seqscan", "jit"]
+            case .claimInIndexOrder: ["enable_seqscan", "enable_bitmapscan", "enable_sort", "jit"]
+            }
+        }
     }
 
     /// The statement timeout and `planner`'s settings for one transaction, in one round trip.
     static func transactionSettings(_ planner: PlannerSettings, timeout: Duration) -> PostgresQuery {
-        let millis = "\(max(1, Int(timeout.seconds * 1000)))ms"
-        switch planner {
-        case .standard:
-            return "SELECT set_config('statement_timeout', \(millis), true)"
-        case .claimInIndexOrder:
-            return """
-                SELECT set_config('statement_timeout', \(millis), true), set_config('enable_seqscan', 'off', true),
-                       set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true),
-                       set_config('jit', 'off', true)
-                """
-        case .batchJoinByPrimaryKey:
-            return """
-                SELECT set_config('statement_timeout', \(millis), true), set_config('enable_nestloop', 'off', true),
-                       set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)
-                """
-        }
+        var binds = PostgresBindings()
+        binds.append("\(max(1, Int(timeout.seconds * 1000)))ms")
+        // The names are this file's own constants, never input.
+        let off = planner.disabled.map { ", set_config('\($0)', 'off', true)" }.joined()
+        return PostgresQuery(unsafeSQL: "SELECT set_config('statement_timeout', $1, true)" + off, binds: binds)
     }
 
     /// Runs `statement` in its own transaction under the server-side statement timeout,
