@@ -20,6 +20,11 @@ extension Integration {
                     try await connection.query("ANALYZE payment_queue", logger: TestEnvironment.logger)
                     try await connection.query(JobStore.transactionSettings(JobStore.claimPlanner, timeout: .seconds(5)),
                                                logger: TestEnvironment.logger)
+                    // The claim's server-side timeout is in force with its planner settings (a
+                    // claim that outlives its client must be ended by PostgreSQL too).
+                    let timeout = try await connection.query("SELECT current_setting('statement_timeout')", logger: TestEnvironment.logger)
+                        .collect().map { try $0.decode(String.self) }
+                    #expect(timeout == ["5s"])
                     let claim = JobStore.claimStatement(limit: 500, owner: "plan-test", lease: .seconds(30))
                     let explain = PostgresQuery(unsafeSQL: "EXPLAIN (COSTS OFF) " + claim.sql, binds: claim.binds)
                     return try await connection.query(explain, logger: TestEnvironment.logger).collect()
