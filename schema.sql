@@ -42,6 +42,21 @@ BEGIN
 END $$;
 
 --
+-- Name: payment_call_in_time(text, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.payment_call_in_time(p_function text, p_timeout_ms integer) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF clock_timestamp() > statement_timestamp() + p_timeout_ms * interval '1 millisecond' THEN
+        RAISE EXCEPTION 'canceling statement due to statement timeout (%, % ms)', p_function, p_timeout_ms
+            USING ERRCODE = 'query_canceled';
+    END IF;
+END
+$$;
+
+--
 -- Name: payment_cancel(bigint[], interval); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -69,6 +84,122 @@ BEGIN
     RETURN QUERY SELECT h.id, h.state FROM payment_history h WHERE h.id = ANY(ids) AND NOT h.id = ANY(now_ids);
     RETURN QUERY SELECT a.id, a.state FROM payment_jobs_archive a WHERE a.id = ANY(ids);
 END $$;
+
+--
+-- Name: payment_claim(integer, text, double precision, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.payment_claim(p_limit integer, p_owner text, p_lease_s double precision, p_timeout_ms integer) RETURNS TABLE(id bigint, idempotency_key text, amount_minor bigint, currency text, debtor text, creditor text, attempt integer, max_attempts integer, give_up_at timestamp with time zone, cancel_requested boolean, claim_seq bigint, waited_s double precision)
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    SET enable_sort TO 'off'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM set_config('lock_timeout', p_timeout_ms || 'ms', true);
+    -- The locking subquery sits in a CTE so the planner cannot update more rows than the
+    -- LIMIT; SKIP LOCKED lets workers claim side by side. The state predicate matches the
+    -- partial index of claimable rows.
+    RETURN QUERY
+    WITH picked AS (
+        SELECT q.id FROM payment_queue q
+        WHERE q.state = 'queued' AND q.run_at <= now()
+        ORDER BY q.priority, q.run_at, q.id
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED)
+    UPDATE payment_queue j
+    SET state = 'running', attempt = j.attempt + 1, lease_owner = p_owner, claim_seq = j.claim_seq + 1,
+        lease_expires_at = now() + make_interval(secs => p_lease_s), claimed_at = now(), updated_at = now(),
+        -- No request of this claim can have a later deadline (the worker's is at most the lease).
+        charge_deadline_at = greatest(j.charge_deadline_at, now() + make_interval(secs => p_lease_s))
+    FROM picked WHERE j.id = picked.id
+    RETURNING j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
+              COALESCE(j.give_up_at, j.created_at + interval '1 hour'), j.cancel_requested_at IS NOT NULL, j.claim_seq,
+              greatest(EXTRACT(EPOCH FROM now() - j.run_at), 0)::float8;
+    PERFORM payment_call_in_time('payment_claim', p_timeout_ms);
+END
+$$;
+
+--
+-- Name: payment_complete(bigint[], bigint[], text[], text[], text[], text[], double precision[], integer[], text[], text[], bigint[], bigint[], text, text, double precision, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.payment_complete(p_ids bigint[], p_claims bigint[], p_outcomes text[], p_states text[], p_charge_ids text[], p_errors text[], p_delays double precision[], p_refunds integer[], p_failures text[], p_holds text[], p_finished bigint[], p_kept bigint[], p_fenced_state text, p_owner text, p_margin_s double precision, p_timeout_ms integer) RETURNS TABLE(id bigint, outcome text, latency_s double precision, failure text)
+    LANGUAGE plpgsql
+    SET enable_nestloop TO 'off'
+    SET enable_seqscan TO 'off'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM set_config('lock_timeout', p_timeout_ms || 'ms', true);
+    RETURN QUERY
+    WITH input AS (
+        SELECT * FROM unnest(p_ids, p_claims, p_outcomes, p_states, p_charge_ids, p_errors, p_delays, p_refunds,
+                             p_failures, p_holds)
+            AS t(id, claim, outcome, next_state, charge_id, error, delay_s, refund, failure, held)),
+    finished AS (
+        DELETE FROM payment_queue j USING input i
+        WHERE j.id = ANY(p_finished) AND j.id = i.id AND i.next_state IN ('succeeded', 'failed', 'cancelled')
+          AND (j.state, j.lease_owner, j.claim_seq) IS NOT DISTINCT FROM (p_fenced_state, p_owner, i.claim)
+        RETURNING j.*, i.outcome AS new_outcome, i.next_state AS new_state, i.charge_id AS new_charge_id,
+                  i.error AS new_error, i.refund AS new_refund,
+                  CASE WHEN i.failure = 'budget_exhausted' AND j.cancel_requested_at IS NOT NULL
+                       THEN '' ELSE i.failure END AS new_failure),
+    moved AS (
+        INSERT INTO payment_history (id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
+                                     state, attempt, max_attempts, priority, run_at, lease_owner, lease_expires_at,
+                                     last_error, charge_id, created_at, claimed_at, updated_at, finished_at, lease_losses,
+                                     give_up_at, failure_reason, cancel_requested_at, held_reason, claim_seq, charge_deadline_at)
+        SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
+               CASE WHEN new_state = 'failed' AND new_failure = '' THEN 'cancelled' ELSE new_state END,
+               attempt - new_refund, max_attempts, priority, run_at, NULL, NULL,
+               CASE WHEN new_outcome = 'succeeded' THEN last_error
+                    WHEN new_state = 'failed' AND new_failure = '' THEN 'cancelled as asked: the gateway holds no charge for this payment after every deadline'
+                    ELSE new_error END,
+               CASE WHEN new_outcome = 'succeeded' THEN new_charge_id END,
+               created_at, claimed_at, now(), now(), lease_losses,
+               give_up_at, NULLIF(new_failure, ''), cancel_requested_at, NULL, claim_seq, charge_deadline_at
+        FROM finished
+        RETURNING 1),
+    posted AS (
+        INSERT INTO ledger_entries (job_id, side, account, amount_minor, currency, attempt)
+        SELECT f.id, s.side,
+               CASE s.side WHEN 'debit' THEN f.debtor ELSE f.creditor END,
+               CASE s.side WHEN 'debit' THEN -f.amount_minor ELSE f.amount_minor END,
+               f.currency, f.attempt
+        FROM finished f CROSS JOIN (VALUES ('debit'), ('credit')) AS s(side)
+        WHERE f.new_state = 'succeeded'
+        RETURNING 1),
+    kept AS (
+        UPDATE payment_queue j SET
+            state = CASE WHEN j.cancel_requested_at IS NOT NULL AND i.next_state = 'queued'
+                         THEN 'reconciling' ELSE i.next_state END,
+            run_at = CASE WHEN i.held <> '' THEN 'infinity'::timestamptz
+                          WHEN j.cancel_requested_at IS NOT NULL AND i.next_state = 'queued'
+                          THEN greatest(now(), j.charge_deadline_at) + make_interval(secs => p_margin_s)
+                          ELSE now() + make_interval(secs => i.delay_s) END,
+            attempt = j.attempt - i.refund,
+            last_error = i.error,
+            held_reason = NULLIF(i.held, ''),
+            lease_losses = CASE WHEN i.outcome = 'requeued' THEN 0 ELSE j.lease_losses END,
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+        FROM input i
+        WHERE j.id = ANY(p_kept) AND j.id = i.id AND NOT i.next_state IN ('succeeded', 'failed', 'cancelled')
+          AND (j.state, j.lease_owner, j.claim_seq) IS NOT DISTINCT FROM (p_fenced_state, p_owner, i.claim)
+        RETURNING j.id, CASE WHEN j.state = 'reconciling' AND i.next_state = 'queued'
+                             THEN 'reconciling' ELSE i.outcome END AS outcome)
+    SELECT id, CASE WHEN new_state = 'failed' AND new_failure = '' THEN 'cancelled' ELSE new_outcome END,
+           EXTRACT(EPOCH FROM now() - created_at)::float8, NULLIF(new_failure, '') FROM finished
+    UNION ALL
+    SELECT id, outcome, NULL::float8, NULL::text FROM kept;
+    PERFORM payment_call_in_time('payment_complete', p_timeout_ms);
+END
+$$;
 
 --
 -- Name: payment_history_add_partitions(integer); Type: FUNCTION; Schema: public; Owner: -

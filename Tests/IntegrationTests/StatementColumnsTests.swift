@@ -5,7 +5,7 @@ import Testing
 
 extension Integration {
     /// The statements that move a payment's row to the next table name every column
-    /// (whole literal statements, no shared fragment): a column a migration adds and a
+    /// (whole literal statements, no shared fragment; the completion's is a function): a column a migration adds and a
     /// statement leaves out would be lost, silently, as NULL.
     @Suite struct StatementColumnsTests {
         static func columns(of table: String) async throws -> Set<String> {
@@ -28,8 +28,11 @@ extension Integration {
             try await TestEnvironment.migrate()
             let history = try await Self.columns(of: "payment_history")
             #expect(history == (try await Self.columns(of: "payment_queue")))
-            let completion = JobStore.completeStatement([Completion(jobID: 1, claim: 1, resolution: .succeeded(chargeID: "c"))],
-                                                        fence: .lease(owner: "o"), margin: .seconds(2)).sql
+            // The completion as the database holds it (`payment_complete`, migration 0022).
+            let completion = try #require(try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+                try await client.query("SELECT prosrc FROM pg_proc WHERE proname = 'payment_complete'", logger: TestEnvironment.logger)
+                    .collect().map { try $0.decode(String.self) }
+            }.first)
             #expect(try Self.insertColumns(completion, into: "payment_history") == history)
             let archive = Retention.archiveStatement(olderThan: 60, batchSize: 1).sql
             #expect(try Self.insertColumns(archive, into: "payment_jobs_archive") == (try await Self.columns(of: "payment_jobs_archive")))

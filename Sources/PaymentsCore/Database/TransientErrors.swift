@@ -20,7 +20,10 @@ public func isTransientDatabaseError(_ error: any Error) -> Bool {
 /// HAProxy's next check of the old leader (200 ms), a new server connection can still
 /// reach the node just demoted, where every write fails so; nothing was written, so
 /// running the transaction again, on a connection to the new leader, is safe. The rest
-/// of class 25 (a transaction in the wrong state) is a defect, not a moment.
+/// of class 25 (a transaction in the wrong state) is a defect, not a moment. 55P03
+/// (lock_not_available) is a lock held too long right now: the claim and completion
+/// functions bound their lock waits so (migration 0022), where the statement timeout's
+/// 57014 used to end them.
 public func isTransientSQLState(_ state: String) -> Bool {
-    state == "25006" || ["08", "40", "53", "57", "58"].contains(String(state.prefix(2)))
+    state == "25006" || state == "55P03" || ["08", "40", "53", "57", "58"].contains(String(state.prefix(2)))
 }

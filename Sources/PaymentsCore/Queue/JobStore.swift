@@ -4,14 +4,17 @@ import PostgresNIO
 
 /// Every statement of the worker's queue, together: claim, complete, extend leases, reap.
 /// Each is one statement through pgbouncer-write with unnamed statements only, so it is
-/// safe under transaction pooling.
+/// safe under transaction pooling. The two on every payment's path, the claim and the
+/// completion, are functions (migration 0022): one round trip each, planned once per
+/// server connection.
 public struct JobStore: Sendable {
     public let client: PostgresClient
     public let logger: Logger
 
     /// How long the server lets each worker statement run (SET LOCAL, per transaction:
-    /// safe through transaction pooling). The client's own timeout is the same, so a
-    /// statement whose client gave up is also ended by PostgreSQL.
+    /// safe through transaction pooling; the claim and completion functions, which cannot
+    /// set it, bound their lock waits and their run to it: migration 0022). The client waits as long and a
+    /// second, so a statement whose client gave up is also ended by PostgreSQL.
     public let statementTimeout: Duration
 
     public init(client: PostgresClient, statementTimeout: Duration = .seconds(15), logger: Logger) {
@@ -21,11 +24,13 @@ public struct JobStore: Sendable {
     }
 
     /// How the planner may run a statement, set for its transaction only (`SET LOCAL`
-    /// through set_config: safe through transaction pooling).
+    /// through set_config: safe through transaction pooling), or, for the claim and
+    /// completion functions, as their SET clauses (their tests check they match these).
     enum PlannerSettings {
         /// The server's.
         case standard
-        /// For statements that join a batch (a bound array of ids) to the queue: no nested
+        /// For statements that join a batch (a bound array of ids) to the queue, the
+        /// completion (`payment_complete`) among them: no nested
         /// loops, no sequential scans, no JIT. The queue changes faster than ANALYZE sees,
         /// and on statistics that said "no job is running" the planner joined every queue
         /// row with every batch row (seen: 0.6-7 s per 1,000 completions instead of
@@ -35,8 +40,8 @@ public struct JobStore: Sendable {
         /// it). JIT is off too (migration 0008 sets it for the role; the disabled paths'
         /// cost would otherwise trigger it).
         case batchJoinByPrimaryKey
-        /// For the claim: the claimable index, read in its order and left at the LIMIT
-        /// (no sequential or bitmap scans, no sort). The queue is mostly empty pages around
+        /// For the claim (`payment_claim`): the claimable index, read in its order and left
+        /// at the LIMIT (no sequential or bitmap scans, no sort). The queue is mostly empty pages around
         /// few live rows, and its bloated partial index looked dearer to the planner than
         /// scanning the table: after an ANALYZE, every claim read every page of the queue
         /// and sorted what it found (2,147 buffers and 16 ms a claim at 1,300 payments/s on
@@ -74,31 +79,18 @@ public struct JobStore: Sendable {
 
     // MARK: claim
 
-    /// Claims up to `limit` due jobs. The locking subquery sits in a CTE so the planner
-    /// cannot update more rows than the LIMIT; SKIP LOCKED lets workers claim side by side.
-    /// The `state` predicate matches the partial index of claimable rows.
-    static func claimStatement(limit: Int, owner: String, lease: Duration) -> PostgresQuery {
-        """
-        WITH picked AS (
-            SELECT id FROM payment_queue
-            WHERE state = \(JobState.queued) AND run_at <= now()
-            ORDER BY priority, run_at, id
-            LIMIT \(Int64(limit))
-            FOR UPDATE SKIP LOCKED)
-        UPDATE payment_queue j
-        SET state = \(JobState.running), attempt = j.attempt + 1, lease_owner = \(owner), claim_seq = j.claim_seq + 1,
-            lease_expires_at = now() + make_interval(secs => \(lease.seconds)), claimed_at = now(), updated_at = now(),
-            -- No request of this claim can have a later deadline (the worker's is at most the lease).
-            charge_deadline_at = greatest(j.charge_deadline_at, now() + make_interval(secs => \(lease.seconds)))
-        FROM picked WHERE j.id = picked.id
-        RETURNING j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
-                  COALESCE(j.give_up_at, j.created_at + interval '1 hour'), j.cancel_requested_at IS NOT NULL, j.claim_seq,
-                  greatest(EXTRACT(EPOCH FROM now() - j.run_at), 0)::float8
-        """
+    /// The bound the claim and the completion functions put on themselves (migration 0022:
+    /// a call cannot set its own statement timeout), in milliseconds.
+    var timeoutMilliseconds: Int32 { Int32(clamping: max(1, Int(statementTimeout.seconds * 1000))) }
+
+    /// Claims up to `limit` due jobs: `payment_claim` (migration 0022), one statement in one
+    /// round trip, planned once per server connection under the claim's planner settings
+    /// (`claimPlanner`, the function's SET clauses), bounded by `timeout`.
+    static func claimStatement(limit: Int, owner: String, lease: Duration, timeoutMilliseconds: Int32) -> PostgresQuery {
+        "SELECT * FROM payment_claim(\(Int32(clamping: limit)), \(owner), \(lease.seconds), \(timeoutMilliseconds))"
     }
 
-
-    /// How the claim is planned (its test explains the claim under these settings).
+    /// How the claim is planned: `payment_claim`'s SET clauses (its test checks they are these).
     static let claimPlanner: PlannerSettings = .claimInIndexOrder
 
     /// The lease end the jobs carry is on this process's clock, counted from before the
@@ -107,9 +99,9 @@ public struct JobStore: Sendable {
     /// not push a deadline past the lease.
     public func claim(limit: Int, owner: String, lease: Duration) async throws -> [ClaimedJob] {
         let leaseEnd = Date() + lease.seconds
-        return try await inTransaction(Self.claimStatement(limit: limit, owner: owner, lease: lease), planner: Self.claimPlanner) { rows in
-            try await Self.claimedJobs(rows, leaseEnd: leaseEnd)
-        }
+        let rows = try await client.query(Self.claimStatement(limit: limit, owner: owner, lease: lease,
+                                                               timeoutMilliseconds: timeoutMilliseconds), logger: logger)
+        return try await Self.claimedJobs(rows, leaseEnd: leaseEnd)
     }
 
     /// Decodes what a claim (or the reconciler's take) returns: the payment, its attempt
@@ -155,16 +147,15 @@ public struct JobStore: Sendable {
         case reconciling
     }
 
-    /// Records a batch of outcomes in one statement, fenced: a row changes only if it is
-    /// still `running` under this owner and attempt (or `reconciling`), so a worker that
-    /// lost its lease changes nothing. A final outcome moves the job out of the queue
-    /// into payment_history (delete and insert in this statement, so the queue keeps
-    /// only open jobs and its cost does not grow with history); a succeeded job gets its
-    /// debit and credit in the same statement, and the ledger's primary key (job, side)
-    /// refuses a second posting. A retry or a reconciliation stays in the queue
-    /// (UPDATE). Returns each recorded job with its outcome; a fenced-off completion is
+    /// Records a batch of outcomes in one statement, fenced: `payment_complete` (migration
+    /// 0022 says what it does to each row), one round trip, planned once per server
+    /// connection under `PlannerSettings.batchJoinByPrimaryKey` (its SET clauses). A row
+    /// changes only if it is still `running` under this owner and claim (or `reconciling`),
+    /// so a worker that lost its lease changes nothing; a final outcome moves the job to
+    /// payment_history with its ledger entries (the ledger's primary key refuses a second
+    /// posting). Returns each recorded job with its outcome; a fenced-off completion is
     /// simply absent.
-    static func completeStatement(_ completions: [Completion], fence: Fence, margin: Duration) -> PostgresQuery {
+    static func completeStatement(_ completions: [Completion], fence: Fence, margin: Duration, timeoutMilliseconds: Int32) -> PostgresQuery {
         var ids: [Int64] = [], claims: [Int64] = [], outcomes: [Completion.Outcome] = [], states: [JobState] = []
         var chargeIDs: [String] = [], errors: [String] = [], delays: [Double] = [], refunds: [Int32] = []
         var failures: [String] = [], holds: [String] = []
@@ -188,90 +179,24 @@ public struct JobStore: Sendable {
         case let .lease(owner): (.running, owner)
         case .reconciling: (.reconciling, nil)
         }
-        // Run with the batch-join planner settings (see `PlannerSettings`): the queue rows are found by primary key
-        // (`id = ANY(…)`), then hashed against the batch. The fence is one row
-        // comparison, which no partial index's predicate matches either.
-        //
-        // A cancel asked while the job ran (cancel_requested_at, read here on the row the
-        // statement locks, so a cancel committed before it is seen) turns a job that would
-        // be queued again into a `reconciling` one, settled once no request of it can land
-        // (charge_deadline_at plus the margin): a payment whose request may have left is
-        // cancelled only on the gateway's proof. And a reconciler's "budget exhausted" for
-        // a payment whose cancel was asked meanwhile ends it `cancelled`, as asked.
         return """
-            WITH input AS (
-                SELECT * FROM unnest(\(ids)::int8[], \(claims)::int8[], \(outcomes)::text[], \(states)::text[],
-                                     \(chargeIDs)::text[], \(errors)::text[], \(delays)::float8[], \(refunds)::int4[],
-                                     \(failures)::text[], \(holds)::text[])
-                    AS t(id, claim, outcome, next_state, charge_id, error, delay_s, refund, failure, held)),
-            finished AS (
-                DELETE FROM payment_queue j USING input i
-                WHERE j.id = ANY(\(finishedIDs)::int8[]) AND j.id = i.id AND i.next_state = ANY(\(JobState.terminal)::text[])
-                  AND (j.state, j.lease_owner, j.claim_seq) IS NOT DISTINCT FROM (\(fencedState), \(owner), i.claim)
-                RETURNING j.*, i.outcome AS new_outcome, i.next_state AS new_state, i.charge_id AS new_charge_id,
-                          i.error AS new_error, i.refund AS new_refund,
-                          CASE WHEN i.failure = \(FailureReason.budgetExhausted) AND j.cancel_requested_at IS NOT NULL
-                               THEN '' ELSE i.failure END AS new_failure),
-            moved AS (
-                INSERT INTO payment_history (id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
-                                             state, attempt, max_attempts, priority, run_at, lease_owner, lease_expires_at,
-                                             last_error, charge_id, created_at, claimed_at, updated_at, finished_at, lease_losses,
-                                             give_up_at, failure_reason, cancel_requested_at, held_reason, claim_seq, charge_deadline_at)
-                SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
-                       CASE WHEN new_state = \(JobState.failed) AND new_failure = '' THEN \(JobState.cancelled) ELSE new_state END,
-                       attempt - new_refund, max_attempts, priority, run_at, NULL, NULL,
-                       CASE WHEN new_outcome = \(Completion.Outcome.succeeded) THEN last_error
-                            WHEN new_state = \(JobState.failed) AND new_failure = '' THEN 'cancelled as asked: the gateway holds no charge for this payment after every deadline'
-                            ELSE new_error END,
-                       CASE WHEN new_outcome = \(Completion.Outcome.succeeded) THEN new_charge_id END,
-                       created_at, claimed_at, now(), now(), lease_losses,
-                       give_up_at, NULLIF(new_failure, ''), cancel_requested_at, NULL, claim_seq, charge_deadline_at
-                FROM finished
-                RETURNING 1),
-            posted AS (
-                INSERT INTO ledger_entries (job_id, side, account, amount_minor, currency, attempt)
-                SELECT f.id, s.side,
-                       CASE s.side WHEN 'debit' THEN f.debtor ELSE f.creditor END,
-                       CASE s.side WHEN 'debit' THEN -f.amount_minor ELSE f.amount_minor END,
-                       f.currency, f.attempt
-                FROM finished f CROSS JOIN (VALUES ('debit'), ('credit')) AS s(side)
-                WHERE f.new_state = \(JobState.succeeded)
-                RETURNING 1),
-            kept AS (
-                UPDATE payment_queue j SET
-                    state = CASE WHEN j.cancel_requested_at IS NOT NULL AND i.next_state = \(JobState.queued)
-                                 THEN \(JobState.reconciling) ELSE i.next_state END,
-                    run_at = CASE WHEN i.held <> '' THEN 'infinity'::timestamptz
-                                  WHEN j.cancel_requested_at IS NOT NULL AND i.next_state = \(JobState.queued)
-                                  THEN greatest(now(), j.charge_deadline_at) + make_interval(secs => \(margin.seconds))
-                                  ELSE now() + make_interval(secs => i.delay_s) END,
-                    attempt = j.attempt - i.refund,
-                    last_error = i.error,
-                    held_reason = NULLIF(i.held, ''),
-                    lease_losses = CASE WHEN i.outcome = \(Completion.Outcome.requeued) THEN 0 ELSE j.lease_losses END,
-                    lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-                FROM input i
-                WHERE j.id = ANY(\(keptIDs)::int8[]) AND j.id = i.id AND NOT i.next_state = ANY(\(JobState.terminal)::text[])
-                  AND (j.state, j.lease_owner, j.claim_seq) IS NOT DISTINCT FROM (\(fencedState), \(owner), i.claim)
-                RETURNING j.id, CASE WHEN j.state = \(JobState.reconciling) AND i.next_state = \(JobState.queued)
-                                     THEN \(Completion.Outcome.reconciling) ELSE i.outcome END AS outcome)
-            SELECT id, CASE WHEN new_state = \(JobState.failed) AND new_failure = '' THEN \(Completion.Outcome.cancelled) ELSE new_outcome END,
-                   EXTRACT(EPOCH FROM now() - created_at)::float8, NULLIF(new_failure, '') FROM finished
-            UNION ALL
-            SELECT id, outcome, NULL::float8, NULL::text FROM kept
+            SELECT * FROM payment_complete(\(ids)::int8[], \(claims)::int8[], \(outcomes)::text[], \(states)::text[],
+                                           \(chargeIDs)::text[], \(errors)::text[], \(delays)::float8[], \(refunds)::int4[],
+                                           \(failures)::text[], \(holds)::text[], \(finishedIDs)::int8[], \(keptIDs)::int8[],
+                                           \(fencedState)::text, \(owner)::text, \(margin.seconds), \(timeoutMilliseconds))
             """
     }
 
     /// - Parameter margin: after the last request's deadline, before "no charge" is trusted.
     public func complete(_ completions: [Completion], fence: Fence, margin: Duration) async throws -> [CompletedJob] {
         guard !completions.isEmpty else { return [] }
-        return try await inTransaction(Self.completeStatement(completions, fence: fence, margin: margin), planner: .batchJoinByPrimaryKey) { rows in
-            var completed: [CompletedJob] = []
-            for try await (id, outcome, latency, failure) in rows.decode((Int64, Completion.Outcome, Double?, FailureReason?).self) {
-                completed.append(CompletedJob(id: id, outcome: outcome, latencySeconds: latency, failureReason: failure))
-            }
-            return completed
+        let rows = try await client.query(Self.completeStatement(completions, fence: fence, margin: margin,
+                                                                 timeoutMilliseconds: timeoutMilliseconds), logger: logger)
+        var completed: [CompletedJob] = []
+        for try await (id, outcome, latency, failure) in rows.decode((Int64, Completion.Outcome, Double?, FailureReason?).self) {
+            completed.append(CompletedJob(id: id, outcome: outcome, latencySeconds: latency, failureReason: failure))
         }
+        return completed
     }
 
     // MARK: leases
