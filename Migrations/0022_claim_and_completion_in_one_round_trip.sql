@@ -12,18 +12,25 @@
 --
 -- Called alone (autocommit: the call is its transaction). The planner settings are the
 -- functions' SET clauses (restored when the call returns, so no session state is left on
--- the pooled connection): the claim reads the claimable index in its order and stops at
--- its LIMIT; the completion finds queue rows by primary key and hashes them against the
--- batch (see JobStore.PlannerSettings for why each). force_generic_plan: the point is to
--- plan once.
+-- the pooled connection): the claim reads the claimable index in its order, stops at its
+-- LIMIT and joins what it picked back by primary key, row by row; the completion finds
+-- queue rows by primary key and hashes them against the batch (see
+-- JobStore.PlannerSettings for why each). force_generic_plan: the point is to plan once,
+-- and the settings keep the generic plan (which cannot see the LIMIT or the batch's size)
+-- on the same shape as a custom one.
 --
 -- The timeout. statement_timeout cannot be set from inside a call (the timer is armed
--- when the statement arrives), so each function bounds itself: its lock waits by
--- lock_timeout (SET LOCAL, gone at the call's commit), and before returning it checks the
--- time since the statement arrived; past p_timeout_ms it raises query_canceled, as the
--- statement timeout did, so nothing it did commits. A claim or completion whose client
--- gave up (the client waits the same timeout and a second) is thus never committed
--- after it, except for the commit itself, as before.
+-- when the statement arrives), so each function bounds itself: each of its lock waits by
+-- lock_timeout (set for the call's transaction only), and before returning it checks the
+-- time since the statement arrived: past p_timeout_ms it raises query_canceled, as the
+-- statement timeout did, and nothing it did commits. Unlike the statement timeout, it
+-- does not stop a call that is still working (the role's 60 s statement_timeout,
+-- migration 0005, does). The client waits the same timeout and a second from before it
+-- sent the call, so a call whose client gave up commits nothing, except when its answer
+-- is lost on the way back (the connection drops): then it commits unseen, as a COMMIT
+-- whose answer was lost did before. A claim so committed is released by its owner's next
+-- sweep (never received, so never charged); a completion so committed is found already
+-- recorded when retried (fenced off, reported as a lost lease).
 
 -- Raises query_canceled, as the statement timeout does, once the statement has run longer
 -- than p_timeout_ms: the last step of each function below.
@@ -41,7 +48,8 @@ RETURNS TABLE (id bigint, idempotency_key text, amount_minor bigint, currency te
                attempt int, max_attempts int, give_up_at timestamptz, cancel_requested boolean, claim_seq bigint,
                waited_s float8)
 LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off SET jit = off
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off
+SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
 SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column

@@ -8,6 +8,12 @@ extension Integration {
     /// `payment_complete` (migration 0022): with the planner settings `JobStore` names, and
     /// never committing past the timeout the worker gives them.
     @Suite struct ClaimPlanTests {
+        /// A function's body as the database holds it.
+        static func source(of function: String, _ connection: PostgresConnection) async throws -> String? {
+            try await connection.query("SELECT prosrc FROM pg_proc WHERE proname = \(function)", logger: TestEnvironment.logger)
+                .collect().map { try $0.decode(String.self) }.first
+        }
+
         /// A function's settings as the database holds them (`proconfig`).
         static func settings(of function: String, _ connection: PostgresConnection) async throws -> [String] {
             try await connection.query("SELECT unnest(proconfig) FROM pg_proc WHERE proname = \(function)", logger: TestEnvironment.logger)
@@ -34,22 +40,27 @@ extension Integration {
         /// the statistics say. The queue is mostly empty pages with few live rows; after each
         /// ANALYZE the planner priced the bloated partial index above a sequential scan of
         /// the table and chose scan + sort: every claim read every page of the queue (2,147
-        /// buffers, 16 ms at 1,300 payments/s, 2026-12-06), where the index read ~150. The
-        /// claim's own query, taken from the function the database holds, explained under the
-        /// function's settings; the plan also shows its WHERE and ORDER BY still match the
-        /// claimable index.
+        /// buffers, 16 ms at 1,300 payments/s, 2026-12-06), where the index read ~150. And
+        /// it joins what it picked back by primary key, row by row: the function runs a
+        /// generic plan, which cannot see the LIMIT. The claim's own query, taken from the
+        /// function the database holds, prepared with its parameters and explained as a
+        /// generic plan under the function's settings; the plan also shows its WHERE and
+        /// ORDER BY still match the claimable index. (With hash and merge joins allowed, the
+        /// generic plan against a backlog of 1,000,000 due payments hashed the whole primary
+        /// key for each claim of 500: 529-846 ms a claim, 7.6 ms joined row by row;
+        /// 2026-12-06. Too large a queue to build here, so this holds the shape.)
         @Test func theClaimWalksTheClaimableIndexNotTheTable() async throws {
             try await TestEnvironment.migrate()
-            let plan = try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 1) { client in
+            // On the primary directly: a prepared statement outlives its transaction, and on a
+            // pooled server connection it would outlive this test too.
+            let plan = try await TestEnvironment.withClient(TestEnvironment.primaryURL, maxConnections: 1) { client in
                 try await client.withTransaction(logger: TestEnvironment.logger) { connection in
-                    let source = try await connection.query("SELECT prosrc FROM pg_proc WHERE proname = 'payment_claim'",
-                                                            logger: TestEnvironment.logger).collect().map { try $0.decode(String.self) }
-                    let body = try #require(source.first)
+                    let body = try #require(try await Self.source(of: "payment_claim", connection))
                     let start = try #require(body.range(of: "RETURN QUERY"), "payment_claim returns no query")
                     let end = try #require(body[start.upperBound...].firstIndex(of: ";"))
                     var query = String(body[start.upperBound..<end])
-                    for (parameter, value) in [("p_limit", "500"), ("p_owner", "'plan-test'"), ("p_lease_s", "30.0")] {
-                        query = query.replacingOccurrences(of: parameter, with: value)
+                    for (parameter, number) in [("p_limit", "$1"), ("p_owner", "$2"), ("p_lease_s", "$3")] {
+                        query = query.replacingOccurrences(of: parameter, with: number)
                     }
                     // A queue the planner sees as small: a sequential scan is its cheapest plan.
                     try await connection.query("ANALYZE payment_queue", logger: TestEnvironment.logger)
@@ -57,51 +68,85 @@ extension Integration {
                         let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
                         try await connection.query("SELECT set_config(\(parts[0]), \(parts[1]), true)", logger: TestEnvironment.logger)
                     }
-                    return try await connection.query(PostgresQuery(unsafeSQL: "EXPLAIN (COSTS OFF) " + query), logger: TestEnvironment.logger)
+                    try await connection.query(PostgresQuery(unsafeSQL: "PREPARE claim_plan_test(int, text, float8) AS " + query),
+                                               logger: TestEnvironment.logger)
+                    let plan = try await connection.query("EXPLAIN (COSTS OFF) EXECUTE claim_plan_test(500, 'plan-test', 30)",
+                                                          logger: TestEnvironment.logger)
                         .collect().map { try $0.decode(String.self) }.joined(separator: "\n")
+                    try await connection.query("DEALLOCATE claim_plan_test", logger: TestEnvironment.logger)
+                    return plan
                 }
             }
             #expect(plan.contains("Index Scan using payment_queue_claimable on payment_queue"), "\(plan)")
-            #expect(!plan.contains("Seq Scan"), "\(plan)")
-            #expect(!plan.contains("Sort"), "\(plan)")
+            #expect(plan.contains("Index Scan using payment_queue_pkey on payment_queue"), "\(plan)")
+            #expect(plan.contains("Nested Loop"), "\(plan)")
+            for shape in ["Seq Scan", "Sort", "Bitmap", "Hash", "Merge"] {
+                #expect(!plan.contains(shape), "\(shape): \(plan)")
+            }
+        }
+
+        /// The functions write states, outcomes and failure reasons as SQL literals: each is
+        /// one the Swift types know, and the completion's terminal states are exactly
+        /// `JobState.terminal` (a terminal state it did not know would look like a lost
+        /// lease: the job re-run instead of finished).
+        @Test func theFunctionsNameOnlyTheStatesAndOutcomesSwiftKnows() async throws {
+            try await TestEnvironment.migrate()
+            let (claim, complete) = try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 1) { client in
+                try await client.withConnection { connection in
+                    (try await Self.source(of: "payment_claim", connection) ?? "", try await Self.source(of: "payment_complete", connection) ?? "")
+                }
+            }
+            let known = Set(JobState.allCases.map(\.rawValue) + Completion.Outcome.allCases.map(\.rawValue)
+                            + FailureReason.allCases.map(\.rawValue) + ["debit", "credit", "infinity", "lock_timeout", "ms", "payment_claim", "payment_complete"])
+            let literal = /'([a-z_]+)'/
+            for body in [claim, complete] {
+                let words = Set(body.matches(of: literal).map { String($0.output.1) })
+                #expect(!words.isEmpty)
+                #expect(words.subtracting(known).isEmpty, "unknown literals: \(words.subtracting(known).sorted())")
+            }
+            let terminal = "IN (" + JobState.terminal.map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")"
+            #expect(complete.components(separatedBy: terminal).count - 1 == 2, "the finished and kept rows split on \(terminal)")
         }
 
         /// A claim or completion still running when its timeout has passed (its client, which
         /// waits as long and a second, is giving up) fails as a statement timeout does and
         /// commits nothing: statement_timeout cannot bound a function call, so each function
-        /// checks its own time. The statement sleeps before the call (LATERAL orders it first).
+        /// checks its own time. The statement sleeps before the call (LATERAL orders it
+        /// first). And a completion waiting on a row lock gives up at the timeout (55P03),
+        /// as it did under the statement timeout, instead of waiting as long as the lock.
         @Test func aClaimOrCompletionPastItsTimeoutCommitsNothing() async throws {
             try await TestEnvironment.migrate()
             try await QueueReset.cancelLeftovers()
             let prefix = TestEnvironment.uniquePrefix("late")
             try await Integration.WorkerTests.enqueue(1, prefix: prefix)
             let id = try await Integration.PaymentsGetMadeTests.ids(prefix)[0]
-            try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 1) { client in
+            try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 2) { client in
                 // The payment waits behind a running backlog of other tests: make it first.
                 try await client.query("UPDATE payment_queue SET priority = 0 WHERE id = \(id)", logger: TestEnvironment.logger)
-                let store = JobStore(client: client, statementTimeout: .milliseconds(100), logger: TestEnvironment.logger)
+                let store = JobStore(client: client, statementTimeout: .milliseconds(500), logger: TestEnvironment.logger)
                 let owner = "late/\(UInt32.random(in: 0 ... .max))"
-                func sqlState(_ query: PostgresQuery) async -> String? {
+                func sqlState(_ run: () async throws -> Void) async -> String? {
                     do {
-                        _ = try await client.query(query, logger: TestEnvironment.logger).collect()
+                        try await run()
                         return nil
                     } catch {
-                        return (error as? PSQLError)?.serverInfo?[.sqlState]
+                        return (error as? PSQLError)?.serverInfo?[.sqlState] ?? "\(error)"
                     }
                 }
                 func state() async throws -> [String] {
                     try await client.query("SELECT state || '/' || coalesce(lease_owner, '') FROM payment_queue WHERE id = \(id)",
                                            logger: TestEnvironment.logger).collect().map { try $0.decode(String.self) }
                 }
-                /// `statement` run 0.3 s after its statement arrived (its owner bind waits for the sleep).
+                /// `statement` run a second after its statement arrived (its owner bind waits for the sleep).
                 func late(_ statement: PostgresQuery, owner bind: String) -> PostgresQuery {
-                    PostgresQuery(unsafeSQL: "SELECT c.* FROM (SELECT pg_sleep(0.3)::text AS t) r, LATERAL ("
+                    PostgresQuery(unsafeSQL: "SELECT c.* FROM (SELECT pg_sleep(1)::text AS t) r, LATERAL ("
                                   + statement.sql.replacingOccurrences(of: bind, with: "(\(bind) || r.t)") + ") c", binds: statement.binds)
                 }
 
                 let claim = JobStore.claimStatement(limit: 1, owner: owner, lease: .seconds(30), timeoutMilliseconds: store.timeoutMilliseconds)
                 #expect(claim.sql.contains("$2"))
-                #expect(await sqlState(late(claim, owner: "$2")) == "57014")
+                let lateClaim = await sqlState { _ = try await client.query(late(claim, owner: "$2"), logger: TestEnvironment.logger).collect() }
+                #expect(lateClaim == "57014")
                 let afterLateClaim = try await state()
                 #expect(afterLateClaim == ["queued/"], "a claim past its timeout committed")
 
@@ -110,9 +155,25 @@ extension Integration {
                 let complete = JobStore.completeStatement(done, fence: .lease(owner: owner), margin: .seconds(2),
                                                           timeoutMilliseconds: store.timeoutMilliseconds)
                 #expect(complete.sql.contains("$14::text"))
-                #expect(await sqlState(late(complete, owner: "$14")) == "57014")
+                let lateCompletion = await sqlState {
+                    _ = try await client.query(late(complete, owner: "$14"), logger: TestEnvironment.logger).collect()
+                }
+                #expect(lateCompletion == "57014")
                 let afterLateCompletion = try await state()
                 #expect(afterLateCompletion == ["running/\(owner)"], "a completion past its timeout committed")
+
+                // The row locked by another transaction until the completion returns: it gives up
+                // at its timeout (without it, the role's 60 s statement timeout would end it).
+                let (locked, waited) = try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                    try await connection.query("SELECT 1 FROM payment_queue WHERE id = \(id) FOR UPDATE", logger: TestEnvironment.logger)
+                    let started = ContinuousClock.now
+                    let locked = await sqlState { _ = try await store.complete(done, fence: .lease(owner: owner), margin: .seconds(2)) }
+                    return (locked, ContinuousClock.now - started)
+                }
+                #expect(locked == "55P03")
+                #expect(waited < .seconds(3), "waited \(waited) for the lock")
+                let afterLockWait = try await state()
+                #expect(afterLockWait == ["running/\(owner)"])
                 // In time, the same completion is recorded.
                 let recorded = try await store.complete(done, fence: .lease(owner: owner), margin: .seconds(2))
                 #expect(recorded.map(\.id) == [id])

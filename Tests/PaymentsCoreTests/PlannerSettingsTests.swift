@@ -11,6 +11,6 @@ import Testing
         #expect(JobStore.transactionSettings(.batchJoinByPrimaryKey, timeout: .seconds(15)).sql ==
             "SELECT set_config('statement_timeout', $1, true), set_config('enable_nestloop', 'off', true), set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)")
         #expect(JobStore.transactionSettings(.claimInIndexOrder, timeout: .milliseconds(1)).sql ==
-            "SELECT set_config('statement_timeout', $1, true), set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), set_config('jit', 'off', true)")
+            "SELECT set_config('statement_timeout', $1, true), set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)")
     }
 }

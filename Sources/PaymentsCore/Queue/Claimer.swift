@@ -30,12 +30,14 @@ struct Claimer: Service {
         state.completions.close()
     }
 
-    /// The server's timeout plus a margin: the server ends a slow statement first, and
-    /// the client's timer only catches a connection that hangs.
+    /// The server's timeout plus a margin: the server gives up on a slow claim first (it
+    /// ends its lock waits and refuses to commit past the timeout, migration 0022), and the
+    /// client's timer only catches a connection that hangs.
     var clientTimeout: Duration { configuration.effectiveStatementTimeout + .seconds(1) }
 
     func claimWhileRunning() async {
-        var poll = configuration.idlePollMin
+        var poll = IdlePoll(minimum: configuration.idlePollMin, maximum: configuration.idlePollMax,
+                            patience: configuration.idlePollPatience)
         var dbBackoff = Duration.milliseconds(50)
         var wakeups = state.wakeups.makeAsyncIterator()
         let minimumClaim = max(1, min(configuration.batchSize, configuration.concurrency) / 4)
@@ -82,18 +84,11 @@ struct Claimer: Service {
                     let (attempt, state) = (self.attempt, self.state)
                     for job in claimed { jobs.addTask { await Self.process(job, attempt: attempt, state: state) } }
                 }
-                if claimed.isEmpty {
-                    // Nothing due: poll again soon, backing off while idle.
-                    try? await Task.sleep(for: poll)
-                    poll = min(poll * 2, configuration.idlePollMax)
-                } else if claimed.count < want {
-                    // A trickle: it was all there was, so wait a little for more, but never
-                    // back off while work keeps arriving (backing off under a steady 700/s
-                    // made the wait for a claim 22 ms at p50 and the whole payment 50).
-                    poll = configuration.idlePollMin
-                    try? await Task.sleep(for: poll)
-                } else {
-                    poll = configuration.idlePollMin
+                // A trickle or nothing: wait a little for more, backing off only once the
+                // queue has stayed empty a while (backing off under a steady 700/s made the
+                // wait for a claim 22 ms at p50 and the whole payment 50).
+                if let wait = poll.next(claimed: claimed.count, wanted: want, now: .now) {
+                    try? await Task.sleep(for: wait)
                 }
             }
             // Stopping: give in-flight gateway calls the shutdown timeout, then abandon them

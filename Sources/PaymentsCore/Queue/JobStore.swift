@@ -12,9 +12,10 @@ public struct JobStore: Sendable {
     public let logger: Logger
 
     /// How long the server lets each worker statement run (SET LOCAL, per transaction:
-    /// safe through transaction pooling; the claim and completion functions, which cannot
-    /// set it, bound their lock waits and their run to it: migration 0022). The client waits as long and a
-    /// second, so a statement whose client gave up is also ended by PostgreSQL.
+    /// safe through transaction pooling). The claim and completion functions cannot set
+    /// it for themselves: each bounds its lock waits by it and refuses to commit past it
+    /// (migration 0022). The client waits as long and a second, so a statement whose
+    /// client gave up is ended by PostgreSQL, or at least not committed.
     public let statementTimeout: Duration
 
     public init(client: PostgresClient, statementTimeout: Duration = .seconds(15), logger: Logger) {
@@ -41,11 +42,14 @@ public struct JobStore: Sendable {
         /// cost would otherwise trigger it).
         case batchJoinByPrimaryKey
         /// For the claim (`payment_claim`): the claimable index, read in its order and left
-        /// at the LIMIT (no sequential or bitmap scans, no sort). The queue is mostly empty pages around
-        /// few live rows, and its bloated partial index looked dearer to the planner than
-        /// scanning the table: after an ANALYZE, every claim read every page of the queue
-        /// and sorted what it found (2,147 buffers and 16 ms a claim at 1,300 payments/s on
-        /// 2026-12-06, against ~150 buffers through the index).
+        /// at the LIMIT (no sequential or bitmap scans, no sort), and the rows it picked
+        /// joined back by primary key one by one (no hash or merge join). The queue is mostly
+        /// empty pages around few live rows, and its bloated partial index looked dearer to
+        /// the planner than scanning the table: after an ANALYZE, every claim read every page
+        /// of the queue and sorted what it found (2,147 buffers and 16 ms a claim at 1,300
+        /// payments/s on 2026-12-06, against ~150 buffers through the index). The join: the
+        /// function's generic plan cannot see the LIMIT, guesses a tenth of the due rows,
+        /// and against a large backlog could prefer reading the whole primary key to hash it.
         case claimInIndexOrder
 
         /// The planner settings it turns off for its transaction.
@@ -53,7 +57,7 @@ public struct JobStore: Sendable {
             switch self {
             case .standard: []
             case .batchJoinByPrimaryKey: ["enable_nestloop", "enable_seqscan", "jit"]
-            case .claimInIndexOrder: ["enable_seqscan", "enable_bitmapscan", "enable_sort", "jit"]
+            case .claimInIndexOrder: ["enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_hashjoin", "enable_mergejoin", "jit"]
             }
         }
     }
@@ -85,7 +89,7 @@ public struct JobStore: Sendable {
 
     /// Claims up to `limit` due jobs: `payment_claim` (migration 0022), one statement in one
     /// round trip, planned once per server connection under the claim's planner settings
-    /// (`claimPlanner`, the function's SET clauses), bounded by `timeout`.
+    /// (`claimPlanner`, the function's SET clauses), bounded by `timeoutMilliseconds`.
     static func claimStatement(limit: Int, owner: String, lease: Duration, timeoutMilliseconds: Int32) -> PostgresQuery {
         "SELECT * FROM payment_claim(\(Int32(clamping: limit)), \(owner), \(lease.seconds), \(timeoutMilliseconds))"
     }

@@ -9,9 +9,11 @@ public struct WorkerConfiguration: Sendable, Equatable {
     /// Most jobs one claim statement takes.
     public var batchSize: Int = 500
     public var lease: Duration = .seconds(30)
-    /// Idle polling starts here after work was found and backs off to `idlePollMax`.
+    /// Idle polling starts here after work was found and backs off to `idlePollMax` once no
+    /// claim found work for `idlePollPatience` (see `IdlePoll`).
     public var idlePollMin: Duration = .milliseconds(5)
     public var idlePollMax: Duration = .milliseconds(40)
+    public var idlePollPatience: Duration = .seconds(1)
     public var reapInterval: Duration = .seconds(1)
     /// Most outcomes one completion statement records.
     public var completionBatch: Int = 2_000
@@ -25,8 +27,9 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var statsInterval: Duration = .seconds(5)
     /// Longest a claim or completion statement may take before it counts as failed and is
     /// retried: a query stuck behind a restarting pooler must not wedge the pool. Enforced
-    /// by the client and by the server (SET LOCAL per transaction). Default: 15 s or half
-    /// the lease, whichever is less.
+    /// by the client and by the server (SET LOCAL per transaction; the claim and completion
+    /// functions bound themselves, migration 0022). Default: 15 s or half the lease,
+    /// whichever is less.
     public var statementTimeout: Duration?
     /// A job whose lease was lost this many times goes to `reconciling` (asked about before it
     /// runs again) instead of running again at once.
