@@ -245,7 +245,7 @@ public final class BenchRunner: Sendable {
     /// to last completion.
     func drainRate(_ sql: BenchSQL, count: Int, external: Bool, serveArguments: [String] = []) async throws -> Double {
         let prefix = "bd-\(UInt32.random(in: 0 ... .max))"
-        try await sql.vacuumQueue()
+        try await sql.vacuumWrittenTables()
         _ = try await payments(["enqueue", "--count", "\(count)", "--key-prefix", prefix])
         let serveArgs = ["--concurrency", "5000", "--batch-size", "1000"] + serveArguments
         try await withServe(serveArgs, gatewayLatencyMs: external ? 0 : nil) { serve in
@@ -264,7 +264,7 @@ public final class BenchRunner: Sendable {
         for (label, fraction, target) in [("a tenth", 10.0, "p50 ≤ 40 ms, p99 ≤ 100 ms"), ("half", 2.0, "p99 ≤ 150 ms")] {
             let rate = max(1, Int(drain / fraction))
             let prefix = "bl-\(UInt32.random(in: 0 ... .max))"
-            try await sql.vacuumQueue()
+            try await sql.vacuumWrittenTables()
             var stages: [String: [String: Double]] = [:]
             try await withServe(["--concurrency", "5000"], gatewayLatencyMs: 20) { serve in
                 progress.update("enqueue --rate \(rate) for \(settings.latencySeconds) s through a 20 ms gateway")
