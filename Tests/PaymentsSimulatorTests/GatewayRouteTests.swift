@@ -151,9 +151,18 @@ import Testing
     /// While a request for a key is being processed, neither a second charge nor a lookup
     /// may answer as if the key were unknown: a reconciler would conclude "not charged".
     @Test func aKeyInProgressIsNeitherChargedTwiceNorReportedUnknown() async throws {
-        try await withGateway(faults: { $0.hangRate = 1; $0.hangSeconds = 1 }) { client in
+        try await withGateway(faults: { $0.hangRate = 1; $0.hangSeconds = 3 }) { client in
             async let slow = post(client, key: "slow")
-            try await Task.sleep(for: .milliseconds(200))
+            // Until the gateway holds the first request (a fixed 200 ms was not always enough
+            // under CI's load: the second request arrived first and was the one held).
+            var held = false
+            for _ in 0..<100 where !held {
+                let stats = try await client.execute(uri: "/v1/stats", method: .get)
+                let json = try JSONSerialization.jsonObject(with: Data(buffer: stats.body)) as? [String: Any]
+                held = ((json?["hangs"] as? Int) ?? 0) >= 1
+                if !held { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            try #require(held, "the gateway never received the first request")
             let second = try await post(client, key: "slow")
             #expect(second.status == .conflict && code(second) == "request_in_progress")
             let lookup = try await client.execute(uri: "/v1/charges?idempotency_key=slow", method: .get)
