@@ -62,9 +62,6 @@ struct BenchSQL: Sendable {
             """))
     }
 
-    /// Discards every queued or running job: benchmark data only (the bench starts from an
-    /// idle queue and leaves one). Moved to the history as `cancelled` without any of a
-    /// real cancel's checks; reconciling jobs are left to the reconciler.
     /// Vacuums the tables a run writes before it is measured, as pgbench vacuums its
     /// tables before each of its runs: every job a run moves to the history leaves a dead
     /// row in the queue, and the run after 100,000 of them measured their cleanup (the
@@ -79,6 +76,9 @@ struct BenchSQL: Sendable {
         }
     }
 
+    /// Discards every queued or running job: benchmark data only (the bench starts from an
+    /// idle queue and leaves one). Moved to the history as `cancelled` without any of a
+    /// real cancel's checks; reconciling jobs are left to the reconciler.
     func discardOpenJobs() async throws {
         _ = try await client.query("""
             WITH gone AS (DELETE FROM payment_queue WHERE state IN ('queued', 'running') RETURNING *)

@@ -32,7 +32,7 @@ extension Integration {
             func expected(_ planner: JobStore.PlannerSettings) -> Set<String> {
                 Set(planner.disabled.map { "\($0)=off" } + ["plan_cache_mode=force_generic_plan"])
             }
-            #expect(claim == expected(JobStore.claimPlanner))
+            #expect(claim == expected(.claimInIndexOrder))
             #expect(complete == expected(.batchJoinByPrimaryKey))
         }
 

@@ -115,14 +115,7 @@ import Testing
             // holds it, then past `stallAfter` (a fixed 1.3 s from the task's start left
             // 0.3 s for the connect and the send, and under CI's load 4 of the 10 calls
             // were pipelined behind a call not yet a second old).
-            let stats = GatewayTestClient(port: port)
-            var held = false
-            for _ in 0..<100 where !held {
-                let body = try await stats.execute(uri: "/v1/stats", method: .get).body
-                let json = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any]
-                held = ((json?["hangs"] as? Int) ?? 0) >= 1
-                if !held { try await Task.sleep(for: .milliseconds(20)) }
-            }
+            let held = try await GatewayTestClient(port: port).holdsAHungRequest()
             try #require(held, "the gateway never received the hung call")
             try await Task.sleep(for: .milliseconds(1_300))
             // One opens the second connection, the others are pipelined: on it, not behind

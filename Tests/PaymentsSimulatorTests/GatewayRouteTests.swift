@@ -155,13 +155,7 @@ import Testing
             async let slow = post(client, key: "slow")
             // Until the gateway holds the first request (a fixed 200 ms was not always enough
             // under CI's load: the second request arrived first and was the one held).
-            var held = false
-            for _ in 0..<100 where !held {
-                let stats = try await client.execute(uri: "/v1/stats", method: .get)
-                let json = try JSONSerialization.jsonObject(with: Data(buffer: stats.body)) as? [String: Any]
-                held = ((json?["hangs"] as? Int) ?? 0) >= 1
-                if !held { try await Task.sleep(for: .milliseconds(20)) }
-            }
+            let held = try await client.holdsAHungRequest()
             try #require(held, "the gateway never received the first request")
             let second = try await post(client, key: "slow")
             #expect(second.status == .conflict && code(second) == "request_in_progress")

@@ -50,4 +50,17 @@ struct GatewayTestClient: Sendable {
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         return Response(status: response.status, headers: response.headers, body: try await response.body.collect(upTo: 1 << 20))
     }
+
+    /// Whether the gateway came to hold a hung request (its /v1/stats `hangs`) within two
+    /// seconds: a test that needs a request held waits for it, never a fixed time (under
+    /// CI's load a request sent 200 ms or 1 s earlier had not always arrived).
+    func holdsAHungRequest() async throws -> Bool {
+        for _ in 0..<100 {
+            let stats = try await execute(uri: "/v1/stats", method: .get)
+            let json = try JSONSerialization.jsonObject(with: Data(buffer: stats.body)) as? [String: Any]
+            if ((json?["hangs"] as? Int) ?? 0) >= 1 { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
 }

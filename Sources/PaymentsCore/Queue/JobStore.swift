@@ -65,7 +65,7 @@ public struct JobStore: Sendable {
     /// The statement timeout and `planner`'s settings for one transaction, in one round trip.
     static func transactionSettings(_ planner: PlannerSettings, timeout: Duration) -> PostgresQuery {
         var binds = PostgresBindings()
-        binds.append("\(max(1, Int(timeout.seconds * 1000)))ms")
+        binds.append("\(milliseconds(timeout))ms")
         // The names are this file's own constants, never input.
         let off = planner.disabled.map { ", set_config('\($0)', 'off', true)" }.joined()
         return PostgresQuery(unsafeSQL: "SELECT set_config('statement_timeout', $1, true)" + off, binds: binds)
@@ -83,19 +83,20 @@ public struct JobStore: Sendable {
 
     // MARK: claim
 
+    /// A timeout in whole milliseconds, at least one (0 would mean none to PostgreSQL).
+    static func milliseconds(_ timeout: Duration) -> Int32 { Int32(clamping: max(1, Int(timeout.seconds * 1000))) }
+
     /// The bound the claim and the completion functions put on themselves (migration 0022:
     /// a call cannot set its own statement timeout), in milliseconds.
-    var timeoutMilliseconds: Int32 { Int32(clamping: max(1, Int(statementTimeout.seconds * 1000))) }
+    var timeoutMilliseconds: Int32 { Self.milliseconds(statementTimeout) }
 
     /// Claims up to `limit` due jobs: `payment_claim` (migration 0022), one statement in one
     /// round trip, planned once per server connection under the claim's planner settings
-    /// (`claimPlanner`, the function's SET clauses), bounded by `timeoutMilliseconds`.
+    /// (`PlannerSettings.claimInIndexOrder`, the function's SET clauses), bounded by
+    /// `timeoutMilliseconds`.
     static func claimStatement(limit: Int, owner: String, lease: Duration, timeoutMilliseconds: Int32) -> PostgresQuery {
         "SELECT * FROM payment_claim(\(Int32(clamping: limit)), \(owner), \(lease.seconds), \(timeoutMilliseconds))"
     }
-
-    /// How the claim is planned: `payment_claim`'s SET clauses (its test checks they are these).
-    static let claimPlanner: PlannerSettings = .claimInIndexOrder
 
     /// The lease end the jobs carry is on this process's clock, counted from before the
     /// claim was sent, never the database's: the gateway checks a charge's deadline against
