@@ -14,8 +14,9 @@ public struct JobStore: Sendable {
     /// How long the server lets each worker statement run (SET LOCAL, per transaction:
     /// safe through transaction pooling). The claim and completion functions cannot set
     /// it for themselves: each bounds its lock waits by it and refuses to commit past it
-    /// (migration 0022). The client waits as long and a second, so a statement whose
-    /// client gave up is ended by PostgreSQL, or at least not committed.
+    /// (migration 0022). The client waits as long and a second, counted from before it
+    /// waits for a connection; when a claim or completion its client gave up on can still
+    /// commit, and why that is safe: docs/processing.md, step 6.
     public let statementTimeout: Duration
 
     public init(client: PostgresClient, statementTimeout: Duration = .seconds(15), logger: Logger) {
