@@ -30,6 +30,17 @@ extension Integration {
             }
         }
 
+        /// `count` new jobs of a fresh prefix, `running` under `configuration`'s owner as
+        /// `runUnder` puts them; their prefix and ids in key order.
+        static func runningJobs(_ count: Int, under configuration: WorkerConfiguration, label: String,
+                                leaseMillis: Int) async throws -> (prefix: String, ids: [Int64]) {
+            try await TestEnvironment.migrate()
+            try await QueueReset.cancelLeftovers()
+            let prefix = TestEnvironment.uniquePrefix(label)
+            try await Integration.WorkerTests.enqueue(count, prefix: prefix)
+            return (prefix, try await runUnder(configuration.owner, prefix: prefix, leaseMillis: leaseMillis))
+        }
+
         static func claimed(_ id: Int64) -> ClaimedJob {
             ClaimedJob(id: id, idempotencyKey: "", payment: Payment(amountMinor: 1, currency: "EUR", debtor: "a", creditor: "b"),
                        attempt: 1, maxAttempts: 5, leaseExpiresAt: Date(), giveUpAt: Date(), cancelRequested: false,
@@ -39,14 +50,10 @@ extension Integration {
         /// The heartbeat alone keeps the leases of the claims the worker holds alive, and
         /// only those: a claim the worker does not hold runs out.
         @Test func theHeartbeatAloneExtendsOnlyHeldLeases() async throws {
-            try await TestEnvironment.migrate()
-            try await QueueReset.cancelLeftovers()
-            let prefix = TestEnvironment.uniquePrefix("heartbeat")
-            try await Integration.WorkerTests.enqueue(2, prefix: prefix)
             var configuration = Self.configuration("heartbeat")
             configuration.lease = .milliseconds(1_200)  // a beat every 200 ms
             let beating = configuration
-            let ids = try await Self.runUnder(configuration.owner, prefix: prefix, leaseMillis: 500)
+            let (prefix, ids) = try await Self.runningJobs(2, under: configuration, label: "heartbeat", leaseMillis: 500)
             let state = WorkerState()
             _ = state.hold([Self.claimed(ids[0])])
             try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
@@ -67,12 +74,8 @@ extension Integration {
         /// those claims; once the queue is closed and drained it waits for its own turn to
         /// stop (a ServiceGroup takes a service that ends before its turn for a failure).
         @Test func theCompleterRecordsAndWaitsForItsTurnToStop() async throws {
-            try await TestEnvironment.migrate()
-            try await QueueReset.cancelLeftovers()
-            let prefix = TestEnvironment.uniquePrefix("completer")
-            try await Integration.WorkerTests.enqueue(2, prefix: prefix)
             let configuration = Self.configuration("completer")
-            let ids = try await Self.runUnder(configuration.owner, prefix: prefix, leaseMillis: 30_000)
+            let (prefix, ids) = try await Self.runningJobs(2, under: configuration, label: "completer", leaseMillis: 30_000)
             let state = WorkerState()
             _ = state.hold(ids.map(Self.claimed))
             state.completions.append(Completion(jobID: ids[0], claim: 1, resolution: .failed(reason: .cardDeclined, error: "declined: test")))
@@ -99,6 +102,41 @@ extension Integration {
                     SELECT state, attempt FROM payment_jobs WHERE idempotency_key LIKE \(prefix + "-%") ORDER BY idempotency_key
                     """, logger: TestEnvironment.logger).collect().map { try $0.decode((String, Int32).self) }
                 #expect(states.map { "\($0.0) \($0.1)" } == ["failed 1", "queued 1"], "\(states)")
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
+        /// A payment whose queue row another session holds locked (an operator's open
+        /// transaction) holds back no other outcome of its batch: each of the others is
+        /// recorded within a few lock timeouts, and the locked one as soon as the lock goes.
+        /// Before, the whole batch (up to 2,000 outcomes, their payments charged) was retried
+        /// as long as the lock was held.
+        @Test func aRowLockedElsewhereHoldsBackNoOtherOutcome() async throws {
+            let configuration = Self.configuration("locked")
+            let (prefix, ids) = try await Self.runningJobs(3, under: configuration, label: "locked", leaseMillis: 60_000)
+            try #require(ids.count == 3)
+            let batch = ids.map { Completion(jobID: $0, claim: 1, resolution: .failed(reason: .cardDeclined, error: "declined: test")) }
+            try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 4) { client in
+                // A short timeout, so a lock wait ends in half a second (55P03).
+                let store = JobStore(client: client, statementTimeout: .milliseconds(500), logger: TestEnvironment.logger)
+                let recorder = OutcomeRecorder(store: store, configuration: configuration, metrics: WorkerMetrics(), logger: TestEnvironment.logger)
+                @Sendable func states() async throws -> [String] {
+                    try await client.query("""
+                        SELECT state FROM payment_jobs WHERE idempotency_key LIKE \(prefix + "-%") ORDER BY idempotency_key
+                        """, logger: TestEnvironment.logger).collect().map { try $0.decode(String.self) }
+                }
+                let recording = try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                    try await connection.query("SELECT 1 FROM payment_queue WHERE id = \(ids[0]) FOR UPDATE", logger: TestEnvironment.logger)
+                    let recording = Task { await recorder.record(batch, fence: .lease(owner: configuration.owner)) }
+                    try await TestEnvironment.eventually("the unlocked outcomes recorded", timeout: .seconds(10)) {
+                        try await states() == ["running", "failed", "failed"]
+                    }
+                    return recording
+                }
+                // The lock is gone with its transaction: the last outcome is recorded too.
+                await recording.value
+                let after = try await states()
+                #expect(after == ["failed", "failed", "failed"])
             }
             try await QueueReset.cancelLeftovers(prefix: prefix)
         }

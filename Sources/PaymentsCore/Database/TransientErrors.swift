@@ -27,3 +27,9 @@ public func isTransientDatabaseError(_ error: any Error) -> Bool {
 public func isTransientSQLState(_ state: String) -> Bool {
     state == "25006" || state == "55P03" || ["08", "40", "53", "57", "58"].contains(String(state.prefix(2)))
 }
+
+/// Whether a statement gave up waiting for a lock (55P03, lock_timeout): transient for the
+/// statement, but a batch that waited on one row's lock is better written row by row.
+public func isLockNotAvailable(_ error: any Error) -> Bool {
+    (rootCause(error) as? PSQLError)?.serverInfo?[.sqlState] == "55P03"
+}

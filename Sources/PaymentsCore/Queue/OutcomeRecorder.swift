@@ -15,64 +15,97 @@ struct OutcomeRecorder: Sendable {
     var clientTimeout: Duration { store.statementTimeout + .seconds(1) }
 
     /// Writes outcomes under `fence` (a worker's lease, or the reconciler's state), retrying
-    /// transient errors and falling back to one row at a time on any other.
+    /// transient errors and falling back to one row at a time on any other, and on a row
+    /// lock held elsewhere.
     /// - Parameters:
     ///   - givingUp: whether to stop retrying now (a worker at shutdown, past its deadline).
     ///   - gaveUp: the outcomes not written (cancelled, given up, or a row that cannot be).
     func record(_ batch: [Completion], fence: JobStore.Fence, givingUp: @Sendable () -> Bool = { false },
                 gaveUp: @Sendable ([Completion]) -> Void = { _ in }) async {
-        guard !batch.isEmpty else { return }
+        var pending = batch
         var delay = Duration.milliseconds(50)
-        while true {
+        while !pending.isEmpty {
             do {
-                let done = try await withTimeout(clientTimeout) { [store, configuration] in
-                    try await store.complete(batch, fence: fence, margin: configuration.settleMargin)
-                }
-                switch fence {
-                case .lease:
-                    metrics.recordCompleted(done, submitted: batch.count)
-                    if done.count < batch.count {
-                        logger.warning("outcomes not recorded: lease lost (another worker owns these jobs now)", metadata: ["jobs": "\(batch.count - done.count)"])
-                    }
-                case .reconciling:
-                    metrics.recordReconciled(done)
-                    func count(_ outcome: Completion.Outcome) -> String { "\(done.filter { $0.outcome == outcome }.count)" }
-                    logger.info("reconciled jobs with the gateway", metadata: [
-                        "posted": "\(count(.succeeded))", "failed": "\(count(.failed))", "requeued": "\(count(.requeued))",
-                        "cancelled": "\(count(.cancelled))", "held": "\(count(.held))", "already_settled": "\(batch.count - done.count)",
-                    ])
-                }
+                try await write(pending, fence: fence)
                 return
             } catch where Task.isCancelled {
-                logger.error("cancelled: outcomes not recorded; leases will expire and the jobs re-run (the gateway deduplicates)",
-                             metadata: ["jobs": "\(batch.count)"])
-                gaveUp(batch)
+                logCancelled(pending)
+                gaveUp(pending)
                 return
+            } catch where isLockNotAvailable(error) && pending.count > 1 {
+                // A row another session holds locked (an operator's open transaction) would
+                // hold the whole batch back for as long as it is held: each outcome alone,
+                // once; the ones still waiting on a lock or a transient error go round again.
+                metrics.recordDatabaseError()
+                logger.warning("recording outcomes waited on a row lock held elsewhere; recording them one by one",
+                               metadata: ["jobs": "\(pending.count)"])
+                var again: [Completion] = []
+                for (index, completion) in pending.enumerated() {
+                    do {
+                        try await write([completion], fence: fence)
+                    } catch where Task.isCancelled {
+                        let rest = again + pending[index...]
+                        logCancelled(rest)
+                        gaveUp(rest)
+                        return
+                    } catch where isTransientDatabaseError(error) {
+                        again.append(completion)
+                    } catch {
+                        await record([completion], fence: fence, givingUp: givingUp, gaveUp: gaveUp)
+                    }
+                }
+                if again.count == pending.count { try? await Task.sleep(for: delay) }
+                pending = again
             } catch where isTransientDatabaseError(error) {
                 metrics.recordDatabaseError()
                 if givingUp() {
                     logger.error("giving up recording outcomes at shutdown; leases will expire and the jobs re-run (the gateway deduplicates)",
-                                 metadata: ["jobs": "\(batch.count)", "error": "\(describe(error))"])
-                    gaveUp(batch)
+                                 metadata: ["jobs": "\(pending.count)", "error": "\(describe(error))"])
+                    gaveUp(pending)
                     return
                 }
-                throttle.log(logger, .warning, "recording outcomes failed; retrying", metadata: ["jobs": "\(batch.count)", "error": "\(describe(error))"])
+                throttle.log(logger, .warning, "recording outcomes failed; retrying", metadata: ["jobs": "\(pending.count)", "error": "\(describe(error))"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(2))
             } catch {
                 // Not transient: record one by one so that one bad row cannot hold back the rest.
                 metrics.recordDatabaseError()
-                guard batch.count > 1 else {
+                guard pending.count > 1 else {
                     logger.error("cannot record outcome; the lease will expire and the job re-run", metadata: [
-                        "job_id": "\(batch[0].jobID)", "claim": "\(batch[0].claim)", "error": "\(describe(error))",
+                        "job_id": "\(pending[0].jobID)", "claim": "\(pending[0].claim)", "error": "\(describe(error))",
                     ])
-                    gaveUp(batch)
+                    gaveUp(pending)
                     return
                 }
-                for completion in batch { await record([completion], fence: fence, givingUp: givingUp, gaveUp: gaveUp) }
+                for completion in pending { await record([completion], fence: fence, givingUp: givingUp, gaveUp: gaveUp) }
                 return
             }
         }
     }
 
+    /// One attempt at writing `batch`, counted and logged as recorded.
+    private func write(_ batch: [Completion], fence: JobStore.Fence) async throws {
+        let done = try await withTimeout(clientTimeout) { [store, configuration] in
+            try await store.complete(batch, fence: fence, margin: configuration.settleMargin)
+        }
+        switch fence {
+        case .lease:
+            metrics.recordCompleted(done, submitted: batch.count)
+            if done.count < batch.count {
+                logger.warning("outcomes not recorded: lease lost (another worker owns these jobs now)", metadata: ["jobs": "\(batch.count - done.count)"])
+            }
+        case .reconciling:
+            metrics.recordReconciled(done)
+            func count(_ outcome: Completion.Outcome) -> String { "\(done.filter { $0.outcome == outcome }.count)" }
+            logger.info("reconciled jobs with the gateway", metadata: [
+                "posted": "\(count(.succeeded))", "failed": "\(count(.failed))", "requeued": "\(count(.requeued))",
+                "cancelled": "\(count(.cancelled))", "held": "\(count(.held))", "already_settled": "\(batch.count - done.count)",
+            ])
+        }
+    }
+
+    private func logCancelled(_ batch: [Completion]) {
+        logger.error("cancelled: outcomes not recorded; leases will expire and the jobs re-run (the gateway deduplicates)",
+                     metadata: ["jobs": "\(batch.count)"])
+    }
 }
