@@ -107,38 +107,82 @@ extension Integration {
         }
 
         /// A payment whose queue row another session holds locked (an operator's open
-        /// transaction) holds back no other outcome of its batch: each of the others is
-        /// recorded within a few lock timeouts, and the locked one as soon as the lock goes.
-        /// Before, the whole batch (up to 2,000 outcomes, their payments charged) was retried
-        /// as long as the lock was held.
+        /// transaction) holds back no other outcome of its batch: the others are recorded
+        /// within a few lock timeouts, and the locked one as soon as the lock goes. Before,
+        /// the whole batch (up to 2,000 outcomes, their payments charged) was retried as long
+        /// as the lock was held.
         @Test func aRowLockedElsewhereHoldsBackNoOtherOutcome() async throws {
             let configuration = Self.configuration("locked")
             let (prefix, ids) = try await Self.runningJobs(3, under: configuration, label: "locked", leaseMillis: 60_000)
             try #require(ids.count == 3)
             let batch = ids.map { Completion(jobID: $0, claim: 1, resolution: .failed(reason: .cardDeclined, error: "declined: test")) }
             try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 4) { client in
-                // A short timeout, so a lock wait ends in half a second (55P03).
-                let store = JobStore(client: client, statementTimeout: .milliseconds(500), logger: TestEnvironment.logger)
+                // A short timeout, so a lock wait ends in a second (55P03).
+                let store = JobStore(client: client, statementTimeout: .seconds(1), logger: TestEnvironment.logger)
                 let recorder = OutcomeRecorder(store: store, configuration: configuration, metrics: WorkerMetrics(), logger: TestEnvironment.logger)
-                @Sendable func states() async throws -> [String] {
-                    try await client.query("""
-                        SELECT state FROM payment_jobs WHERE idempotency_key LIKE \(prefix + "-%") ORDER BY idempotency_key
-                        """, logger: TestEnvironment.logger).collect().map { try $0.decode(String.self) }
-                }
                 let recording = try await client.withTransaction(logger: TestEnvironment.logger) { connection in
                     try await connection.query("SELECT 1 FROM payment_queue WHERE id = \(ids[0]) FOR UPDATE", logger: TestEnvironment.logger)
                     let recording = Task { await recorder.record(batch, fence: .lease(owner: configuration.owner)) }
-                    try await TestEnvironment.eventually("the unlocked outcomes recorded", timeout: .seconds(10)) {
-                        try await states() == ["running", "failed", "failed"]
+                    do {
+                        try await TestEnvironment.eventually("the unlocked outcomes recorded", timeout: .seconds(20)) {
+                            try await Self.states(client, prefix) == ["running", "failed", "failed"]
+                        }
+                    } catch {
+                        recording.cancel()
+                        throw error
                     }
                     return recording
                 }
                 // The lock is gone with its transaction: the last outcome is recorded too.
                 await recording.value
-                let after = try await states()
+                let after = try await Self.states(client, prefix)
                 #expect(after == ["failed", "failed", "failed"])
             }
             try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
+        /// At shutdown, past its deadline, a batch written row by row around locked rows gives
+        /// up exactly the outcomes not written (the reaper re-runs them), after the lock wait
+        /// that ran past the deadline, not once the locks go; what was written is posted once.
+        @Test func atShutdownOnlyTheLockedOutcomesAreGivenUp() async throws {
+            let configuration = Self.configuration("locked-stop")
+            let (prefix, ids) = try await Self.runningJobs(3, under: configuration, label: "locked-stop", leaseMillis: 60_000)
+            try #require(ids.count == 3)
+            let batch = ids.map { Completion(jobID: $0, claim: 1, resolution: .succeeded(chargeID: "ch-locked-\($0)")) }
+            try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 4) { client in
+                let store = JobStore(client: client, statementTimeout: .seconds(1), logger: TestEnvironment.logger)
+                let recorder = OutcomeRecorder(store: store, configuration: configuration, metrics: WorkerMetrics(), logger: TestEnvironment.logger)
+                // The deadline passes once the unlocked outcome is written.
+                let stopping = Mutex(false)
+                let written = Mutex<[Int64]>([]), givenUp = Mutex<[Int64]>([])
+                let took = try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                    try await connection.query("SELECT 1 FROM payment_queue WHERE id IN (\(ids[0]), \(ids[2])) FOR UPDATE", logger: TestEnvironment.logger)
+                    let started = ContinuousClock.now
+                    await recorder.record(batch, fence: .lease(owner: configuration.owner), givingUp: { stopping.withLock { $0 } },
+                                          gaveUp: { done in givenUp.withLock { $0 += done.map(\.jobID) } },
+                                          written: { done in
+                                              written.withLock { $0 += done.map(\.jobID) }
+                                              stopping.withLock { $0 = true }
+                                          })
+                    return ContinuousClock.now - started
+                }
+                #expect(written.withLock { $0 } == [ids[1]])
+                #expect(givenUp.withLock { $0 }.sorted() == [ids[0], ids[2]].sorted())
+                #expect(took < .seconds(8), "gave up after \(took): the batch's lock wait and two rows' are 3 s")
+                let states = try await Self.states(client, prefix)
+                #expect(states == ["running", "succeeded", "running"])
+                let postings = try await client.query("""
+                    SELECT job_id, count(*) FROM ledger_entries WHERE job_id IN (\(ids[0]), \(ids[1]), \(ids[2])) GROUP BY job_id
+                    """, logger: TestEnvironment.logger).collect().map { try $0.decode((Int64, Int64).self) }
+                #expect(postings.map { "\($0.0) \($0.1)" } == ["\(ids[1]) 2"], "one debit and one credit, for the written payment only")
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
+        static func states(_ client: PostgresClient, _ prefix: String) async throws -> [String] {
+            try await client.query("""
+                SELECT state FROM payment_jobs WHERE idempotency_key LIKE \(prefix + "-%") ORDER BY idempotency_key
+                """, logger: TestEnvironment.logger).collect().map { try $0.decode(String.self) }
         }
 
         /// The claimer alone claims due jobs, calls the gateway and queues each outcome for

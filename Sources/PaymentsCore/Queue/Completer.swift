@@ -30,8 +30,15 @@ struct Completer: Service {
     func recordWhileOpen() async {
         while let batch = await state.completions.take(max: configuration.completionBatch) {
             let started = ContinuousClock.now
+            // Claims are let go as their outcomes are written: a batch written row by row
+            // around a row locked elsewhere gives the claimer its room back as it goes.
             await recorder.record(batch, fence: .lease(owner: configuration.owner),
-                                  givingUp: { self.pastGiveUpDeadline }, gaveUp: { self.state.markUnrecorded($0) })
+                                  givingUp: { self.pastGiveUpDeadline }, gaveUp: { self.state.markUnrecorded($0) },
+                                  written: { done in
+                                      guard done.count < batch.count else { return }
+                                      self.metrics.setInFlight(self.state.release(done))
+                                      self.state.wakeClaimer()
+                                  })
             let took = (ContinuousClock.now - started).seconds
             metrics.recordStage(.completionWait, batch.map { (started - $0.answeredAt).seconds })
             metrics.recordStage(.completionCommit, Array(repeating: took, count: batch.count))

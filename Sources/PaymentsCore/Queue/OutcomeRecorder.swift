@@ -20,13 +20,23 @@ struct OutcomeRecorder: Sendable {
     /// - Parameters:
     ///   - givingUp: whether to stop retrying now (a worker at shutdown, past its deadline).
     ///   - gaveUp: the outcomes not written (cancelled, given up, or a row that cannot be).
+    ///   - written: each write's outcomes once it committed (recorded, or fenced off).
     func record(_ batch: [Completion], fence: JobStore.Fence, givingUp: @Sendable () -> Bool = { false },
-                gaveUp: @Sendable ([Completion]) -> Void = { _ in }) async {
+                gaveUp: @Sendable ([Completion]) -> Void = { _ in }, written: @Sendable ([Completion]) -> Void = { _ in }) async {
         var pending = batch
         var delay = Duration.milliseconds(50)
+        /// Past the shutdown's deadline: `outcomes` are given up (the reaper re-runs them).
+        func giveUpAtShutdown(_ outcomes: [Completion], _ error: any Error) -> Bool {
+            guard givingUp() else { return false }
+            logger.error("giving up recording outcomes at shutdown; leases will expire and the jobs re-run (the gateway deduplicates)",
+                         metadata: ["jobs": "\(outcomes.count)", "error": "\(describe(error))"])
+            gaveUp(outcomes)
+            return true
+        }
         while !pending.isEmpty {
             do {
                 try await write(pending, fence: fence)
+                written(pending)
                 return
             } catch where Task.isCancelled {
                 logCancelled(pending)
@@ -35,35 +45,50 @@ struct OutcomeRecorder: Sendable {
             } catch where isLockNotAvailable(error) && pending.count > 1 {
                 // A row another session holds locked (an operator's open transaction) would
                 // hold the whole batch back for as long as it is held: each outcome alone,
-                // once; the ones still waiting on a lock or a transient error go round again.
+                // once, so the others are written; the ones that wait on a lock again go
+                // round again (a lock timeout each, so no pass is quick).
                 metrics.recordDatabaseError()
+                if giveUpAtShutdown(pending, error) { return }
                 logger.warning("recording outcomes waited on a row lock held elsewhere; recording them one by one",
                                metadata: ["jobs": "\(pending.count)"])
+                let alone = pending
                 var again: [Completion] = []
-                for (index, completion) in pending.enumerated() {
+                var failure: (index: Int, error: any Error)?
+                for (index, completion) in alone.enumerated() {
                     do {
                         try await write([completion], fence: fence)
+                        written([completion])
                     } catch where Task.isCancelled {
-                        let rest = again + pending[index...]
+                        let rest = again + alone[index...]
                         logCancelled(rest)
                         gaveUp(rest)
                         return
-                    } catch where isTransientDatabaseError(error) {
+                    } catch where isLockNotAvailable(error) {
                         again.append(completion)
+                        // Each such wait is a lock timeout: the shutdown's deadline is checked
+                        // after each, not once a pass.
+                        if giveUpAtShutdown(again + alone[(index + 1)...], error) { return }
+                    } catch where isTransientDatabaseError(error) {
+                        // Not a lock: the database itself. The rest as a batch again, after
+                        // the backoff and within the shutdown's deadline.
+                        failure = (index, error)
+                        break
                     } catch {
-                        await record([completion], fence: fence, givingUp: givingUp, gaveUp: gaveUp)
+                        await record([completion], fence: fence, givingUp: givingUp, gaveUp: gaveUp, written: written)
                     }
                 }
-                if again.count == pending.count { try? await Task.sleep(for: delay) }
-                pending = again
+                pending = again + (failure.map { alone[$0.index...] } ?? [])
+                if let failure {
+                    metrics.recordDatabaseError()
+                    if giveUpAtShutdown(pending, failure.error) { return }
+                    throttle.log(logger, .warning, "recording outcomes failed; retrying",
+                                 metadata: ["jobs": "\(pending.count)", "error": "\(describe(failure.error))"])
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(2))
+                }
             } catch where isTransientDatabaseError(error) {
                 metrics.recordDatabaseError()
-                if givingUp() {
-                    logger.error("giving up recording outcomes at shutdown; leases will expire and the jobs re-run (the gateway deduplicates)",
-                                 metadata: ["jobs": "\(pending.count)", "error": "\(describe(error))"])
-                    gaveUp(pending)
-                    return
-                }
+                if giveUpAtShutdown(pending, error) { return }
                 throttle.log(logger, .warning, "recording outcomes failed; retrying", metadata: ["jobs": "\(pending.count)", "error": "\(describe(error))"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(2))
@@ -77,7 +102,7 @@ struct OutcomeRecorder: Sendable {
                     gaveUp(pending)
                     return
                 }
-                for completion in pending { await record([completion], fence: fence, givingUp: givingUp, gaveUp: gaveUp) }
+                for completion in pending { await record([completion], fence: fence, givingUp: givingUp, gaveUp: gaveUp, written: written) }
                 return
             }
         }
