@@ -141,6 +141,53 @@ extension Integration {
             try await QueueReset.cancelLeftovers(prefix: prefix)
         }
 
+        /// A completer whose batch waits on a row another session holds locked goes on with
+        /// the outcomes that come after it (the locked one is retried apart, its claim held
+        /// and its lease extended meanwhile), and the locked one is recorded once the lock
+        /// goes. Before, a completer retried that batch as long as the lock was held and
+        /// recorded nothing else: with one completer, nothing at all.
+        @Test func theCompleterGoesOnPastARowLockedElsewhere() async throws {
+            var oneCompleter = Self.configuration("locked-completer")
+            oneCompleter.completers = 1
+            let configuration = oneCompleter
+            let (prefix, ids) = try await Self.runningJobs(3, under: configuration, label: "locked-completer", leaseMillis: 60_000)
+            try #require(ids.count == 3)
+            let state = WorkerState()
+            _ = state.hold(ids.map(Self.claimed))
+            let declined: @Sendable (Int64) -> Completion = { Completion(jobID: $0, claim: 1, resolution: .failed(reason: .cardDeclined, error: "declined: test")) }
+            try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 4) { client in
+                let store = JobStore(client: client, statementTimeout: .seconds(1), logger: TestEnvironment.logger)
+                let metrics = WorkerMetrics()
+                let completer = Completer(state: state,
+                                          recorder: OutcomeRecorder(store: store, configuration: configuration, metrics: metrics, logger: TestEnvironment.logger),
+                                          configuration: configuration, metrics: metrics, logger: TestEnvironment.logger)
+                let group = ServiceGroup(configuration: .init(services: [completer], logger: TestEnvironment.logger))
+                let running = Task { try await group.run() }
+                try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                    try await connection.query("SELECT 1 FROM payment_queue WHERE id = \(ids[0]) FOR UPDATE", logger: TestEnvironment.logger)
+                    state.completions.append(declined(ids[0]))
+                    state.completions.append(declined(ids[1]))
+                    try await TestEnvironment.eventually("the unlocked outcome of the first batch recorded", timeout: .seconds(20)) {
+                        try await Self.states(client, prefix) == ["running", "failed", "running"]
+                    }
+                    state.completions.append(declined(ids[2]))
+                    try await TestEnvironment.eventually("an outcome after the locked one recorded", timeout: .seconds(20)) {
+                        try await Self.states(client, prefix) == ["running", "failed", "failed"]
+                    }
+                    #expect(state.heldClaims == [HeldJobs.Key(id: ids[0], claim: 1)], "the locked payment's claim stays held")
+                }
+                // The lock is gone with its transaction.
+                try await TestEnvironment.eventually("the locked outcome recorded", timeout: .seconds(20)) {
+                    try await Self.states(client, prefix) == ["failed", "failed", "failed"]
+                }
+                #expect(state.heldCount == 0)
+                state.completions.close()
+                await group.triggerGracefulShutdown()
+                try await running.value
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
         /// At shutdown, past its deadline, a batch written row by row around locked rows gives
         /// up exactly the outcomes not written (the reaper re-runs them), after the lock wait
         /// that ran past the deadline, not once the locks go; what was written is posted once.

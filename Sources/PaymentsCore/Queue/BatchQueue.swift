@@ -20,6 +20,15 @@ public final class BatchQueue<Element: Sendable>: Sendable {
         waiter?.resume()
     }
 
+    public func append(contentsOf elements: [Element]) {
+        guard !elements.isEmpty else { return }
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.items.append(contentsOf: elements)
+            return s.waiters.isEmpty ? nil : s.waiters.removeFirst()
+        }
+        waiter?.resume()
+    }
+
     /// No more appends; consumers drain what is left, then get nil.
     public func close() {
         let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in

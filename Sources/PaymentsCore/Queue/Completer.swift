@@ -1,3 +1,4 @@
+import Synchronization
 import Logging
 import ServiceLifecycle
 
@@ -15,7 +16,11 @@ struct Completer: Service {
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<configuration.completers { group.addTask { await self.recordWhileOpen() } }
+            group.addTask { await self.recordLockedWhileOpen() }
+            await withTaskGroup(of: Void.self) { completers in
+                for _ in 0..<configuration.completers { completers.addTask { await self.recordWhileOpen() } }
+            }
+            state.lockedCompletions.close()
         }
         let totals = metrics.snapshot
         logger.info("worker pool stopped", metadata: [
@@ -30,19 +35,42 @@ struct Completer: Service {
     func recordWhileOpen() async {
         while let batch = await state.completions.take(max: configuration.completionBatch) {
             let started = ContinuousClock.now
+            let parked = Mutex<Set<HeldJobs.Key>>([])
             // Claims are let go as their outcomes are written: a batch written row by row
-            // around a row locked elsewhere gives the claimer its room back as it goes.
+            // around a row locked elsewhere gives the claimer its room back as it goes. The
+            // outcomes still waiting on such a lock are retried apart, their claims held.
             await recorder.record(batch, fence: .lease(owner: configuration.owner),
                                   givingUp: { self.pastGiveUpDeadline }, gaveUp: { self.state.markUnrecorded($0) },
                                   written: { done in
                                       guard done.count < batch.count else { return }
                                       self.metrics.setInFlight(self.state.release(done))
                                       self.state.wakeClaimer()
+                                  },
+                                  parkLocked: { locked in
+                                      parked.withLock { $0.formUnion(locked.map(\.key)) }
+                                      self.state.lockedCompletions.append(contentsOf: locked)
                                   })
             let took = (ContinuousClock.now - started).seconds
             metrics.recordStage(.completionWait, batch.map { (started - $0.answeredAt).seconds })
             metrics.recordStage(.completionCommit, Array(repeating: took, count: batch.count))
-            metrics.setInFlight(state.release(batch))
+            let left = parked.withLock { $0 }
+            metrics.setInFlight(state.release(left.isEmpty ? batch : batch.filter { !left.contains($0.key) }))
+            state.wakeClaimer()
+        }
+    }
+
+    /// Outcomes whose rows another session holds locked (an operator's open transaction),
+    /// each retried until its lock goes or the shutdown's deadline passes: one task waits on
+    /// them, so the completers go on with every other outcome.
+    func recordLockedWhileOpen() async {
+        while let locked = await state.lockedCompletions.take(max: configuration.completionBatch) {
+            await recorder.record(locked, fence: .lease(owner: configuration.owner),
+                                  givingUp: { self.pastGiveUpDeadline }, gaveUp: { self.state.markUnrecorded($0) },
+                                  written: { done in
+                                      self.metrics.setInFlight(self.state.release(done))
+                                      self.state.wakeClaimer()
+                                  })
+            metrics.setInFlight(state.release(locked))
             state.wakeClaimer()
         }
     }

@@ -47,6 +47,9 @@ public struct Completion: Sendable, Equatable {
         self.resolution = resolution
         self.answeredAt = answeredAt
     }
+
+    /// The claim it records, as the worker holds it.
+    var key: HeldJobs.Key { HeldJobs.Key(id: jobID, claim: claim) }
 }
 
 extension Completion.Resolution {

@@ -21,8 +21,12 @@ struct OutcomeRecorder: Sendable {
     ///   - givingUp: whether to stop retrying now (a worker at shutdown, past its deadline).
     ///   - gaveUp: the outcomes not written (cancelled, given up, or a row that cannot be).
     ///   - written: each write's outcomes once it committed (recorded, or fenced off).
+    ///   - parkLocked: given, the outcomes still waiting on a row lock held elsewhere after
+    ///     the others were written are handed to it instead of retried here (the completer
+    ///     retries them apart and goes on); nil, they are retried here until the lock goes.
     func record(_ batch: [Completion], fence: JobStore.Fence, givingUp: @Sendable () -> Bool = { false },
-                gaveUp: @Sendable ([Completion]) -> Void = { _ in }, written: @Sendable ([Completion]) -> Void = { _ in }) async {
+                gaveUp: @Sendable ([Completion]) -> Void = { _ in }, written: @Sendable ([Completion]) -> Void = { _ in },
+                parkLocked: (@Sendable ([Completion]) -> Void)? = nil) async {
         var pending = batch
         var delay = Duration.milliseconds(50)
         /// Past the shutdown's deadline: `outcomes` are given up (the reaper re-runs them).
@@ -42,13 +46,17 @@ struct OutcomeRecorder: Sendable {
                 logCancelled(pending)
                 gaveUp(pending)
                 return
-            } catch where isLockNotAvailable(error) && pending.count > 1 {
+            } catch where isLockNotAvailable(error) && (pending.count > 1 || parkLocked != nil) {
                 // A row another session holds locked (an operator's open transaction) would
                 // hold the whole batch back for as long as it is held: each outcome alone,
                 // once, so the others are written; the ones that wait on a lock again go
                 // round again (a lock timeout each, so no pass is quick).
                 metrics.recordDatabaseError()
                 if giveUpAtShutdown(pending, error) { return }
+                if pending.count == 1, let parkLocked {
+                    parkLocked(pending)
+                    return
+                }
                 logger.warning("recording outcomes waited on a row lock held elsewhere; recording them one by one",
                                metadata: ["jobs": "\(pending.count)"])
                 let alone = pending
@@ -78,6 +86,10 @@ struct OutcomeRecorder: Sendable {
                     }
                 }
                 pending = again + (failure.map { alone[$0.index...] } ?? [])
+                if failure == nil, !again.isEmpty, let parkLocked {
+                    parkLocked(again)
+                    return
+                }
                 if let failure {
                     metrics.recordDatabaseError()
                     if giveUpAtShutdown(pending, failure.error) { return }

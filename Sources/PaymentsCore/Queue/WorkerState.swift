@@ -17,6 +17,9 @@ final class WorkerState: Sendable {
     private let state = Mutex(State())
     /// Outcomes the job tasks hand to the completer; closed when the claimer has ended.
     let completions = BatchQueue<Completion>()
+    /// Outcomes whose queue rows another session holds locked, retried apart from the
+    /// others; closed when the completers have ended.
+    let lockedCompletions = BatchQueue<Completion>()
     /// Wakes a claimer waiting for room (a batch recorded, a stop asked, the heartbeat's nudge).
     let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
