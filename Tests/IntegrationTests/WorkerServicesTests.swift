@@ -143,8 +143,7 @@ extension Integration {
 
         /// A completer whose batch waits on a row another session holds locked goes on with
         /// the outcomes that come after it (the locked one is retried apart, its claim held
-        /// and its lease extended meanwhile), and the locked one is recorded once the lock
-        /// goes. Before, a completer retried that batch as long as the lock was held and
+        /// meanwhile), and the locked one is recorded once the lock goes. Before, a completer retried that batch as long as the lock was held and
         /// recorded nothing else: with one completer, nothing at all.
         @Test func theCompleterGoesOnPastARowLockedElsewhere() async throws {
             var oneCompleter = Self.configuration("locked-completer")
@@ -174,13 +173,15 @@ extension Integration {
                     try await TestEnvironment.eventually("an outcome after the locked one recorded", timeout: .seconds(20)) {
                         try await Self.states(client, prefix) == ["running", "failed", "failed"]
                     }
-                    #expect(state.heldClaims == [HeldJobs.Key(id: ids[0], claim: 1)], "the locked payment's claim stays held")
+                    try await TestEnvironment.eventually("only the locked payment's claim held", timeout: .seconds(10)) {
+                        state.heldClaims == [HeldJobs.Key(id: ids[0], claim: 1)]
+                    }
                 }
                 // The lock is gone with its transaction.
                 try await TestEnvironment.eventually("the locked outcome recorded", timeout: .seconds(20)) {
                     try await Self.states(client, prefix) == ["failed", "failed", "failed"]
                 }
-                #expect(state.heldCount == 0)
+                try await TestEnvironment.eventually("every claim let go", timeout: .seconds(10)) { state.heldCount == 0 }
                 state.completions.close()
                 await group.triggerGracefulShutdown()
                 try await running.value

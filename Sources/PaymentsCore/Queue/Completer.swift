@@ -35,44 +35,45 @@ struct Completer: Service {
     func recordWhileOpen() async {
         while let batch = await state.completions.take(max: configuration.completionBatch) {
             let started = ContinuousClock.now
-            let parked = Mutex<Set<HeldJobs.Key>>([])
-            // Claims are let go as their outcomes are written: a batch written row by row
-            // around a row locked elsewhere gives the claimer its room back as it goes. The
-            // outcomes still waiting on such a lock are retried apart, their claims held.
-            await recorder.record(batch, fence: .lease(owner: configuration.owner),
-                                  givingUp: { self.pastGiveUpDeadline }, gaveUp: { self.state.markUnrecorded($0) },
-                                  written: { done in
-                                      guard done.count < batch.count else { return }
-                                      self.metrics.setInFlight(self.state.release(done))
-                                      self.state.wakeClaimer()
-                                  },
-                                  parkLocked: { locked in
-                                      parked.withLock { $0.formUnion(locked.map(\.key)) }
-                                      self.state.lockedCompletions.append(contentsOf: locked)
-                                  })
+            await recordParkingLocked(batch)
             let took = (ContinuousClock.now - started).seconds
             metrics.recordStage(.completionWait, batch.map { (started - $0.answeredAt).seconds })
             metrics.recordStage(.completionCommit, Array(repeating: took, count: batch.count))
-            let left = parked.withLock { $0 }
-            metrics.setInFlight(state.release(left.isEmpty ? batch : batch.filter { !left.contains($0.key) }))
-            state.wakeClaimer()
         }
     }
 
     /// Outcomes whose rows another session holds locked (an operator's open transaction),
-    /// each retried until its lock goes or the shutdown's deadline passes: one task waits on
-    /// them, so the completers go on with every other outcome.
+    /// retried by this one task, a round a second, until each lock goes or the shutdown's
+    /// deadline passes, so the completers go on with every other outcome. A round parks
+    /// again what is still locked, so one long lock holds back no outcome parked after it.
     func recordLockedWhileOpen() async {
         while let locked = await state.lockedCompletions.take(max: configuration.completionBatch) {
-            await recorder.record(locked, fence: .lease(owner: configuration.owner),
-                                  givingUp: { self.pastGiveUpDeadline }, gaveUp: { self.state.markUnrecorded($0) },
-                                  written: { done in
-                                      self.metrics.setInFlight(self.state.release(done))
-                                      self.state.wakeClaimer()
-                                  })
-            metrics.setInFlight(state.release(locked))
-            state.wakeClaimer()
+            if await recordParkingLocked(locked) { try? await Task.sleep(for: .seconds(1)) }
         }
+    }
+
+    /// Records `batch` under this worker's leases and lets go of the claims of what was
+    /// written or given up, as it goes (a batch written row by row around a row locked
+    /// elsewhere gives the claimer its room back row by row). What still waits on such a
+    /// lock is parked for `recordLockedWhileOpen`, its claim held; true if any was.
+    @discardableResult
+    func recordParkingLocked(_ batch: [Completion]) async -> Bool {
+        let parked = Mutex<Set<HeldJobs.Key>>([])
+        await recorder.record(batch, fence: .lease(owner: configuration.owner),
+                              givingUp: { self.pastGiveUpDeadline }, gaveUp: { self.state.markUnrecorded($0) },
+                              written: { done in
+                                  guard done.count < batch.count else { return }
+                                  self.metrics.setInFlight(self.state.release(done))
+                                  self.state.wakeClaimer()
+                              },
+                              parkLocked: { locked in
+                                  parked.withLock { $0.formUnion(locked.map(\.key)) }
+                                  self.state.lockedCompletions.append(contentsOf: locked)
+                              })
+        let left = parked.withLock { $0 }
+        metrics.setInFlight(state.release(left.isEmpty ? batch : batch.filter { !left.contains($0.key) }))
+        state.wakeClaimer()
+        return !left.isEmpty
     }
 
     /// Past the point where a completion that cannot be written is given up (its lease will

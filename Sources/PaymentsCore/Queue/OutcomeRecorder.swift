@@ -10,6 +10,7 @@ struct OutcomeRecorder: Sendable {
     let logger: Logger
     /// Retries during an outage log their warning once per interval, with a count.
     let throttle = LogThrottle()
+    let lockThrottle = LogThrottle()
 
     /// A statement's server-side timeout and a second: a pooler that does not answer at all.
     var clientTimeout: Duration { store.statementTimeout + .seconds(1) }
@@ -57,8 +58,8 @@ struct OutcomeRecorder: Sendable {
                     parkLocked(pending)
                     return
                 }
-                logger.warning("recording outcomes waited on a row lock held elsewhere; recording them one by one",
-                               metadata: ["jobs": "\(pending.count)"])
+                lockThrottle.log(logger, .warning, "recording outcomes waited on a row lock held elsewhere; recording them one by one",
+                                 metadata: ["jobs": "\(pending.count)"])
                 let alone = pending
                 var again: [Completion] = []
                 var failure: (index: Int, error: any Error)?
@@ -82,7 +83,7 @@ struct OutcomeRecorder: Sendable {
                         failure = (index, error)
                         break
                     } catch {
-                        await record([completion], fence: fence, givingUp: givingUp, gaveUp: gaveUp, written: written)
+                        await record([completion], fence: fence, givingUp: givingUp, gaveUp: gaveUp, written: written, parkLocked: parkLocked)
                     }
                 }
                 pending = again + (failure.map { alone[$0.index...] } ?? [])
@@ -114,7 +115,7 @@ struct OutcomeRecorder: Sendable {
                     gaveUp(pending)
                     return
                 }
-                for completion in pending { await record([completion], fence: fence, givingUp: givingUp, gaveUp: gaveUp, written: written) }
+                for completion in pending { await record([completion], fence: fence, givingUp: givingUp, gaveUp: gaveUp, written: written, parkLocked: parkLocked) }
                 return
             }
         }
