@@ -143,8 +143,9 @@ extension Integration {
 
         /// A completer whose batch waits on a row another session holds locked goes on with
         /// the outcomes that come after it (the locked one is retried apart, its claim held
-        /// meanwhile), and the locked one is recorded once the lock goes. Before, a completer retried that batch as long as the lock was held and
-        /// recorded nothing else: with one completer, nothing at all.
+        /// meanwhile), and the locked one is recorded once the lock goes. Before, a completer
+        /// retried that batch as long as the lock was held and recorded nothing else: with one
+        /// completer, nothing at all.
         @Test func theCompleterGoesOnPastARowLockedElsewhere() async throws {
             var oneCompleter = Self.configuration("locked-completer")
             oneCompleter.completers = 1

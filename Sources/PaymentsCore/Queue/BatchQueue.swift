@@ -12,15 +12,9 @@ public final class BatchQueue<Element: Sendable>: Sendable {
 
     public init() {}
 
-    public func append(_ element: Element) {
-        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            s.items.append(element)
-            return s.waiters.isEmpty ? nil : s.waiters.removeFirst()
-        }
-        waiter?.resume()
-    }
+    public func append(_ element: Element) { append(contentsOf: CollectionOfOne(element)) }
 
-    public func append(contentsOf elements: [Element]) {
+    public func append(contentsOf elements: some Collection<Element>) {
         guard !elements.isEmpty else { return }
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             s.items.append(contentsOf: elements)

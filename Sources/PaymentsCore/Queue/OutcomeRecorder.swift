@@ -38,6 +38,16 @@ struct OutcomeRecorder: Sendable {
             gaveUp(outcomes)
             return true
         }
+        /// A transient failure of `pending`: given up past the shutdown's deadline (true),
+        /// else retried after the backoff.
+        func backOff(_ error: any Error) async -> Bool {
+            metrics.recordDatabaseError()
+            if giveUpAtShutdown(pending, error) { return true }
+            throttle.log(logger, .warning, "recording outcomes failed; retrying", metadata: ["jobs": "\(pending.count)", "error": "\(describe(error))"])
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(2))
+            return false
+        }
         while !pending.isEmpty {
             do {
                 try await write(pending, fence: fence)
@@ -91,20 +101,9 @@ struct OutcomeRecorder: Sendable {
                     parkLocked(again)
                     return
                 }
-                if let failure {
-                    metrics.recordDatabaseError()
-                    if giveUpAtShutdown(pending, failure.error) { return }
-                    throttle.log(logger, .warning, "recording outcomes failed; retrying",
-                                 metadata: ["jobs": "\(pending.count)", "error": "\(describe(failure.error))"])
-                    try? await Task.sleep(for: delay)
-                    delay = min(delay * 2, .seconds(2))
-                }
+                if let failure, await backOff(failure.error) { return }
             } catch where isTransientDatabaseError(error) {
-                metrics.recordDatabaseError()
-                if giveUpAtShutdown(pending, error) { return }
-                throttle.log(logger, .warning, "recording outcomes failed; retrying", metadata: ["jobs": "\(pending.count)", "error": "\(describe(error))"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(2))
+                if await backOff(error) { return }
             } catch {
                 // Not transient: record one by one so that one bad row cannot hold back the rest.
                 metrics.recordDatabaseError()
