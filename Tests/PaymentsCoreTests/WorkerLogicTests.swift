@@ -93,6 +93,19 @@ import PaymentsSimulator
         queue.close()
         #expect(await queue.take(max: 10) == nil)
     }
+
+    /// What is appended after `close` is still taken before nil: the completer's task for
+    /// outcomes waiting on a row lock parks what is still locked back into its queue after
+    /// the queue closed, and those outcomes must be recorded or given up, never dropped.
+    @Test func appendsAfterCloseAreStillTaken() async {
+        let queue = BatchQueue<Int>()
+        queue.append(contentsOf: [1, 2])
+        queue.close()
+        #expect(await queue.take(max: 10) == [1, 2])
+        queue.append(contentsOf: [3])
+        #expect(await queue.take(max: 10) == [3])
+        #expect(await queue.take(max: 10) == nil)
+    }
 }
 
 @Suite struct TimeoutTests {

@@ -14,6 +14,8 @@ public final class BatchQueue<Element: Sendable>: Sendable {
 
     public func append(_ element: Element) { append(contentsOf: CollectionOfOne(element)) }
 
+    /// Appends after `close` are still taken before nil (the completer parks outcomes still
+    /// waiting on a row lock back into its closed queue while draining it).
     public func append(contentsOf elements: some Collection<Element>) {
         guard !elements.isEmpty else { return }
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
