@@ -166,6 +166,22 @@ test_replica_down_then_back() {
   echo "    replica-1 back: caught up, UP in haproxy, serving reads $((SECONDS - t0))s after restart"
 }
 
+# A pooler that crashed (SIGKILL) starts again with `topology start`. Nothing here reaps a
+# daemon, so the dead one lingers as a zombie under its pid file; a start that took the
+# zombie for a running pooler returned 0 and left the port refusing (chaos, 2026-12-07).
+test_pgbouncer_killed_then_started_runs_again() {
+  local old new
+  old="$("${TOPO[@]}" pid pgbouncer-write)" || { fail "no pgbouncer-write pid"; return 1; }
+  kill -KILL "$old" || return 1
+  eventually 5 port_refuses "$PGB_W" || { fail "pgbouncer-write still answers after SIGKILL"; return 1; }
+  "${TOPO[@]}" start pgbouncer-write || { fail "topology start pgbouncer-write failed"; return 1; }
+  new="$("${TOPO[@]}" pid pgbouncer-write)"
+  [ -n "$new" ] && [ "$new" != "$old" ] || { fail "pgbouncer-write not replaced ($old -> ${new:-none})"; return 1; }
+  [ "$(q "$PGB_W" "SELECT 1")" = 1 ] || { fail "pgbouncer-write does not answer after start"; return 1; }
+  echo "    pgbouncer-write $old SIGKILLed, $new started and answering"
+}
+port_refuses() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 test_many_clients_at_once() {
   local clients="${TOPOLOGY_TEST_CLIENTS:-10000}"
   ulimit -n "$(ulimit -Hn)"
@@ -255,7 +271,7 @@ test_no_secret_in_logs() {
 
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(test_compose_config test_wal_is_archived test_up_twice_is_fine test_callers_libpq_settings_are_ignored test_status_reports_everything test_write_reaches_both_replicas test_reads_spread_over_both_replicas
-  test_write_through_read_pooler_refused test_replica_down_then_back test_many_clients_at_once
+  test_write_through_read_pooler_refused test_replica_down_then_back test_pgbouncer_killed_then_started_runs_again test_many_clients_at_once
   test_app_role_cannot_create_roles_or_databases test_replication_role_cannot_log_in_to_the_database
   test_pg_hba_has_no_trust_and_only_loopback test_pgbouncer_admin_console_needs_its_password test_no_secret_in_logs)
 for t in "${tests[@]}"; do run_test "$t"; done
