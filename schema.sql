@@ -137,68 +137,102 @@ CREATE FUNCTION public.payment_complete(p_ids bigint[], p_claims bigint[], p_out
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 #variable_conflict use_column
+DECLARE
+    -- NULL: the whole batch; else the rows this call holds (the others are locked elsewhere).
+    v_mine bigint[];
+    r_ids bigint[];
+    r_outcomes text[];
+    r_latencies float8[];
+    r_failures text[];
 BEGIN
-    PERFORM set_config('lock_timeout', p_timeout_ms || 'ms', true);
-    RETURN QUERY
-    WITH input AS (
-        SELECT * FROM unnest(p_ids, p_claims, p_outcomes, p_states, p_charge_ids, p_errors, p_delays, p_refunds,
-                             p_failures, p_holds)
-            AS t(id, claim, outcome, next_state, charge_id, error, delay_s, refund, failure, held)),
-    finished AS (
-        DELETE FROM payment_queue j USING input i
-        WHERE j.id = ANY(p_finished) AND j.id = i.id AND i.next_state IN ('succeeded', 'failed', 'cancelled')
-          AND (j.state, j.lease_owner, j.claim_seq) IS NOT DISTINCT FROM (p_fenced_state, p_owner, i.claim)
-        RETURNING j.*, i.outcome AS new_outcome, i.next_state AS new_state, i.charge_id AS new_charge_id,
-                  i.error AS new_error, i.refund AS new_refund,
-                  CASE WHEN i.failure = 'budget_exhausted' AND j.cancel_requested_at IS NOT NULL
-                       THEN '' ELSE i.failure END AS new_failure),
-    moved AS (
-        INSERT INTO payment_history (id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
-                                     state, attempt, max_attempts, priority, run_at, lease_owner, lease_expires_at,
-                                     last_error, charge_id, created_at, claimed_at, updated_at, finished_at, lease_losses,
-                                     give_up_at, failure_reason, cancel_requested_at, held_reason, claim_seq, charge_deadline_at)
-        SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
-               CASE WHEN new_state = 'failed' AND new_failure = '' THEN 'cancelled' ELSE new_state END,
-               attempt - new_refund, max_attempts, priority, run_at, NULL, NULL,
-               CASE WHEN new_outcome = 'succeeded' THEN last_error
-                    WHEN new_state = 'failed' AND new_failure = '' THEN 'cancelled as asked: the gateway holds no charge for this payment after every deadline'
-                    ELSE new_error END,
-               CASE WHEN new_outcome = 'succeeded' THEN new_charge_id END,
-               created_at, claimed_at, now(), now(), lease_losses,
-               give_up_at, NULLIF(new_failure, ''), cancel_requested_at, NULL, claim_seq, charge_deadline_at
-        FROM finished
-        RETURNING 1),
-    posted AS (
-        INSERT INTO ledger_entries (job_id, side, account, amount_minor, currency, attempt)
-        SELECT f.id, s.side,
-               CASE s.side WHEN 'debit' THEN f.debtor ELSE f.creditor END,
-               CASE s.side WHEN 'debit' THEN -f.amount_minor ELSE f.amount_minor END,
-               f.currency, f.attempt
-        FROM finished f CROSS JOIN (VALUES ('debit'), ('credit')) AS s(side)
-        WHERE f.new_state = 'succeeded'
-        RETURNING 1),
-    kept AS (
-        UPDATE payment_queue j SET
-            state = CASE WHEN j.cancel_requested_at IS NOT NULL AND i.next_state = 'queued'
-                         THEN 'reconciling' ELSE i.next_state END,
-            run_at = CASE WHEN i.held <> '' THEN 'infinity'::timestamptz
-                          WHEN j.cancel_requested_at IS NOT NULL AND i.next_state = 'queued'
-                          THEN greatest(now(), j.charge_deadline_at) + make_interval(secs => p_margin_s)
-                          ELSE now() + make_interval(secs => i.delay_s) END,
-            attempt = j.attempt - i.refund,
-            last_error = i.error,
-            held_reason = NULLIF(i.held, ''),
-            lease_losses = CASE WHEN i.outcome = 'requeued' THEN 0 ELSE j.lease_losses END,
-            lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-        FROM input i
-        WHERE j.id = ANY(p_kept) AND j.id = i.id AND NOT i.next_state IN ('succeeded', 'failed', 'cancelled')
-          AND (j.state, j.lease_owner, j.claim_seq) IS NOT DISTINCT FROM (p_fenced_state, p_owner, i.claim)
-        RETURNING j.id, CASE WHEN j.state = 'reconciling' AND i.next_state = 'queued'
-                             THEN 'reconciling' ELSE i.outcome END AS outcome)
-    SELECT id, CASE WHEN new_state = 'failed' AND new_failure = '' THEN 'cancelled' ELSE new_outcome END,
-           EXTRACT(EPOCH FROM now() - created_at)::float8, NULLIF(new_failure, '') FROM finished
-    UNION ALL
-    SELECT id, outcome, NULL::float8, NULL::text FROM kept;
+    -- At least a millisecond: 0 would mean no bound at all.
+    PERFORM set_config('lock_timeout', greatest(1, least(p_timeout_ms / 2, 1000)) || 'ms', true);
+    LOOP
+        BEGIN
+            -- Collected, not returned, inside the subtransaction: an undone attempt returns nothing.
+            WITH input AS (
+                SELECT * FROM unnest(p_ids, p_claims, p_outcomes, p_states, p_charge_ids, p_errors, p_delays, p_refunds,
+                                     p_failures, p_holds)
+                    AS t(id, claim, outcome, next_state, charge_id, error, delay_s, refund, failure, held)),
+            finished AS (
+                DELETE FROM payment_queue j USING input i
+                WHERE j.id = ANY(p_finished) AND j.id = i.id AND i.next_state IN ('succeeded', 'failed', 'cancelled')
+                  AND (v_mine IS NULL OR j.id = ANY(v_mine))
+                  AND (j.state, j.lease_owner, j.claim_seq) IS NOT DISTINCT FROM (p_fenced_state, p_owner, i.claim)
+                RETURNING j.*, i.outcome AS new_outcome, i.next_state AS new_state, i.charge_id AS new_charge_id,
+                          i.error AS new_error, i.refund AS new_refund,
+                          CASE WHEN i.failure = 'budget_exhausted' AND j.cancel_requested_at IS NOT NULL
+                               THEN '' ELSE i.failure END AS new_failure),
+            moved AS (
+                INSERT INTO payment_history (id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
+                                             state, attempt, max_attempts, priority, run_at, lease_owner, lease_expires_at,
+                                             last_error, charge_id, created_at, claimed_at, updated_at, finished_at, lease_losses,
+                                             give_up_at, failure_reason, cancel_requested_at, held_reason, claim_seq, charge_deadline_at)
+                SELECT id, idempotency_key, request_fingerprint, amount_minor, currency, debtor, creditor,
+                       CASE WHEN new_state = 'failed' AND new_failure = '' THEN 'cancelled' ELSE new_state END,
+                       attempt - new_refund, max_attempts, priority, run_at, NULL, NULL,
+                       CASE WHEN new_outcome = 'succeeded' THEN last_error
+                            WHEN new_state = 'failed' AND new_failure = '' THEN 'cancelled as asked: the gateway holds no charge for this payment after every deadline'
+                            ELSE new_error END,
+                       CASE WHEN new_outcome = 'succeeded' THEN new_charge_id END,
+                       created_at, claimed_at, now(), now(), lease_losses,
+                       give_up_at, NULLIF(new_failure, ''), cancel_requested_at, NULL, claim_seq, charge_deadline_at
+                FROM finished
+                RETURNING 1),
+            posted AS (
+                INSERT INTO ledger_entries (job_id, side, account, amount_minor, currency, attempt)
+                SELECT f.id, s.side,
+                       CASE s.side WHEN 'debit' THEN f.debtor ELSE f.creditor END,
+                       CASE s.side WHEN 'debit' THEN -f.amount_minor ELSE f.amount_minor END,
+                       f.currency, f.attempt
+                FROM finished f CROSS JOIN (VALUES ('debit'), ('credit')) AS s(side)
+                WHERE f.new_state = 'succeeded'
+                RETURNING 1),
+            kept AS (
+                UPDATE payment_queue j SET
+                    state = CASE WHEN j.cancel_requested_at IS NOT NULL AND i.next_state = 'queued'
+                                 THEN 'reconciling' ELSE i.next_state END,
+                    run_at = CASE WHEN i.held <> '' THEN 'infinity'::timestamptz
+                                  WHEN j.cancel_requested_at IS NOT NULL AND i.next_state = 'queued'
+                                  THEN greatest(now(), j.charge_deadline_at) + make_interval(secs => p_margin_s)
+                                  ELSE now() + make_interval(secs => i.delay_s) END,
+                    attempt = j.attempt - i.refund,
+                    last_error = i.error,
+                    held_reason = NULLIF(i.held, ''),
+                    lease_losses = CASE WHEN i.outcome = 'requeued' THEN 0 ELSE j.lease_losses END,
+                    lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+                FROM input i
+                WHERE j.id = ANY(p_kept) AND j.id = i.id AND NOT i.next_state IN ('succeeded', 'failed', 'cancelled')
+                  AND (v_mine IS NULL OR j.id = ANY(v_mine))
+                  AND (j.state, j.lease_owner, j.claim_seq) IS NOT DISTINCT FROM (p_fenced_state, p_owner, i.claim)
+                RETURNING j.id, CASE WHEN j.state = 'reconciling' AND i.next_state = 'queued'
+                                     THEN 'reconciling' ELSE i.outcome END AS outcome),
+            result (id, outcome, latency_s, failure) AS (
+                SELECT id, CASE WHEN new_state = 'failed' AND new_failure = '' THEN 'cancelled' ELSE new_outcome END,
+                       EXTRACT(EPOCH FROM now() - created_at)::float8, NULLIF(new_failure, '') FROM finished
+                UNION ALL
+                SELECT id, outcome, NULL::float8, NULL::text FROM kept)
+            SELECT array_agg(r.id), array_agg(r.outcome), array_agg(r.latency_s), array_agg(r.failure)
+            INTO r_ids, r_outcomes, r_latencies, r_failures
+            FROM result r;
+            EXIT;
+        EXCEPTION WHEN lock_not_available THEN
+            -- Every queue row written on the second pass is held by this call; a wait there
+            -- (the history's per-backend totals row, a moment) ends the call as 55P03, retried.
+            IF v_mine IS NOT NULL THEN RAISE; END IF;
+            v_mine := ARRAY(SELECT q.id FROM payment_queue q WHERE q.id = ANY(p_ids) FOR UPDATE SKIP LOCKED);
+        END;
+    END LOOP;
+    RETURN QUERY SELECT * FROM unnest(r_ids, r_outcomes, r_latencies, r_failures);
+    IF v_mine IS NOT NULL THEN
+        -- Still in the queue and not held by this call: locked elsewhere. A row gone from
+        -- the queue was finished by someone else: fenced off, absent like any other.
+        RETURN QUERY
+        SELECT l.id, 'locked'::text, NULL::float8, NULL::text FROM unnest(p_ids) AS l(id)
+        WHERE l.id <> ALL(v_mine)
+          -- By primary key through the batch (JobStore.PlannerSettings.batchJoinByPrimaryKey).
+          AND EXISTS (SELECT 1 FROM payment_queue q WHERE q.id = ANY(p_ids) AND q.id = l.id);
+    END IF;
     PERFORM payment_call_in_time('payment_complete', p_timeout_ms);
 END
 $$;

@@ -97,7 +97,8 @@ extension Integration {
                 }
             }
             let known = Set(JobState.allCases.map(\.rawValue) + Completion.Outcome.allCases.map(\.rawValue)
-                            + FailureReason.allCases.map(\.rawValue) + ["debit", "credit", "infinity", "lock_timeout", "ms", "payment_claim", "payment_complete"])
+                            + FailureReason.allCases.map(\.rawValue) + [JobStore.lockedElsewhere]
+                            + ["debit", "credit", "infinity", "lock_timeout", "ms", "payment_claim", "payment_complete"])
             let literal = /'([a-z_]+)'/
             for body in [claim, complete] {
                 let words = Set(body.matches(of: literal).map { String($0.output.1) })
@@ -112,8 +113,8 @@ extension Integration {
         /// waits as long and a second, is giving up) fails as a statement timeout does and
         /// commits nothing: statement_timeout cannot bound a function call, so each function
         /// checks its own time. The statement sleeps before the call (LATERAL orders it
-        /// first). And a completion waiting on a row lock gives up at the timeout (55P03),
-        /// as it did under the statement timeout, instead of waiting as long as the lock.
+        /// first). And a completion whose row is locked elsewhere waits a second at most
+        /// (half its timeout when shorter), writes nothing for it and says so.
         @Test func aClaimOrCompletionPastItsTimeoutCommitsNothing() async throws {
             try await TestEnvironment.migrate()
             try await QueueReset.cancelLeftovers()
@@ -162,21 +163,59 @@ extension Integration {
                 let afterLateCompletion = try await state()
                 #expect(afterLateCompletion == ["running/\(owner)"], "a completion past its timeout committed")
 
-                // The row locked by another transaction until the completion returns: it gives up
-                // at its timeout (without it, the role's 60 s statement timeout would end it).
+                // The row locked by another transaction until the completion returns: the
+                // completion waits for it a second at most (migration 0023) and writes nothing for it.
                 let (locked, waited) = try await client.withTransaction(logger: TestEnvironment.logger) { connection in
                     try await connection.query("SELECT 1 FROM payment_queue WHERE id = \(id) FOR UPDATE", logger: TestEnvironment.logger)
                     let started = ContinuousClock.now
-                    let locked = await sqlState { _ = try await store.complete(done, fence: .lease(owner: owner), margin: .seconds(2)) }
+                    let locked = try await store.complete(done, fence: .lease(owner: owner), margin: .seconds(2))
                     return (locked, ContinuousClock.now - started)
                 }
-                #expect(locked == "55P03")
+                #expect(locked == CompletionWrite(locked: [id]))
                 #expect(waited < .seconds(3), "waited \(waited) for the lock")
                 let afterLockWait = try await state()
                 #expect(afterLockWait == ["running/\(owner)"])
                 // In time, the same completion is recorded.
                 let recorded = try await store.complete(done, fence: .lease(owner: owner), margin: .seconds(2))
-                #expect(recorded.map(\.id) == [id])
+                #expect(recorded.recorded.map(\.id) == [id] && recorded.locked.isEmpty)
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
+        /// A completion batch with one row another session holds locked (an operator's open
+        /// transaction) writes the others after a second's wait and returns that row as
+        /// locked, with the worker's default 15 s timeout. Before migration 0023 it waited out
+        /// the whole timeout, wrote nothing and failed with 55P03.
+        @Test func aRowLockedElsewhereCostsTheCompletionASecondNotItsTimeout() async throws {
+            try await TestEnvironment.migrate()
+            try await QueueReset.cancelLeftovers()
+            let prefix = TestEnvironment.uniquePrefix("lockwait")
+            try await Integration.WorkerTests.enqueue(3, prefix: prefix)
+            let owner = "lockwait/\(UInt32.random(in: 0 ... .max))"
+            let ids = try await Integration.WorkerServicesTests.runUnder(owner, prefix: prefix, leaseMillis: 60_000)
+            try #require(ids.count == 3)
+            let batch = ids.map { Completion(jobID: $0, claim: 1, resolution: .succeeded(chargeID: "ch-lockwait-\($0)")) }
+            try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 2) { client in
+                let store = JobStore(client: client, logger: TestEnvironment.logger)
+                #expect(store.statementTimeout == .seconds(15))
+                let (write, waited) = try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                    try await connection.query("SELECT 1 FROM payment_queue WHERE id = \(ids[1]) FOR UPDATE", logger: TestEnvironment.logger)
+                    let started = ContinuousClock.now
+                    let write = try await store.complete(batch, fence: .lease(owner: owner), margin: .seconds(2))
+                    return (write, ContinuousClock.now - started)
+                }
+                #expect(write.locked == [ids[1]])
+                #expect(write.recorded.map(\.id).sorted() == [ids[0], ids[2]].sorted())
+                #expect(write.recorded.allSatisfy { $0.outcome == .succeeded })
+                #expect(waited < .seconds(5), "waited \(waited): the lock wait is a second")
+                #expect(try await Integration.WorkerServicesTests.states(client, prefix) == ["succeeded", "running", "succeeded"])
+                // The lock gone, the locked one is written; each payment posted once.
+                let again = try await store.complete([batch[1]], fence: .lease(owner: owner), margin: .seconds(2))
+                #expect(again.recorded.map(\.id) == [ids[1]] && again.locked.isEmpty)
+                let postings = try await client.query("""
+                    SELECT count(*) FROM ledger_entries WHERE job_id IN (\(ids[0]), \(ids[1]), \(ids[2]))
+                    """, logger: TestEnvironment.logger).collect().map { try $0.decode(Int64.self) }
+                #expect(postings == [6], "one debit and one credit each")
             }
             try await QueueReset.cancelLeftovers(prefix: prefix)
         }

@@ -228,12 +228,12 @@ extension Integration {
                 let owner = "aba/\(UInt32.random(in: 0 ... .max))"
                 let first = try #require(try await store.claim(limit: 1, owner: owner, lease: .seconds(30)).first { $0.id == id })
                 let delayed = Completion(jobID: id, claim: first.claim, resolution: .delay(error: "in progress", after: .zero))
-                #expect(try await store.complete([delayed], fence: .lease(owner: owner), margin: .seconds(2)).count == 1)
+                #expect(try await store.complete([delayed], fence: .lease(owner: owner), margin: .seconds(2)).recorded.count == 1)
                 let second = try #require(try await store.claim(limit: 1, owner: owner, lease: .seconds(30)).first { $0.id == id })
                 #expect(second.attempt == first.attempt, "the refunded attempt comes round again")
                 #expect(second.claim > first.claim)
                 // The first claim's write again (its answer was lost, so it was retried).
-                #expect(try await store.complete([delayed], fence: .lease(owner: owner), margin: .seconds(2)).isEmpty,
+                #expect(try await store.complete([delayed], fence: .lease(owner: owner), margin: .seconds(2)) == CompletionWrite(),
                         "a write of the first claim matched the second")
                 let running = try await TestEnvironment.scalar(TestEnvironment.writeURL,
                     "SELECT count(*) FROM payment_queue WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner)")

@@ -108,7 +108,7 @@ extension Integration {
 
         /// A payment whose queue row another session holds locked (an operator's open
         /// transaction) holds back no other outcome of its batch: the others are recorded
-        /// within a few lock timeouts, and the locked one as soon as the lock goes. Before,
+        /// after one lock wait, and the locked one as soon as the lock goes. Before,
         /// the whole batch (up to 2,000 outcomes, their payments charged) was retried as long
         /// as the lock was held.
         @Test func aRowLockedElsewhereHoldsBackNoOtherOutcome() async throws {
@@ -117,7 +117,7 @@ extension Integration {
             try #require(ids.count == 3)
             let batch = ids.map { Completion(jobID: $0, claim: 1, resolution: .failed(reason: .cardDeclined, error: "declined: test")) }
             try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 4) { client in
-                // A short timeout, so a lock wait ends in a second (55P03).
+                // A short timeout, so a lock wait ends in half a second (migration 0023).
                 let store = JobStore(client: client, statementTimeout: .seconds(1), logger: TestEnvironment.logger)
                 let recorder = OutcomeRecorder(store: store, configuration: configuration, metrics: WorkerMetrics(), logger: TestEnvironment.logger)
                 let recording = try await client.withTransaction(logger: TestEnvironment.logger) { connection in
@@ -141,26 +141,42 @@ extension Integration {
             try await QueueReset.cancelLeftovers(prefix: prefix)
         }
 
+        /// A worker configuration with one completer, so a held-back completer shows.
+        static func oneCompleter(_ label: String) -> WorkerConfiguration {
+            var configuration = Self.configuration(label)
+            configuration.completers = 1
+            return configuration
+        }
+
+        /// A completer recording under `configuration`'s leases, its statements bounded by a
+        /// second (so a lock wait is half a second, migration 0023).
+        static func completer(_ state: WorkerState, _ configuration: WorkerConfiguration, _ client: PostgresClient) -> Completer {
+            let store = JobStore(client: client, statementTimeout: .seconds(1), logger: TestEnvironment.logger)
+            let metrics = WorkerMetrics()
+            return Completer(state: state,
+                             recorder: OutcomeRecorder(store: store, configuration: configuration, metrics: metrics, logger: TestEnvironment.logger),
+                             configuration: configuration, metrics: metrics, logger: TestEnvironment.logger)
+        }
+
+        /// A declined outcome of the job's first claim: nothing charged for the cleanup to undo.
+        static let declined: @Sendable (Int64) -> Completion = {
+            Completion(jobID: $0, claim: 1, resolution: .failed(reason: .cardDeclined, error: "declined: test"))
+        }
+
         /// A completer whose batch waits on a row another session holds locked goes on with
         /// the outcomes that come after it (the locked one is retried apart, its claim held
         /// meanwhile), and the locked one is recorded once the lock goes. Before, a completer
         /// retried that batch as long as the lock was held and recorded nothing else: with one
         /// completer, nothing at all.
         @Test func theCompleterGoesOnPastARowLockedElsewhere() async throws {
-            var oneCompleter = Self.configuration("locked-completer")
-            oneCompleter.completers = 1
-            let configuration = oneCompleter
+            let configuration = Self.oneCompleter("locked-completer")
             let (prefix, ids) = try await Self.runningJobs(3, under: configuration, label: "locked-completer", leaseMillis: 60_000)
             try #require(ids.count == 3)
             let state = WorkerState()
             _ = state.hold(ids.map(Self.claimed))
-            let declined: @Sendable (Int64) -> Completion = { Completion(jobID: $0, claim: 1, resolution: .failed(reason: .cardDeclined, error: "declined: test")) }
             try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 4) { client in
-                let store = JobStore(client: client, statementTimeout: .seconds(1), logger: TestEnvironment.logger)
-                let metrics = WorkerMetrics()
-                let completer = Completer(state: state,
-                                          recorder: OutcomeRecorder(store: store, configuration: configuration, metrics: metrics, logger: TestEnvironment.logger),
-                                          configuration: configuration, metrics: metrics, logger: TestEnvironment.logger)
+                let completer = Self.completer(state, configuration, client)
+                let declined = Self.declined
                 let group = ServiceGroup(configuration: .init(services: [completer], logger: TestEnvironment.logger))
                 let running = Task { try await group.run() }
                 try await client.withTransaction(logger: TestEnvironment.logger) { connection in
@@ -190,9 +206,60 @@ extension Integration {
             try await QueueReset.cancelLeftovers(prefix: prefix)
         }
 
-        /// At shutdown, past its deadline, a batch written row by row around locked rows gives
-        /// up exactly the outcomes not written (the reaper re-runs them), after the lock wait
-        /// that ran past the deadline, not once the locks go; what was written is posted once.
+        /// At shutdown, the completer ends once the give-up deadline (the shutdown timeout and
+        /// five seconds) has passed even while a parked outcome's row stays locked: that
+        /// outcome is given up (its lease will run out and the reaper re-run it), its claim
+        /// remembered as unrecorded, and what was written stays written.
+        @Test func atShutdownTheCompleterGivesUpAnOutcomeWhoseRowStaysLocked() async throws {
+            var configuration = Self.oneCompleter("locked-shutdown")
+            configuration.shutdownTimeout = .zero
+            let (prefix, ids) = try await Self.runningJobs(2, under: configuration, label: "locked-shutdown", leaseMillis: 60_000)
+            try #require(ids.count == 2)
+            let state = WorkerState()
+            _ = state.hold(ids.map(Self.claimed))
+            try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 4) { [configuration] client in
+                let completer = Self.completer(state, configuration, client)
+                let declined = Self.declined
+                let ended = try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                    try await connection.query("SELECT 1 FROM payment_queue WHERE id = \(ids[0]) FOR UPDATE", logger: TestEnvironment.logger)
+                    let group = ServiceGroup(configuration: .init(services: [completer], logger: TestEnvironment.logger))
+                    let running = Task { try await group.run() }
+                    state.completions.append(declined(ids[0]))
+                    state.completions.append(declined(ids[1]))
+                    try await TestEnvironment.eventually("the unlocked outcome recorded", timeout: .seconds(20)) {
+                        try await Self.states(client, prefix) == ["running", "failed"]
+                    }
+                    _ = state.requestStop()
+                    state.completions.close()
+                    // Still inside the transaction: the lock is held until the completer ends, or 25 s.
+                    let ended = await withTaskGroup(of: Bool.self) { race in
+                        race.addTask {
+                            await group.triggerGracefulShutdown()
+                            return (try? await running.value) != nil
+                        }
+                        race.addTask {
+                            try? await Task.sleep(for: .seconds(25))
+                            running.cancel()
+                            return false
+                        }
+                        let first = await race.next() ?? false
+                        race.cancelAll()
+                        return first
+                    }
+                    return ended
+                }
+                #expect(ended, "the completer still waited on the locked row 25 s after the stop")
+                #expect(state.heldCount == 0)
+                #expect(state.knownClaims(forgetBefore: .now - .seconds(120)) == [HeldJobs.Key(id: ids[0], claim: 1)],
+                        "the given-up outcome's claim is remembered as unrecorded")
+                #expect(try await Self.states(client, prefix) == ["running", "failed"])
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
+        /// At shutdown, past its deadline, a batch written around locked rows gives up exactly
+        /// the outcomes not written (the reaper re-runs them), after the one lock wait, not
+        /// once the locks go; what was written is posted once.
         @Test func atShutdownOnlyTheLockedOutcomesAreGivenUp() async throws {
             let configuration = Self.configuration("locked-stop")
             let (prefix, ids) = try await Self.runningJobs(3, under: configuration, label: "locked-stop", leaseMillis: 60_000)
@@ -217,7 +284,7 @@ extension Integration {
                 }
                 #expect(written.withLock { $0 } == [ids[1]])
                 #expect(givenUp.withLock { $0 }.sorted() == [ids[0], ids[2]].sorted())
-                #expect(took < .seconds(8), "gave up after \(took): the batch's lock wait and two rows' are 3 s")
+                #expect(took < .seconds(4), "gave up after \(took): the write's one lock wait is half a second")
                 let states = try await Self.states(client, prefix)
                 #expect(states == ["running", "succeeded", "running"])
                 let postings = try await client.query("""

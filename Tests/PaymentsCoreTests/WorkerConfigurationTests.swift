@@ -89,8 +89,8 @@ import Testing
     /// What a failover shows a client: connections reset (08006), a pooler that cannot
     /// log in yet (08P01), the old leader shutting down (57P01), and a write on a server
     /// connection to the node just demoted (25006). None wrote anything, so all are
-    /// retried, and so is a claim or completion whose lock wait outlasted its timeout
-    /// (55P03, lock_timeout: migration 0022); a constraint or a transaction in the wrong
+    /// retried, and so is a claim or completion whose lock wait outlasted its bound
+    /// (55P03, lock_timeout: migrations 0022, 0023); a constraint or a transaction in the wrong
     /// state is not.
     @Test(arguments: [("08006", true), ("08P01", true), ("57P01", true), ("57P03", true), ("40001", true), ("53300", true),
                       ("25006", true), ("55P03", true), ("55000", false), ("25P02", false), ("25001", false), ("23505", false), ("42601", false), ("22P02", false)])

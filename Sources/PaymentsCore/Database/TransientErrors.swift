@@ -23,13 +23,8 @@ public func isTransientDatabaseError(_ error: any Error) -> Bool {
 /// of class 25 (a transaction in the wrong state) is a defect, not a moment. 55P03
 /// (lock_not_available) is a lock held too long right now: the claim and completion
 /// functions bound their lock waits so (migration 0022), where the statement timeout's
-/// 57014 used to end them.
+/// 57014 used to end them; the completion answers a queue row locked elsewhere as
+/// `locked` instead (0023), and raises it only for a wait on anything else.
 public func isTransientSQLState(_ state: String) -> Bool {
     state == "25006" || state == "55P03" || ["08", "40", "53", "57", "58"].contains(String(state.prefix(2)))
-}
-
-/// Whether a statement gave up waiting for a lock (55P03, lock_timeout): transient for the
-/// statement, but a batch that waited on one row's lock is better written row by row.
-public func isLockNotAvailable(_ error: any Error) -> Bool {
-    (rootCause(error) as? PSQLError)?.serverInfo?[.sqlState] == "55P03"
 }

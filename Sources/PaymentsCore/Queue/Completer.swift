@@ -44,7 +44,8 @@ struct Completer: Service {
 
     /// Outcomes whose rows another session holds locked (an operator's open transaction),
     /// retried by this one task, a round a second, until each lock goes or the shutdown's
-    /// deadline passes, so the completers go on with every other outcome. A round parks
+    /// deadline passes, so the completers go on with every other outcome. A round waits a
+    /// second at most on such a lock, however many are held (migration 0023), and parks
     /// again what is still locked, so one long lock holds back no outcome parked after it.
     func recordLockedWhileOpen() async {
         while let locked = await state.lockedCompletions.take(max: configuration.completionBatch) {
@@ -53,9 +54,8 @@ struct Completer: Service {
     }
 
     /// Records `batch` under this worker's leases and lets go of the claims of what was
-    /// written or given up, as it goes (a batch written row by row around a row locked
-    /// elsewhere gives the claimer its room back row by row). What still waits on such a
-    /// lock is parked for `recordLockedWhileOpen`, its claim held; true if any was.
+    /// written or given up. What waits on a row another session holds locked is parked for
+    /// `recordLockedWhileOpen`, its claim held; true if any was.
     @discardableResult
     func recordParkingLocked(_ batch: [Completion]) async -> Bool {
         let parked = Mutex<Set<HeldJobs.Key>>([])

@@ -121,6 +121,20 @@ extension Completion.Resolution {
     }
 }
 
+/// What one completion call did (`payment_complete`, migration 0023): the outcomes it
+/// recorded, and the jobs whose queue row another session held locked past the call's
+/// wait of a second, for which it wrote nothing (their worker keeps the claim and writes
+/// them again). A completion fenced off (its lease lost) is in neither.
+public struct CompletionWrite: Sendable, Equatable {
+    public var recorded: [CompletedJob]
+    public var locked: [Int64]
+
+    public init(recorded: [CompletedJob] = [], locked: [Int64] = []) {
+        self.recorded = recorded
+        self.locked = locked
+    }
+}
+
 /// One completed job as the database recorded it.
 public struct CompletedJob: Sendable, Equatable {
     public var id: Int64

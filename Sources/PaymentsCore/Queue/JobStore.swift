@@ -194,16 +194,25 @@ public struct JobStore: Sendable {
     }
 
     /// - Parameter margin: after the last request's deadline, before "no charge" is trusted.
-    public func complete(_ completions: [Completion], fence: Fence, margin: Duration) async throws -> [CompletedJob] {
-        guard !completions.isEmpty else { return [] }
+    public func complete(_ completions: [Completion], fence: Fence, margin: Duration) async throws -> CompletionWrite {
+        guard !completions.isEmpty else { return CompletionWrite() }
         let rows = try await client.query(Self.completeStatement(completions, fence: fence, margin: margin,
                                                                  timeoutMilliseconds: timeoutMilliseconds), logger: logger)
-        var completed: [CompletedJob] = []
-        for try await (id, outcome, latency, failure) in rows.decode((Int64, Completion.Outcome, Double?, FailureReason?).self) {
-            completed.append(CompletedJob(id: id, outcome: outcome, latencySeconds: latency, failureReason: failure))
+        var write = CompletionWrite()
+        for try await (id, outcome, latency, failure) in rows.decode((Int64, String, Double?, FailureReason?).self) {
+            if outcome == Self.lockedElsewhere {
+                write.locked.append(id)
+            } else if let outcome = Completion.Outcome(rawValue: outcome) {
+                write.recorded.append(CompletedJob(id: id, outcome: outcome, latencySeconds: latency, failureReason: failure))
+            } else {
+                throw PaymentsError.database("payment_complete returned the outcome '\(outcome)' for job \(id), unknown to this binary: the schema is newer; run the binary that migrated it")
+            }
         }
-        return completed
+        return write
     }
+
+    /// `payment_complete`'s outcome for a row another session held locked (migration 0023).
+    static let lockedElsewhere = "locked"
 
     // MARK: leases
 
