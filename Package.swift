@@ -146,6 +146,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
+                "PaymentsBench",
                 "PaymentsCore",
                 "PaymentsSimulator",
                 "PaymentsProof",

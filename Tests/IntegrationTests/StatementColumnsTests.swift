@@ -1,4 +1,5 @@
 import Foundation
+@testable import PaymentsBench
 @testable import PaymentsCore
 import PostgresNIO
 import Testing
@@ -34,6 +35,8 @@ extension Integration {
                     .collect().map { try $0.decode(String.self) }
             }.first)
             #expect(try Self.insertColumns(completion, into: "payment_history") == history)
+            // The bench's discard of its own open payments moves rows to the history too.
+            #expect(try Self.insertColumns(BenchSQL.discardStatement, into: "payment_history") == history)
             let archive = Retention.archiveStatement(olderThan: 60, batchSize: 1).sql
             #expect(try Self.insertColumns(archive, into: "payment_jobs_archive") == (try await Self.columns(of: "payment_jobs_archive")))
         }
