@@ -236,6 +236,16 @@ class Chaos(Suite):
         print(f"INFO  jobs: {states}; failed by reason: {reasons or 'none'}; longest enqueue-to-finish {longest} s; "
               f"settled through reconciliation: {reconciled}; POST retries: {load.post_retries}")
         print(f"INFO  gateway since its last start: {gateway_stats}")
+        # The slowest payments' own account of where their time went, so a long tail can be
+        # read after the topology is gone.
+        for row in self.topo.rows(
+                "SELECT idempotency_key, state, attempt, lease_losses, round(EXTRACT(EPOCH FROM finished_at - created_at)::numeric, 1), "
+                "round(EXTRACT(EPOCH FROM claimed_at - created_at)::numeric, 1), cancel_requested_at IS NOT NULL, left(COALESCE(last_error, ''), 160) "
+                "FROM payment_jobs WHERE idempotency_key LIKE %s AND finished_at IS NOT NULL "
+                "ORDER BY finished_at - created_at DESC LIMIT 3", like) or []:
+            key, state, attempt, losses, took, last_claim, cancel, error = row
+            print(f"INFO  slow: {key} {state} after {took} s (last claimed at +{last_claim} s), attempt {attempt}, "
+                  f"lease losses {losses}, cancel asked {cancel}, last error: {error or 'none'}")
         print("INFO  faults applied:")
         for a in self.applied:
             print(f"        {a}")
