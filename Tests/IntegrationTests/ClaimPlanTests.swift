@@ -187,12 +187,9 @@ extension Integration {
         /// locked, with the worker's default 15 s timeout. Before migration 0023 it waited out
         /// the whole timeout, wrote nothing and failed with 55P03.
         @Test func aRowLockedElsewhereCostsTheCompletionASecondNotItsTimeout() async throws {
-            try await TestEnvironment.migrate()
-            try await QueueReset.cancelLeftovers()
-            let prefix = TestEnvironment.uniquePrefix("lockwait")
-            try await Integration.WorkerTests.enqueue(3, prefix: prefix)
-            let owner = "lockwait/\(UInt32.random(in: 0 ... .max))"
-            let ids = try await Integration.WorkerServicesTests.runUnder(owner, prefix: prefix, leaseMillis: 60_000)
+            let configuration = Integration.WorkerServicesTests.configuration("lockwait")
+            let owner = configuration.owner
+            let (prefix, ids) = try await Integration.WorkerServicesTests.runningJobs(3, under: configuration, label: "lockwait", leaseMillis: 60_000)
             try #require(ids.count == 3)
             let batch = ids.map { Completion(jobID: $0, claim: 1, resolution: .succeeded(chargeID: "ch-lockwait-\($0)")) }
             try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 2) { client in

@@ -59,14 +59,14 @@ struct OutcomeRecorder: Sendable {
                 if !done.isEmpty { written(done) }
                 lockThrottle.log(logger, .warning, "outcomes wait on queue rows another session holds locked; the others are recorded",
                                  metadata: ["jobs": "\(pending.count)", "job_id": "\(pending[0].jobID)"])
+                guard let parkLocked else {
+                    if await backOff("rows locked by another session") { return }
+                    continue
+                }
                 // Checked before parking too: the parked outcomes' task ends only once what it
                 // takes is written or given up.
-                if giveUpAtShutdown(pending, "rows locked by another session") { return }
-                if let parkLocked {
-                    parkLocked(pending)
-                    return
-                }
-                if await backOff("rows locked by another session") { return }
+                if !giveUpAtShutdown(pending, "rows locked by another session") { parkLocked(pending) }
+                return
             } catch where Task.isCancelled {
                 logCancelled(pending)
                 gaveUp(pending)
