@@ -159,8 +159,9 @@ public struct JobStore: Sendable {
     /// changes only if it is still `running` under this owner and claim (or `reconciling`),
     /// so a worker that lost its lease changes nothing; a final outcome moves the job to
     /// payment_history with its ledger entries (the ledger's primary key refuses a second
-    /// posting). Returns each recorded job with its outcome; a fenced-off completion is
-    /// simply absent.
+    /// posting). Returns each recorded job with its outcome, and as `locked` each job whose
+    /// row another session held locked past the call's wait of a second (migration 0023:
+    /// nothing written for it); a fenced-off completion is simply absent.
     static func completeStatement(_ completions: [Completion], fence: Fence, margin: Duration, timeoutMilliseconds: Int32) -> PostgresQuery {
         var ids: [Int64] = [], claims: [Int64] = [], outcomes: [Completion.Outcome] = [], states: [JobState] = []
         var chargeIDs: [String] = [], errors: [String] = [], delays: [Double] = [], refunds: [Int32] = []
