@@ -158,6 +158,26 @@ extension Integration {
                              configuration: configuration, metrics: metrics, logger: TestEnvironment.logger)
         }
 
+        /// Runs a completer under `configuration` while `body` runs, then closes its queue and
+        /// stops it (also when `body` throws).
+        static func withRunningCompleter(_ state: WorkerState, _ configuration: WorkerConfiguration,
+                                         _ body: @Sendable (PostgresClient) async throws -> Void) async throws {
+            try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 4) { client in
+                let group = ServiceGroup(configuration: .init(services: [Self.completer(state, configuration, client)], logger: TestEnvironment.logger))
+                let running = Task { try await group.run() }
+                func stop() async throws {
+                    state.completions.close()
+                    await group.triggerGracefulShutdown()
+                    try await running.value
+                }
+                do { try await body(client) } catch {
+                    try? await stop()
+                    throw error
+                }
+                try await stop()
+            }
+        }
+
         /// A declined outcome of the job's first claim: nothing charged for the cleanup to undo.
         static let declined: @Sendable (Int64) -> Completion = {
             Completion(jobID: $0, claim: 1, resolution: .failed(reason: .cardDeclined, error: "declined: test"))
@@ -174,11 +194,8 @@ extension Integration {
             try #require(ids.count == 3)
             let state = WorkerState()
             _ = state.hold(ids.map(Self.claimed))
-            try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 4) { client in
-                let completer = Self.completer(state, configuration, client)
+            try await Self.withRunningCompleter(state, configuration) { client in
                 let declined = Self.declined
-                let group = ServiceGroup(configuration: .init(services: [completer], logger: TestEnvironment.logger))
-                let running = Task { try await group.run() }
                 try await client.withTransaction(logger: TestEnvironment.logger) { connection in
                     try await connection.query("SELECT 1 FROM payment_queue WHERE id = \(ids[0]) FOR UPDATE", logger: TestEnvironment.logger)
                     state.completions.append(declined(ids[0]))
@@ -199,9 +216,97 @@ extension Integration {
                     try await Self.states(client, prefix) == ["failed", "failed", "failed"]
                 }
                 try await TestEnvironment.eventually("every claim let go", timeout: .seconds(10)) { state.heldCount == 0 }
-                state.completions.close()
-                await group.triggerGracefulShutdown()
-                try await running.value
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
+        /// A cancel asked while the outcomes waited on its lock (payment_cancel holds the rows
+        /// it flags until its transaction ends): once it commits, the parked outcomes are
+        /// written with the cancel in view. The charged payment stays succeeded, posted once
+        /// (a cancel never finishes a charged payment); the one to be retried is not sent
+        /// again but settled with the gateway after its last deadline and the margin. A third
+        /// outcome of the same batch, its cancel committed before, is written by the
+        /// completion's second pass (the rows it could lock) with its cancel in view too.
+        @Test func aCancelAskedWhileTheOutcomesWereParkedLeavesTheChargeStanding() async throws {
+            let configuration = Self.oneCompleter("cancel-parked")
+            let (prefix, ids) = try await Self.runningJobs(3, under: configuration, label: "cancel-parked", leaseMillis: 60_000)
+            try #require(ids.count == 3)
+            let state = WorkerState()
+            _ = state.hold(ids.map(Self.claimed))
+            try await Self.withRunningCompleter(state, configuration) { client in
+                let store = JobStore(client: client, logger: TestEnvironment.logger)
+                #expect(try await store.cancel([ids[2]], margin: .seconds(2)) == [ids[2]: .pending])
+                try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                    let asked = try await connection.query("SELECT payment_id, outcome FROM payment_cancel(\([ids[0], ids[1]]), interval '2 seconds')",
+                                                           logger: TestEnvironment.logger).collect().map { try $0.decode((Int64, String).self) }
+                    try #require(asked.map(\.1) == ["pending", "pending"], "both running: the cancel is only asked")
+                    state.completions.append(Completion(jobID: ids[0], claim: 1, resolution: .succeeded(chargeID: "ch-cancel-parked-\(ids[0])")))
+                    state.completions.append(Completion(jobID: ids[1], claim: 1, resolution: .retry(error: "gateway timeout", after: .zero)))
+                    state.completions.append(Completion(jobID: ids[2], claim: 1, resolution: .retry(error: "gateway timeout", after: .zero)))
+                    try await TestEnvironment.eventually("two outcomes parked behind the cancel's locks", timeout: .seconds(20)) {
+                        state.lockedCompletions.count == 2
+                    }
+                    #expect(try await Self.states(client, prefix) == ["running", "running", "reconciling"],
+                            "the unlocked one written beside the locked ones, its cancel in view")
+                }
+                try await TestEnvironment.eventually("the parked outcomes recorded", timeout: .seconds(20)) {
+                    try await Self.states(client, prefix) == ["succeeded", "reconciling", "reconciling"]
+                }
+                try await TestEnvironment.eventually("every claim let go", timeout: .seconds(10)) { state.heldCount == 0 }
+                let rows = try await client.query("""
+                    SELECT j.id, j.charge_id, j.cancel_requested_at IS NOT NULL,
+                           j.state <> 'reconciling' OR j.run_at >= j.charge_deadline_at + interval '2 seconds',
+                           (SELECT count(*) FROM ledger_entries l WHERE l.job_id = j.id)
+                    FROM payment_jobs j WHERE j.id IN (\(ids[0]), \(ids[1]), \(ids[2])) ORDER BY j.idempotency_key
+                    """, logger: TestEnvironment.logger).collect().map { try $0.decode((Int64, String?, Bool, Bool, Int64).self) }
+                try #require(rows.count == 3)
+                #expect(rows[0].1 == "ch-cancel-parked-\(ids[0])" && rows[0].2 && rows[0].4 == 2,
+                        "the charged payment keeps its charge and is posted once, the cancel recorded: \(rows[0])")
+                #expect(rows[1].1 == nil && rows[1].2 && rows[1].3 && rows[1].4 == 0,
+                        "the retried one is settled after its deadline and the margin, nothing posted: \(rows[1])")
+                #expect(rows[2].1 == nil && rows[2].2 && rows[2].3 && rows[2].4 == 0, "as the second pass wrote it: \(rows[2])")
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
+        /// A parked outcome whose lease ran out while its row stayed locked, and which the
+        /// reaper took and another worker claimed meanwhile (all in the locking transaction,
+        /// so nothing else runs between them): once the lock goes, the parked outcome is
+        /// fenced off. Nothing is written for it, the new claim keeps the payment, and this
+        /// worker lets its own claim go.
+        @Test func aParkedOutcomeWhoseLeaseTheReaperTookIsFencedOff() async throws {
+            let configuration = Self.oneCompleter("reaped-parked")
+            let (prefix, ids) = try await Self.runningJobs(1, under: configuration, label: "reaped-parked", leaseMillis: 60_000)
+            try #require(ids.count == 1)
+            let id = ids[0]
+            let state = WorkerState()
+            _ = state.hold([Self.claimed(id)])
+            let other = "test/reaped-parked-other/\(UUID().uuidString.prefix(8))"
+            try await Self.withRunningCompleter(state, configuration) { client in
+                try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                    try await connection.query("SELECT 1 FROM payment_queue WHERE id = \(id) FOR UPDATE", logger: TestEnvironment.logger)
+                    state.completions.append(Completion(jobID: id, claim: 1, resolution: .succeeded(chargeID: "ch-reaped-parked-\(id)")))
+                    try await TestEnvironment.eventually("the outcome parked behind the lock", timeout: .seconds(20)) {
+                        state.lockedCompletions.count == 1
+                    }
+                    try await connection.query("UPDATE payment_queue SET lease_expires_at = now() - interval '1 second' WHERE id = \(id)",
+                                               logger: TestEnvironment.logger)
+                    let reaped = try await connection.query(JobStore.reapStatement(limit: 1_000, maxLeaseLosses: 3, settleAfter: .seconds(2)),
+                                                            logger: TestEnvironment.logger).collect().map { try $0.decode(Int64.self) }
+                    try #require(reaped == [1])
+                    let claimed = try await connection.query(JobStore.claimStatement(limit: 10, owner: other, lease: .seconds(60), timeoutMilliseconds: 1_000),
+                                                             logger: TestEnvironment.logger).collect().map { try $0.makeRandomAccess()["id"].decode(Int64.self) }
+                    try #require(claimed == [id], "the other worker claimed it again")
+                }
+                try await TestEnvironment.eventually("the parked outcome let go", timeout: .seconds(20)) { state.heldCount == 0 }
+                let row = try await client.query("""
+                    SELECT state, lease_owner, claim_seq, (SELECT count(*) FROM ledger_entries WHERE job_id = \(id)),
+                           (SELECT count(*) FROM payment_history WHERE id = \(id))
+                    FROM payment_queue WHERE id = \(id)
+                    """, logger: TestEnvironment.logger).collect().map { try $0.decode((String, String?, Int64, Int64, Int64).self) }
+                #expect(row.map { "\($0.0) \($0.1 ?? "-") \($0.2) \($0.3) \($0.4)" } == ["running \(other) 2 0 0"],
+                        "the new claim keeps the payment; nothing posted, nothing finished")
+                #expect(state.knownClaims(forgetBefore: .now - .seconds(120)).isEmpty, "fenced off, not given up")
             }
             try await QueueReset.cancelLeftovers(prefix: prefix)
         }

@@ -81,6 +81,23 @@ import PaymentsCore
         #expect(!other.isCharge(of: "k-1", for: payment))
     }
 
+    /// A charge is due within the gateway timeout and never after the lease its claim got:
+    /// once that lease may have expired, no charge of the attempt can land (the reaper's
+    /// re-run and the reconciler's "no charge" rely on it). Heartbeats extend the lease in
+    /// the database, not this deadline.
+    @Test func aChargesDeadlineIsTheTimeoutOrTheClaimsLeaseEndWhicheverIsFirst() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let job = ClaimedJob(id: 1, idempotencyKey: "k-1", payment: Payment(amountMinor: 1, currency: "EUR", debtor: "a", creditor: "b"),
+                             attempt: 2, maxAttempts: 5, leaseExpiresAt: now + 30)
+        let early = job.chargeRequest(within: .seconds(15), now: now)
+        #expect(early.deadline == now + 15)
+        #expect(early.idempotencyKey == "k-1" && early.jobID == 1 && early.attempt == 2)
+        // Late in the lease (a slow claim, a long wait for a connection): capped at its end.
+        #expect(job.chargeRequest(within: .seconds(15), now: now + 20).deadline == now + 30)
+        // Past the lease's end: already due, so the gateway refuses it unsent.
+        #expect(job.chargeRequest(within: .seconds(15), now: now + 31).deadline == now + 30)
+    }
+
     @Test func aRequestsFingerprintCoversEveryField() {
         let base = PaymentRequest(amountMinor: 1, currency: "EUR", debtor: "a", creditor: "b")
         var other = base

@@ -287,7 +287,15 @@ public struct JobStore: Sendable {
     /// happened under any of them), settled after `settleAfter`. Safe from every worker
     /// at once.
     public func reapExpiredLeases(limit: Int = 1_000, maxLeaseLosses: Int, settleAfter: Duration) async throws -> Int {
-        try await inTransaction("""
+        try await inTransaction(Self.reapStatement(limit: limit, maxLeaseLosses: maxLeaseLosses, settleAfter: settleAfter)) { rows in
+            for try await (count) in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        }
+    }
+
+    /// The reaper's statement: how many expired leases it took.
+    static func reapStatement(limit: Int, maxLeaseLosses: Int, settleAfter: Duration) -> PostgresQuery {
+        """
             WITH expired AS (
                 SELECT id FROM payment_queue
                 WHERE state = \(JobState.running) AND lease_expires_at < now()
@@ -310,10 +318,7 @@ public struct JobStore: Sendable {
                 FROM expired WHERE j.id = expired.id
                 RETURNING 1)
             SELECT count(*)::int8 FROM requeued
-            """) { rows in
-            for try await (count) in rows.decode(Int64.self) { return Int(count) }
-            return 0
-        }
+            """
     }
 
     // MARK: reconciliation
