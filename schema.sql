@@ -104,7 +104,8 @@ BEGIN
     PERFORM set_config('lock_timeout', p_timeout_ms || 'ms', true);
     -- The locking subquery sits in a CTE so the planner cannot update more rows than the
     -- LIMIT; SKIP LOCKED lets workers claim side by side. The state predicate matches the
-    -- partial index of claimable rows.
+    -- partial index of claimable rows. The picks are read back as one array, by primary
+    -- key: no join whose order the statistics could get wrong.
     RETURN QUERY
     WITH picked AS (
         SELECT q.id FROM payment_queue q
@@ -117,7 +118,7 @@ BEGIN
         lease_expires_at = now() + make_interval(secs => p_lease_s), claimed_at = now(), updated_at = now(),
         -- No request of this claim can have a later deadline (the worker's is at most the lease).
         charge_deadline_at = greatest(j.charge_deadline_at, now() + make_interval(secs => p_lease_s))
-    FROM picked WHERE j.id = picked.id
+    WHERE j.id = ANY(ARRAY(SELECT picked.id FROM picked))
     RETURNING j.id, j.idempotency_key, j.amount_minor, j.currency::text, j.debtor, j.creditor, j.attempt, j.max_attempts,
               COALESCE(j.give_up_at, j.created_at + interval '1 hour'), j.cancel_requested_at IS NOT NULL, j.claim_seq,
               greatest(EXTRACT(EPOCH FROM now() - j.run_at), 0)::float8;
