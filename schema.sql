@@ -401,6 +401,7 @@ END $$;
 CREATE FUNCTION public.payment_status_batch(payments bigint[], tokens text[]) RETURNS TABLE(in_recovery boolean, node text, lag_seconds double precision, fresh boolean, id bigint, idempotency_key text, amount_minor bigint, currency text, debtor text, creditor text, priority smallint, max_attempts integer, state text, attempt integer, last_error text, charge_id text, created_at text, updated_at text, finished_at text, give_up_at text, failure_reason text, cancel_requested_at text, held_reason text, postings text, item integer)
     LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -459,6 +460,7 @@ END $$;
 CREATE FUNCTION public.payment_status_in_snapshot(payment bigint, token text) RETURNS TABLE(in_recovery boolean, node text, lag_seconds double precision, fresh boolean, id bigint, idempotency_key text, amount_minor bigint, currency text, debtor text, creditor text, priority smallint, max_attempts integer, state text, attempt integer, last_error text, charge_id text, created_at text, updated_at text, finished_at text, give_up_at text, failure_reason text, cancel_requested_at text, held_reason text, postings text)
     LANGUAGE plpgsql STABLE
     SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 #variable_conflict use_column
 BEGIN

@@ -20,6 +20,45 @@ extension Integration {
                 .collect().map { try $0.decode(String.self) }
         }
 
+        /// The generic plan of `function`'s (last) returned query, as the function makes it on
+        /// a server connection's first call, under the function's own settings, while the
+        /// statistics say `tables` are empty as a fresh database's are (no pages at all): each
+        /// is truncated inside a savepoint that is then undone, so its rows and pages stay.
+        /// Each parameter (name, type, value) becomes a `$n` of the prepared query. On the
+        /// primary directly: a prepared statement outlives its transaction, and on a pooled
+        /// server connection it would outlive this test too.
+        static func genericPlan(of function: String, emptying tables: [String],
+                                parameters: [(name: String, type: String, value: String)]) async throws -> String {
+            try await TestEnvironment.withClient(TestEnvironment.primaryURL, maxConnections: 1) { client in
+                try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                    let body = try #require(try await Self.source(of: function, connection))
+                    let start = try #require(body.range(of: "RETURN QUERY", options: .backwards), "\(function) returns no query")
+                    let end = try #require(body[start.upperBound...].firstIndex(of: ";"))
+                    var query = String(body[start.upperBound..<end])
+                    for (number, parameter) in parameters.enumerated() {
+                        query = query.replacing(try Regex("\\b\(parameter.name)\\b"), with: "$\(number + 1)")
+                    }
+                    try await connection.query("SAVEPOINT empty_tables", logger: TestEnvironment.logger)
+                    for table in tables {
+                        try await connection.query(PostgresQuery(unsafeSQL: "TRUNCATE \(table)"), logger: TestEnvironment.logger)
+                        try await connection.query(PostgresQuery(unsafeSQL: "ANALYZE \(table)"), logger: TestEnvironment.logger)
+                    }
+                    for setting in try await Self.settings(of: function, connection) {
+                        let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+                        try await connection.query("SELECT set_config(\(parts[0]), \(parts[1]), true)", logger: TestEnvironment.logger)
+                    }
+                    let types = parameters.map(\.type).joined(separator: ", "), values = parameters.map(\.value).joined(separator: ", ")
+                    try await connection.query(PostgresQuery(unsafeSQL: "PREPARE generic_plan_test(\(types)) AS " + query), logger: TestEnvironment.logger)
+                    let plan = try await connection.query(PostgresQuery(unsafeSQL: "EXPLAIN (COSTS OFF) EXECUTE generic_plan_test(\(values))"),
+                                                          logger: TestEnvironment.logger)
+                        .collect().map { try $0.decode(String.self) }.joined(separator: "\n")
+                    try await connection.query("DEALLOCATE generic_plan_test", logger: TestEnvironment.logger)
+                    try await connection.query("ROLLBACK TO SAVEPOINT empty_tables", logger: TestEnvironment.logger)
+                    return plan
+                }
+            }
+        }
+
         /// The claim and the completion run with `JobStore`'s planner settings for them (their
         /// SET clauses), each planned once per server connection (a generic plan).
         @Test func theFunctionsRunWithTheirPlannerSettings() async throws {
@@ -60,37 +99,8 @@ extension Integration {
         @Test func theClaimWalksTheClaimableIndexNotTheTable() async throws {
             try await TestEnvironment.migrate()
             try await QueueReset.cancelLeftovers()
-            // On the primary directly: a prepared statement outlives its transaction, and on a
-            // pooled server connection it would outlive this test too.
-            let plan = try await TestEnvironment.withClient(TestEnvironment.primaryURL, maxConnections: 1) { client in
-                try await client.withTransaction(logger: TestEnvironment.logger) { connection in
-                    let body = try #require(try await Self.source(of: "payment_claim", connection))
-                    let start = try #require(body.range(of: "RETURN QUERY"), "payment_claim returns no query")
-                    let end = try #require(body[start.upperBound...].firstIndex(of: ";"))
-                    var query = String(body[start.upperBound..<end])
-                    for (parameter, number) in [("p_limit", "$1"), ("p_owner", "$2"), ("p_lease_s", "$3")] {
-                        query = query.replacingOccurrences(of: parameter, with: number)
-                    }
-                    // A queue the planner sees as empty, as a fresh database's (no pages at all):
-                    // a sequential scan is its cheapest plan. The emptied queue's truncation is
-                    // undone with the savepoint, its pages kept.
-                    try await connection.query("SAVEPOINT empty_queue", logger: TestEnvironment.logger)
-                    try await connection.query("TRUNCATE payment_queue", logger: TestEnvironment.logger)
-                    try await connection.query("ANALYZE payment_queue", logger: TestEnvironment.logger)
-                    for setting in try await Self.settings(of: "payment_claim", connection) {
-                        let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
-                        try await connection.query("SELECT set_config(\(parts[0]), \(parts[1]), true)", logger: TestEnvironment.logger)
-                    }
-                    try await connection.query(PostgresQuery(unsafeSQL: "PREPARE claim_plan_test(int, text, float8) AS " + query),
-                                               logger: TestEnvironment.logger)
-                    let plan = try await connection.query("EXPLAIN (COSTS OFF) EXECUTE claim_plan_test(500, 'plan-test', 30)",
-                                                          logger: TestEnvironment.logger)
-                        .collect().map { try $0.decode(String.self) }.joined(separator: "\n")
-                    try await connection.query("DEALLOCATE claim_plan_test", logger: TestEnvironment.logger)
-                    try await connection.query("ROLLBACK TO SAVEPOINT empty_queue", logger: TestEnvironment.logger)
-                    return plan
-                }
-            }
+            let plan = try await Self.genericPlan(of: "payment_claim", emptying: ["payment_queue"],
+                                                  parameters: [("p_limit", "int", "500"), ("p_owner", "text", "'plan-test'"), ("p_lease_s", "float8", "30")])
             #expect(plan.contains("Index Scan using payment_queue_claimable on payment_queue"), "\(plan)")
             #expect(plan.contains("Index Scan using payment_queue_pkey on payment_queue j"), "\(plan)")
             #expect(plan.contains("Index Cond: (id = ANY ("), "the picks read by primary key: \(plan)")

@@ -129,7 +129,8 @@ extension Integration {
             }
         }
 
-        /// The status reads run on one generic plan per server connection (migration 0019):
+        /// The status reads run on one generic plan per server connection (migration 0019),
+        /// with sequential scans off (0025: the next test says why):
         /// with the partitions upkeep makes ahead, PL/pgSQL's plan cache otherwise planned
         /// every call anew (a third of the throughput on a replica). Which plan a function's
         /// statement used is not observable from SQL, so the setting itself is checked, on
@@ -137,12 +138,36 @@ extension Integration {
         @Test func statusReadsKeepTheirPlan() async throws {
             try await TestEnvironment.migrate()
             for node in ["primary", "replica-1", "replica-2"] {
-                try await TestEnvironment.eventually("\(node) has replayed migration 0019") {
+                try await TestEnvironment.eventually("\(node) has replayed migrations 0019 and 0025") {
                     try await Self.superSQL(node, """
                         SELECT string_agg(p.proname || '=' || coalesce(array_to_string(p.proconfig, ','), ''), ' ' ORDER BY p.proname)
                         FROM pg_proc p WHERE p.proname IN ('payment_status', 'payment_status_batch', 'payment_status_in_snapshot')
-                        """) == "payment_status=plan_cache_mode=force_generic_plan payment_status_batch=plan_cache_mode=force_generic_plan "
-                        + "payment_status_in_snapshot=plan_cache_mode=force_generic_plan"
+                        """) == "payment_status=plan_cache_mode=force_generic_plan "
+                        + "payment_status_batch=plan_cache_mode=force_generic_plan,enable_seqscan=off "
+                        + "payment_status_in_snapshot=plan_cache_mode=force_generic_plan,enable_seqscan=off"
+                }
+            }
+        }
+
+        /// A status read's plan, made at a server connection's first read and kept for the
+        /// connection's life, reads each payment by its key whatever the tables held when it
+        /// was made. Made on a fresh database (every table empty, no pages), it read the
+        /// queue, each history partition, the archive and each ledger partition in full for
+        /// every payment asked (Seq Scan, Filter: id = u.p), for as long as the server
+        /// connection lived, however large the tables grew.
+        @Test func statusReadsReadByKeyWhateverTheTablesHeldWhenPlanned() async throws {
+            try await TestEnvironment.migrate()
+            let empty = ["payment_queue", "payment_history", "payment_jobs_archive", "ledger_entries"]
+            let batch = try await ClaimPlanTests.genericPlan(of: "payment_status_batch", emptying: empty, parameters: [
+                ("payments", "int8[]", "ARRAY[1, 2]::int8[]"), ("caught_up", "bool[]", "ARRAY[true, true]"),
+            ])
+            let single = try await ClaimPlanTests.genericPlan(of: "payment_status_in_snapshot", emptying: empty, parameters: [
+                ("payment", "int8", "1"), ("token", "text", "NULL"),
+            ])
+            for plan in [batch, single] {
+                #expect(!plan.contains("Seq Scan"), "\(plan)")
+                for table in ["payment_queue", "payment_history_p0000", "payment_jobs_archive", "ledger_entries_p00000"] {
+                    #expect(plan.contains(" on \(table) "), "\(table) read: \(plan)")
                 }
             }
         }
