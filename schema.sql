@@ -692,11 +692,18 @@ UNION ALL
 --
 
 CREATE FUNCTION public.payments_by_key(pattern text) RETURNS SETOF public.payment_jobs
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
+    SET enable_seqscan TO 'off'
     AS $$
-    SELECT j.* FROM payment_keys k JOIN payment_jobs j ON j.id = k.payment_id
-    WHERE k.idempotency_key LIKE pattern
-$$;
+DECLARE
+    head text := substring(pattern FROM '^[^%_\\]*');
+    lo bigint;
+    hi bigint;
+BEGIN
+    SELECT min(k.payment_id), max(k.payment_id) INTO lo, hi FROM payment_keys k
+    WHERE k.idempotency_key >= head AND k.idempotency_key < head || chr(1114111) AND k.idempotency_key LIKE pattern;
+    RETURN QUERY SELECT j.* FROM payment_jobs j WHERE j.id BETWEEN lo AND hi AND j.idempotency_key LIKE pattern;
+END $$;
 
 --
 -- Name: currencies; Type: TABLE; Schema: public; Owner: -

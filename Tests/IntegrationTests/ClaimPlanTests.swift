@@ -20,7 +20,7 @@ extension Integration {
                 .collect().map { try $0.decode(String.self) }
         }
 
-        /// The generic plan of `function`'s (last) returned query, as the function makes it on
+        /// The generic plan of `function`'s (last) returned query (a SQL function: its body), as the function makes it on
         /// a server connection's first call, under the function's own settings, while the
         /// statistics say `tables` are empty as a fresh database's are (no pages at all): each
         /// is truncated inside a savepoint that is then undone, so its rows and pages stay.
@@ -32,9 +32,10 @@ extension Integration {
             try await TestEnvironment.withClient(TestEnvironment.primaryURL, maxConnections: 1) { client in
                 try await client.withTransaction(logger: TestEnvironment.logger) { connection in
                     let body = try #require(try await Self.source(of: function, connection))
-                    let start = try #require(body.range(of: "RETURN QUERY", options: .backwards), "\(function) returns no query")
-                    let end = try #require(body[start.upperBound...].firstIndex(of: ";"))
-                    var query = String(body[start.upperBound..<end])
+                    // A PL/pgSQL function's last RETURN QUERY, or a SQL function's whole body.
+                    let start = body.range(of: "RETURN QUERY", options: .backwards)?.upperBound ?? body.startIndex
+                    let end = body[start...].firstIndex(of: ";") ?? body.endIndex
+                    var query = String(body[start..<end])
                     for (number, parameter) in parameters.enumerated() {
                         query = query.replacing(try Regex("\\b\(parameter.name)\\b"), with: "$\(number + 1)")
                     }

@@ -149,6 +149,27 @@ extension Integration {
             }
         }
 
+        /// A run's progress (`payments_by_key`, what `payments watch` samples five times a
+        /// second and the bench's figures read) reads the run's keys, then its payments as
+        /// the run's range of ids: its cost is the run's size, whatever the database holds
+        /// and whatever the statistics say. As a join, planned while the statistics counted the queue empty
+        /// (a queue emptied and analyzed, its pages kept, then refilled), it read the whole
+        /// queue's primary key once per payment (the demo after `bench --quick`, 2026-12-07:
+        /// 27 s a sample); with sound statistics it hashed every row of the history.
+        @Test func aRunsProgressReadsItsOwnPaymentsByKey() async throws {
+            try await TestEnvironment.migrate()
+            let plan = try await ClaimPlanTests.genericPlan(
+                of: "payments_by_key", emptying: ["payment_keys", "payment_queue", "payment_history"],
+                parameters: [("lo", "int8", "1"), ("hi", "int8", "2"), ("pattern", "text", "'plan-test-%'")])
+            for shape in ["Seq Scan", "Join", "Nested Loop", "Hash", "Merge", "Bitmap"] {
+                #expect(!plan.contains(shape), "\(shape): \(plan)")
+            }
+            for table in ["payment_queue", "payment_history_p0000"] {
+                #expect(plan.contains("Index Scan using \(table)_pkey on \(table)"), "\(table) read by id: \(plan)")
+            }
+            #expect(plan.components(separatedBy: "Index Cond: ((id >= ").count - 1 >= 2, "each read as the run's range of ids: \(plan)")
+        }
+
         /// A status read's plan, made at a server connection's first read and kept for the
         /// connection's life, reads each payment by its key whatever the tables held when it
         /// was made. Made on a fresh database (every table empty, no pages), it read the
