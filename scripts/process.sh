@@ -3,4 +3,14 @@
 
 # pid_alive PID: the process exists and is not a zombie. Nothing here reaps daemons, so a
 # stopped daemon can linger as a zombie; for a stop or a fault that counts as gone.
-pid_alive() { [ -r "/proc/$1/stat" ] && ! awk '{ exit ($3 == "Z") ? 0 : 1 }' "/proc/$1/stat" 2>/dev/null; }
+# One read of /proc/PID/stat: a check then a read let a zombie reaped in between read as
+# alive (the read's failure was taken for "not a zombie"), and stop_pid died on a process
+# that had stopped. The state is the field after the name's last ')': a name may hold
+# spaces and parentheses.
+pid_alive() {
+  local stat
+  case "$1" in ''|*[!0-9]*) return 1 ;; esac
+  { read -r stat < "/proc/$1/stat"; } 2>/dev/null || return 1
+  stat="${stat##*) }"
+  case "${stat%% *}" in Z|X|'') return 1 ;; *) return 0 ;; esac
+}

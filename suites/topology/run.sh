@@ -182,6 +182,27 @@ test_pgbouncer_killed_then_started_runs_again() {
 }
 port_refuses() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# stop_pid and the fault suites wait on pid_alive: a stopped process must read as gone.
+test_a_stopped_process_reads_as_gone() {
+  ( . "$REPO/scripts/process.sh"
+    local dir zombie parent; dir="$(mktemp -d)"
+    # A name with a space and a parenthesis: /proc/PID/stat's fields after it shift.
+    cp "$(command -v sleep)" "$dir/a (b"
+    # The child exits at once and lingers as a zombie: its parent (now sleep) never reaps it.
+    bash -c '"$1" 0 & echo $! > "$2/child"; exec sleep 5' _ "$dir/a (b" "$dir" &
+    parent=$!
+    eventually 3 test -s "$dir/child" || { fail "no child started"; return 1; }
+    zombie="$(cat "$dir/child")"
+    eventually 3 grep -q ') Z ' "/proc/$zombie/stat" || { fail "child $zombie never became a zombie"; return 1; }
+    local verdict=gone; pid_alive "$zombie" && verdict=alive
+    kill "$parent" 2>/dev/null; wait "$parent" 2>/dev/null; rm -rf "$dir"
+    [ "$verdict" = gone ] || { fail "zombie $zombie named 'a (b' read as alive"; return 1; }
+    pid_alive $$ || { fail "this shell read as gone"; return 1; }
+    ! pid_alive 999999999 || { fail "a pid that does not exist read as alive"; return 1; }
+    ! pid_alive "" || { fail "no pid read as alive (/proc//stat is the kernel's)"; return 1; }
+    echo "    a zombie named 'a (b' reads as gone" )
+}
+
 test_many_clients_at_once() {
   local clients="${TOPOLOGY_TEST_CLIENTS:-10000}"
   ulimit -n "$(ulimit -Hn)"
@@ -271,7 +292,7 @@ test_no_secret_in_logs() {
 
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(test_compose_config test_wal_is_archived test_up_twice_is_fine test_callers_libpq_settings_are_ignored test_status_reports_everything test_write_reaches_both_replicas test_reads_spread_over_both_replicas
-  test_write_through_read_pooler_refused test_replica_down_then_back test_pgbouncer_killed_then_started_runs_again test_many_clients_at_once
+  test_write_through_read_pooler_refused test_replica_down_then_back test_pgbouncer_killed_then_started_runs_again test_a_stopped_process_reads_as_gone test_many_clients_at_once
   test_app_role_cannot_create_roles_or_databases test_replication_role_cannot_log_in_to_the_database
   test_pg_hba_has_no_trust_and_only_loopback test_pgbouncer_admin_console_needs_its_password test_no_secret_in_logs)
 for t in "${tests[@]}"; do run_test "$t"; done
