@@ -70,6 +70,43 @@ extension Integration {
             try await QueueReset.cancelLeftovers(prefix: prefix)
         }
 
+        /// A beat extends only the leases that end within its window: a claim whose lease has
+        /// long to run is left alone (its row not locked, so its outcome never waits on the
+        /// beat), those that end soon are extended, in transactions of at most
+        /// `leaseExtensionBatch`. Before, every beat locked every row held in one
+        /// transaction: 2.6 s a beat with 100,000 held.
+        @Test func aBeatExtendsOnlyTheLeasesThatAreDue() async throws {
+            var configuration = Self.configuration("due")
+            configuration.lease = .milliseconds(1_200)  // a beat every 200 ms
+            configuration.leaseExtensionBatch = 1  // one transaction for each
+            let beating = configuration
+            let (prefix, ids) = try await Self.runningJobs(3, under: configuration, label: "due", leaseMillis: 30_000)
+            let state = WorkerState()
+            var farOff = Self.claimed(ids[0])
+            farOff.leaseExpiresAt = Date() + 30
+            _ = state.hold([farOff, Self.claimed(ids[1]), Self.claimed(ids[2])])
+            try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
+                func leases() async throws -> [Int64: Date] {
+                    var leases: [Int64: Date] = [:]
+                    for try await (id, end) in try await client.query("""
+                        SELECT id, lease_expires_at FROM payment_queue WHERE idempotency_key LIKE \(prefix + "-%")
+                        """, logger: TestEnvironment.logger).decode((Int64, Date).self) { leases[id] = end }
+                    return leases
+                }
+                let before = try await leases()
+                let heartbeat = LeaseHeartbeat(store: JobStore(client: client, logger: TestEnvironment.logger), state: state,
+                                               configuration: beating, metrics: WorkerMetrics(), logger: TestEnvironment.logger)
+                let running = Task { try await heartbeat.run() }
+                defer { running.cancel() }
+                try await Task.sleep(for: .milliseconds(700))
+                let after = try await leases()
+                #expect(after[ids[0]] == before[ids[0]], "a lease with 30 s to run was extended: \(before) -> \(after)")
+                #expect(after[ids[1]] != before[ids[1]] && after[ids[2]] != before[ids[2]],
+                        "a lease that was due was not extended: \(before) -> \(after)")
+            }
+            try await QueueReset.cancelLeftovers(prefix: prefix)
+        }
+
         /// The completer alone records what is queued under the worker's lease and lets go of
         /// those claims; once the queue is closed and drained it waits for its own turn to
         /// stop (a ServiceGroup takes a service that ends before its turn for a failure).

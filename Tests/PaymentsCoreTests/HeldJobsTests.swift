@@ -19,6 +19,24 @@ import Testing
         held.release(7, claim: 2)
         #expect(held.count == 0 && held.all.isEmpty)
     }
+
+    /// The heartbeat extends the leases that end within its window, not every lease held:
+    /// a payment answered in milliseconds is never locked by it.
+    @Test func onlyLeasesEndingWithinTheWindowAreDue() {
+        let now = ContinuousClock.now
+        var held = HeldJobs()
+        held.hold(1, claim: 1, leaseEnds: now + .seconds(30))
+        held.hold(2, claim: 1, leaseEnds: now + .seconds(1))
+        held.hold(3, claim: 1)  // unknown: due at once
+        #expect(Set(held.due(before: now + .seconds(5))) == [HeldJobs.Key(id: 2, claim: 1), HeldJobs.Key(id: 3, claim: 1)])
+        held.release(3, claim: 1)
+        held.extended([HeldJobs.Key(id: 2, claim: 1), HeldJobs.Key(id: 3, claim: 1)], until: now + .seconds(31))
+        #expect(held.due(before: now + .seconds(5)).isEmpty)
+        #expect(!held.contains(3, claim: 1), "an extension must not hold again a claim released meanwhile")
+        // What the database set is what is known, even shorter than before.
+        held.extended([HeldJobs.Key(id: 1, claim: 1)], until: now + .seconds(2))
+        #expect(held.due(before: now + .seconds(5)) == [HeldJobs.Key(id: 1, claim: 1)])
+    }
 }
 
 @Suite struct LogThrottleTests {

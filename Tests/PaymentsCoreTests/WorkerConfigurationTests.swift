@@ -57,6 +57,21 @@ import Testing
         #expect((try? config.validated()) != nil)
     }
 
+    /// A lease one beat found outside the renewal window still has two beats to be
+    /// extended by, each taking up to its timeout, before it ends; at any lease.
+    @Test func aLeaseOutsideTheWindowStillHasTwoBeatsBeforeItEnds() {
+        for seconds in [1, 5, 30, 60, 3600] {
+            var config = WorkerConfiguration(owner: "test")
+            config.lease = .seconds(seconds)
+            let (interval, timeout) = (config.heartbeatInterval, config.heartbeatTimeout)
+            // At the first beat that finds it inside the window (one beat after the last that did not):
+            let leftAtFirstChance = config.leaseRenewalWindow - (timeout + interval)
+            let secondChanceDone = timeout + interval + timeout
+            #expect(leftAtFirstChance > secondChanceDone, "lease \(seconds) s")
+            #expect(config.leaseRenewalWindow < config.lease, "lease \(seconds) s: every claim due at once")
+        }
+    }
+
     /// Timing is safe by construction: the gateway deadline is below the lease, and two
     /// heartbeats (each with its own timeout) fit in every lease.
     @Test func timingIsValidatedTogether() throws {

@@ -219,10 +219,9 @@ public struct JobStore: Sendable {
 
     /// Extends the leases of the (job, claim) pairs this owner still holds, but not past
     /// `maxHold` from their claim: a job whose worker is stuck (a gateway call that never
-    /// returns) is let go and reaped rather than renewed forever. Returns how many it
-    /// still holds.
-    public func extendLeases(_ held: [HeldJobs.Key], owner: String, lease: Duration, maxHold: Duration) async throws -> Int {
-        guard !held.isEmpty else { return 0 }
+    /// returns) is let go and reaped rather than renewed forever. Returns those extended.
+    public func extendLeases(_ held: [HeldJobs.Key], owner: String, lease: Duration, maxHold: Duration) async throws -> [HeldJobs.Key] {
+        guard !held.isEmpty else { return [] }
         // SKIP LOCKED: a row locked right now is having its outcome recorded; waiting for
         // it (in another order than the completion's) could deadlock the two.
         return try await inTransaction("""
@@ -238,11 +237,12 @@ public struct JobStore: Sendable {
             extended AS (
                 UPDATE payment_queue j SET lease_expires_at = now() + make_interval(secs => \(lease.seconds))
                 FROM mine WHERE j.id = ANY(\(held.map(\.id))::int8[]) AND j.id = mine.id
-                RETURNING 1)
-            SELECT count(*)::int8 FROM extended
+                RETURNING j.id, j.claim_seq)
+            SELECT id, claim_seq FROM extended
             """, planner: .batchJoinByPrimaryKey) { rows in
-            for try await (count) in rows.decode(Int64.self) { return Int(count) }
-            return 0
+            var extended: [HeldJobs.Key] = []
+            for try await (id, claim) in rows.decode((Int64, Int64).self) { extended.append(HeldJobs.Key(id: id, claim: claim)) }
+            return extended
         }
     }
 

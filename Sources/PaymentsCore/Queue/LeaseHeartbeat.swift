@@ -1,9 +1,10 @@
 import Logging
 import ServiceLifecycle
 
-/// Extends the leases of every claim this worker holds, every `heartbeatInterval`, so a
-/// long gateway call keeps its job (up to `maxHold`); runs until the completer has recorded
-/// the last outcome. Also nudges the claimer, so no lost wake-up can park it for good.
+/// Extends the leases of the claims this worker holds that end within
+/// `leaseRenewalWindow`, every `heartbeatInterval`, so a long gateway call keeps its job
+/// (up to `maxHold`) while a payment answered in milliseconds is never locked by a beat;
+/// runs until the completer has recorded the last outcome. Also nudges the claimer, so no lost wake-up can park it for good.
 struct LeaseHeartbeat: Service {
     let store: JobStore
     let state: WorkerState
@@ -20,14 +21,28 @@ struct LeaseHeartbeat: Service {
         while !Task.isCancelled {
             do { try await Task.sleep(for: configuration.heartbeatInterval) } catch { return }
             state.wakeClaimer()
-            let held = state.heldClaims
-            guard !held.isEmpty else { continue }
+            let started = ContinuousClock.now
+            let due = state.claimsDue(before: started + configuration.leaseRenewalWindow)
+            guard !due.isEmpty else { continue }
             do {
-                let extended = try await withTimeout(configuration.heartbeatTimeout) { [store, configuration] in
-                    try await store.extendLeases(held, owner: configuration.owner, lease: configuration.lease, maxHold: configuration.maxHold)
+                // In transactions of a bounded size: an outcome whose row a beat holds waits
+                // for the beat's commit (one statement for 100,000 held took 2.6 s), and the
+                // leases a chunk extended count even if a later chunk fails.
+                var extendedCount = 0
+                for start in stride(from: 0, to: due.count, by: configuration.leaseExtensionBatch) {
+                    let chunk = Array(due[start..<min(start + configuration.leaseExtensionBatch, due.count)])
+                    let sent = ContinuousClock.now
+                    let left = started + configuration.heartbeatTimeout - sent
+                    guard left > .zero else { throw TimeoutError() }
+                    let extended = try await withTimeout(left) { [store, configuration] in
+                        try await store.extendLeases(chunk, owner: configuration.owner, lease: configuration.lease, maxHold: configuration.maxHold)
+                    }
+                    // The database's lease runs from its statement's start, after `sent`.
+                    state.leasesExtended(extended, until: sent + configuration.lease)
+                    extendedCount += extended.count
                 }
-                if extended < held.count {
-                    logger.debug("some leases were lost or held too long and not extended", metadata: ["held": "\(held.count)", "extended": "\(extended)"])
+                if extendedCount < due.count {
+                    logger.debug("some leases were lost or held too long and not extended", metadata: ["due": "\(due.count)", "extended": "\(extendedCount)"])
                 }
             } catch {
                 metrics.recordDatabaseError()

@@ -55,6 +55,14 @@ public struct WorkerConfiguration: Sendable, Equatable {
     /// leases of the whole process expire.
     public var heartbeatInterval: Duration { lease / 6 }
     public var heartbeatTimeout: Duration { lease / 6 }
+    /// A beat extends the leases that end within this: the first beat that finds a lease
+    /// inside it starts at most a timeout and an interval after the last that did not, so
+    /// the lease has over `lease * 7 / 12` left, room for that beat and the next (done at
+    /// most two timeouts and an interval, `lease / 2`, after it starts) with `lease / 12`
+    /// to spare: the two chances above. Claims younger than `lease / 12` are not locked.
+    public var leaseRenewalWindow: Duration { lease * 11 / 12 }
+    /// Leases one heartbeat transaction extends (and locks) at most.
+    public var leaseExtensionBatch = 1_000
     public var effectiveGatewayTimeout: Duration { gatewayTimeout ?? lease / 2 }
     public var effectiveStatementTimeout: Duration { statementTimeout ?? min(.seconds(15), lease / 2) }
     /// Longest a job is held by one claim: its gateway call, the lookup after it, and the

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// What one serve's worker services share: the claims in hand (the claimer adds them, the
@@ -32,12 +33,21 @@ final class WorkerState: Sendable {
 
     var heldCount: Int { state.withLock { $0.held.count } }
     var heldClaims: [HeldJobs.Key] { state.withLock { $0.held.all } }
+    /// The held claims whose lease is not known to last past `instant`.
+    func claimsDue(before instant: ContinuousClock.Instant) -> [HeldJobs.Key] { state.withLock { $0.held.due(before: instant) } }
+    /// The database extended these leases to `until` or later.
+    func leasesExtended(_ keys: [HeldJobs.Key], until: ContinuousClock.Instant) {
+        state.withLock { $0.held.extended(keys, until: until) }
+    }
     var gatewayCalls: Int { state.withLock { $0.gatewayCalls } }
 
     /// Holds what a claim returned, each with a gateway call to come; the number now held.
     func hold(_ jobs: [ClaimedJob]) -> Int {
-        state.withLock { s in
-            for job in jobs { s.held.hold(job.id, claim: job.claim) }
+        // The claim's lease end is a wall-clock time taken before the claim was sent; on
+        // the monotonic clock it is now plus what remains of it.
+        let (now, wallNow) = (ContinuousClock.now, Date())
+        return state.withLock { s in
+            for job in jobs { s.held.hold(job.id, claim: job.claim, leaseEnds: now + .seconds(job.leaseExpiresAt.timeIntervalSince(wallNow))) }
             s.gatewayCalls += jobs.count
             return s.held.count
         }
