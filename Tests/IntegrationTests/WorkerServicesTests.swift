@@ -82,9 +82,8 @@ extension Integration {
             let beating = configuration
             let (prefix, ids) = try await Self.runningJobs(3, under: configuration, label: "due", leaseMillis: 30_000)
             let state = WorkerState()
-            var farOff = Self.claimed(ids[0])
-            farOff.leaseExpiresAt = Date() + 30
-            _ = state.hold([farOff, Self.claimed(ids[1]), Self.claimed(ids[2])])
+            _ = state.hold([Self.claimed(ids[0])], leaseEnds: .now + .seconds(30))
+            _ = state.hold([Self.claimed(ids[1]), Self.claimed(ids[2])])
             try await TestEnvironment.withClient(TestEnvironment.writeURL) { client in
                 func leases() async throws -> [Int64: Date] {
                     var leases: [Int64: Date] = [:]

@@ -70,6 +70,9 @@ import Testing
             #expect(leftAtFirstChance > secondChanceDone, "lease \(seconds) s")
             #expect(config.leaseRenewalWindow < config.lease, "lease \(seconds) s: every claim due at once")
         }
+        var config = WorkerConfiguration(owner: "test")
+        config.leaseExtensionBatch = 0
+        #expect(throws: PaymentsError.self) { try config.validated() }
     }
 
     /// Timing is safe by construction: the gateway deadline is below the lease, and two

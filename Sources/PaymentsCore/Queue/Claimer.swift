@@ -58,8 +58,8 @@ struct Claimer: Service {
                 }
                 let want = min(configuration.batchSize, free)
                 let claimed: [ClaimedJob]
+                let started = ContinuousClock.now
                 do {
-                    let started = ContinuousClock.now
                     claimed = try await withTimeout(clientTimeout) { [store, configuration] in
                         try await store.claim(limit: want, owner: configuration.owner, lease: configuration.lease)
                     }
@@ -78,7 +78,7 @@ struct Claimer: Service {
                 }
                 metrics.recordClaim(claimed.count)
                 if !claimed.isEmpty {
-                    metrics.setInFlight(state.hold(claimed))
+                    metrics.setInFlight(state.hold(claimed, leaseEnds: started + configuration.lease))
                     // Each task captures the job and two references, not this struct: a copy
                     // of the claimer per task was most of a job's memory in flight.
                     let (attempt, state) = (self.attempt, self.state)

@@ -37,9 +37,11 @@ public struct HeldJobs: Sendable, Equatable {
     /// Every held (job, claim).
     public var all: [Key] { Array(leaseEnds.keys) }
 
-    /// The held claims whose lease is not known to last past `instant`: the leases to extend.
+    /// The held claims whose lease is not known to last past `instant`, the soonest to end
+    /// first: a beat that runs out of time leaves out the latest, which the next beat
+    /// then takes first (in the dictionary's order it would leave out the same ones each time).
     public func due(before instant: ContinuousClock.Instant) -> [Key] {
-        leaseEnds.compactMap { key, end in end < instant ? key : nil }
+        leaseEnds.filter { $0.value < instant }.sorted { $0.value < $1.value }.map(\.key)
     }
 
     /// The database set these leases to end at `until` or later (an extension sets the

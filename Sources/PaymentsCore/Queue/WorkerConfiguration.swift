@@ -87,6 +87,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
             throw .invalidOption("--stats-interval must be from 0.1 to 86,400")
         }
         guard (1...100_000).contains(concurrency) else { throw .invalidOption("--concurrency must be from 1 to 100,000, got \(concurrency)") }
+        guard (1...100_000).contains(leaseExtensionBatch) else { throw .invalidOption("the lease extension batch must be from 1 to 100,000, got \(leaseExtensionBatch)") }
         guard (1...10_000).contains(batchSize) else { throw .invalidOption("--batch-size must be from 1 to 10,000, got \(batchSize)") }
         guard lease >= .seconds(1), lease <= .seconds(3600) else { throw .invalidOption("--lease must be from 1 to 3600 seconds") }
         guard shutdownTimeout >= .zero, shutdownTimeout <= .seconds(600) else { throw .invalidOption("--shutdown-timeout must be from 0 to 600 seconds") }

@@ -1,4 +1,3 @@
-import Foundation
 import Synchronization
 
 /// What one serve's worker services share: the claims in hand (the claimer adds them, the
@@ -42,12 +41,12 @@ final class WorkerState: Sendable {
     var gatewayCalls: Int { state.withLock { $0.gatewayCalls } }
 
     /// Holds what a claim returned, each with a gateway call to come; the number now held.
-    func hold(_ jobs: [ClaimedJob]) -> Int {
-        // The claim's lease end is a wall-clock time taken before the claim was sent; on
-        // the monotonic clock it is now plus what remains of it.
-        let (now, wallNow) = (ContinuousClock.now, Date())
-        return state.withLock { s in
-            for job in jobs { s.held.hold(job.id, claim: job.claim, leaseEnds: now + .seconds(job.leaseExpiresAt.timeIntervalSince(wallNow))) }
+    /// `leaseEnds`: when the claim's lease ends on the monotonic clock, counted from before
+    /// the claim was sent (not from its wall-clock `leaseExpiresAt`: a clock stepped back
+    /// meanwhile would make the lease look longer than it is); unknown: due at once.
+    func hold(_ jobs: [ClaimedJob], leaseEnds: ContinuousClock.Instant = .now) -> Int {
+        state.withLock { s in
+            for job in jobs { s.held.hold(job.id, claim: job.claim, leaseEnds: leaseEnds) }
             s.gatewayCalls += jobs.count
             return s.held.count
         }
