@@ -14,3 +14,14 @@ import Testing
             "SELECT set_config('statement_timeout', $1, true), set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)")
     }
 }
+
+@Suite struct ArrayChunksTests {
+    /// The heartbeat's and the provider reconciliation's batches: every element once, in
+    /// order, none over the size.
+    @Test func chunksKeepEveryElementInOrderAndNoneOverTheSize() {
+        #expect([Int]().chunks(of: 3).isEmpty)
+        #expect([1, 2, 3, 4, 5, 6, 7].chunks(of: 3) == [[1, 2, 3], [4, 5, 6], [7]])
+        #expect([1, 2].chunks(of: 1_000) == [[1, 2]])
+        #expect([1, 2, 3].chunks(of: 1) == [[1], [2], [3]])
+    }
+}

@@ -4,7 +4,8 @@ import ServiceLifecycle
 /// Extends the leases of the claims this worker holds that end within
 /// `leaseRenewalWindow`, every `heartbeatInterval`, so a long gateway call keeps its job
 /// (up to `maxHold`) while a payment answered in milliseconds is never locked by a beat;
-/// runs until the completer has recorded the last outcome. Also nudges the claimer, so no lost wake-up can park it for good.
+/// runs until the completer has recorded the last outcome. Also nudges the claimer, so no
+/// lost wake-up can park it for good.
 struct LeaseHeartbeat: Service {
     let store: JobStore
     let state: WorkerState
@@ -29,8 +30,7 @@ struct LeaseHeartbeat: Service {
                 // for the beat's commit (one statement for 100,000 held took 2.6 s), and the
                 // leases a chunk extended count even if a later chunk fails.
                 var extendedCount = 0
-                for start in stride(from: 0, to: due.count, by: configuration.leaseExtensionBatch) {
-                    let chunk = Array(due[start..<min(start + configuration.leaseExtensionBatch, due.count)])
+                for chunk in due.chunks(of: configuration.leaseExtensionBatch) {
                     let sent = ContinuousClock.now
                     let left = started + configuration.heartbeatTimeout - sent
                     guard left > .zero else { throw TimeoutError() }

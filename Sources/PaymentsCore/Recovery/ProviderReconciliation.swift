@@ -101,7 +101,7 @@ public struct ProviderReconciliation: Sendable {
         guard !plan.entries.isEmpty else { return result }
         var created: [Int64] = []
         let highestID = plan.highestKeptID
-        for batch in stride(from: 0, to: plan.entries.count, by: 1_000).map({ Array(plan.entries[$0..<min($0 + 1_000, plan.entries.count)]) }) {
+        for batch in plan.entries.chunks(of: 1_000) {
             created += try await client.withTransaction(logger: logger) { connection in
                 // No intake between reading the sequence and moving it (a setval computed from
                 // a value read before another transaction's nextval would move it back, and
