@@ -14,6 +14,38 @@ extension Integration {
             #expect(versions == (try Migration.embedded()).count)
         }
 
+        /// Every server connection the poolers hold runs with the application role's
+        /// settings (statement_timeout 60 s, JIT off), including those `payments migrate`
+        /// opened before the migrations that also set them (0005, 0008) had run: a session
+        /// reads its role's settings when it starts, and the poolers keep a server
+        /// connection for up to an hour. Transactions held open together through each
+        /// pooler, as many as its pool, take every one of its server connections.
+        @Test func everyPooledServerConnectionHasTheRolesSettings() async throws {
+            try await TestEnvironment.migrate()
+            for url in [TestEnvironment.writeURL, TestEnvironment.readURL] {
+                let sessions = try await TestEnvironment.withClient(url, maxConnections: 16) { client in
+                    try await withThrowingTaskGroup(of: [String].self) { group in
+                        for _ in 0..<16 {
+                            group.addTask {
+                                try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                                    let row = try await connection.query(
+                                        "SELECT pg_backend_pid()::text, current_setting('statement_timeout'), current_setting('jit'), pg_sleep(0.5)::text",
+                                        logger: TestEnvironment.logger).collect()
+                                    let (pid, timeout, jit, _) = try row[0].decode((String, String, String, String).self)
+                                    return [pid, timeout, jit]
+                                }
+                            }
+                        }
+                        return try await group.reduce(into: []) { $0.append($1) }
+                    }
+                }
+                #expect(Set(sessions.map { $0[0] }).count > 1, "\(url): the transactions shared one server connection")
+                for session in sessions {
+                    #expect(session[1] == "1min" && session[2] == "off", "\(url): server connection \(session[0]): statement_timeout \(session[1]), jit \(session[2])")
+                }
+            }
+        }
+
         /// Two migrators at the same moment on an empty schema: one applies each file, the
         /// other waits on the advisory lock and finds it applied.
         @Test func concurrentMigrationsLeaveOneCorrectSchema() async throws {
