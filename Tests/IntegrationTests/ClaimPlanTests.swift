@@ -110,10 +110,6 @@ extension Integration {
             }
         }
 
-        /// The functions write states, outcomes and failure reasons as SQL literals: each is
-        /// one the Swift types know, and the completion's terminal states are exactly
-        /// `JobState.terminal` (a terminal state it did not know would look like a lost
-        /// lease: the job re-run instead of finished).
         /// No statement on a payment's path pays for JIT compilation, whatever the planner
         /// estimates. On a fresh database (no statistics) the intake of a batch of 5,000
         /// was estimated above `jit_above_cost` and compiled on every execution (the
@@ -140,6 +136,10 @@ extension Integration {
             }
         }
 
+        /// The functions write states, outcomes and failure reasons as SQL literals: each is
+        /// one the Swift types know, and the completion's terminal states are exactly
+        /// `JobState.terminal` (a terminal state it did not know would look like a lost
+        /// lease: the job re-run instead of finished).
         @Test func theFunctionsNameOnlyTheStatesAndOutcomesSwiftKnows() async throws {
             try await TestEnvironment.migrate()
             let (claim, complete) = try await TestEnvironment.withClient(TestEnvironment.writeURL, maxConnections: 1) { client in

@@ -19,17 +19,20 @@ extension Integration {
         /// opened before the migrations that also set them (0005, 0008) had run: a session
         /// reads its role's settings when it starts, and the poolers keep a server
         /// connection for up to an hour. Transactions held open together through each
-        /// pooler, as many as its pool, take every one of its server connections.
+        /// pooler, as many as its pool and its reserve hold (16 + 4; a client waiting a
+        /// second gets a reserve connection), take every server connection it may hold.
+        /// It catches the defect on a topology just made and migrated; later in a run the
+        /// early connections may have been closed already (server_idle_timeout).
         @Test func everyPooledServerConnectionHasTheRolesSettings() async throws {
             try await TestEnvironment.migrate()
             for url in [TestEnvironment.writeURL, TestEnvironment.readURL] {
-                let sessions = try await TestEnvironment.withClient(url, maxConnections: 16) { client in
+                let sessions = try await TestEnvironment.withClient(url, maxConnections: 20) { client in
                     try await withThrowingTaskGroup(of: [String].self) { group in
-                        for _ in 0..<16 {
+                        for _ in 0..<20 {
                             group.addTask {
                                 try await client.withTransaction(logger: TestEnvironment.logger) { connection in
                                     let row = try await connection.query(
-                                        "SELECT pg_backend_pid()::text, current_setting('statement_timeout'), current_setting('jit'), pg_sleep(0.5)::text",
+                                        "SELECT pg_backend_pid()::text, current_setting('statement_timeout'), current_setting('jit'), pg_sleep(2.5)::text",
                                         logger: TestEnvironment.logger).collect()
                                     let (pid, timeout, jit, _) = try row[0].decode((String, String, String, String).self)
                                     return [pid, timeout, jit]
@@ -39,7 +42,7 @@ extension Integration {
                         return try await group.reduce(into: []) { $0.append($1) }
                     }
                 }
-                #expect(Set(sessions.map { $0[0] }).count > 1, "\(url): the transactions shared one server connection")
+                #expect(Set(sessions.map { $0[0] }).count == 20, "\(url): 20 transactions held together, \(Set(sessions.map { $0[0] }).count) server connections")
                 for session in sessions {
                     #expect(session[1] == "1min" && session[2] == "off", "\(url): server connection \(session[0]): statement_timeout \(session[1]), jit \(session[2])")
                 }
