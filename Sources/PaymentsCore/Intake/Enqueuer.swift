@@ -150,9 +150,7 @@ public struct Enqueuer: Sendable {
         let new = try await retryingWithinDeadline(what: "the file's transaction") { try await client.withTransaction(logger: logger) { connection -> Int in
             var new = 0
             var conflicts: [LineError] = []
-            let batches = stride(from: 0, to: payments.count, by: batchSize).map {
-                Array(payments[$0..<min($0 + batchSize, payments.count)])
-            }
+            let batches = payments.chunks(of: batchSize)
             var done = 0
             for batch in batches {
                 new += try await Self.insertBatch(batch, budgetSeconds: budget, on: connection, logger: logger)
