@@ -26,12 +26,25 @@ public final class ChargeStore: Sendable {
         case unknown
     }
 
-    struct State {
-        var charges: [String: ChargeRecord]
+    /// The charges and requests in progress of the keys that hash to one shard. Split so
+    /// that growing a dictionary rehashes a 64th of the charges under one lock: one
+    /// dictionary of every charge grew in one go on the journal's thread while every event
+    /// loop's `begin` waited on its lock, a pause that grew with the charges on record (up
+    /// to 0.73 s at a million, `scripts/bench gateway`; docs/benchmarks.md).
+    struct Shard {
+        var charges: [String: ChargeRecord] = [:]
+        var inProgress: Set<String> = []
+    }
+
+    /// A shard's lock, in a class: a Mutex cannot sit in an Array.
+    final class ShardLock: Sendable {
+        let state = Mutex(Shard())
+    }
+
+    struct Journal {
         /// Keys in the order they were first charged: the settlement listing's order (a
         /// refund changes a charge, not its place).
         var order: [String]
-        var inProgress: Set<String> = []
         var nextCharge = 0
         /// Group commit: lines waiting for the next write + fsync, and who waits on them.
         var pending: [(line: [UInt8], done: @Sendable () -> Void)] = []
@@ -41,9 +54,12 @@ public final class ChargeStore: Sendable {
         var fdClosed = false
     }
 
+    static let shardCount = 64
+
     public let path: String
     private let fd: Int32
-    private let state: Mutex<State>
+    private let shards: [ShardLock]
+    private let state: Mutex<Journal>
     /// Distinguishes charge ids across restarts of the gateway.
     private let epoch = String(UInt64(Date().timeIntervalSince1970 * 1000), radix: 36)
     private let flushQueue = DispatchQueue(label: "gateway.journal")
@@ -52,13 +68,22 @@ public final class ChargeStore: Sendable {
         self.path = path
         let journal = try ChargeJournal.open(path)
         self.fd = journal.fd
-        var charges: [String: ChargeRecord] = [:]
+        var shards = [Shard](repeating: Shard(), count: Self.shardCount)
         var order: [String] = []
         for record in journal.records {
-            if charges.updateValue(record, forKey: record.key) == nil { order.append(record.key) }
+            if shards[Self.shardIndex(record.key)].charges.updateValue(record, forKey: record.key) == nil { order.append(record.key) }
         }
-        self.state = Mutex(State(charges: charges, order: order))
+        self.shards = shards.map { shard in
+            let lock = ShardLock()
+            lock.state.withLock { $0 = shard }
+            return lock
+        }
+        self.state = Mutex(Journal(order: order))
     }
+
+    static func shardIndex(_ key: String) -> Int { Int(UInt(bitPattern: key.hashValue) % UInt(shardCount)) }
+
+    private func shard(_ key: String) -> ShardLock { shards[Self.shardIndex(key)] }
 
     deinit {
         if !state.withLock({ $0.fdClosed }) { Foundation.close(fd) }
@@ -81,10 +106,10 @@ public final class ChargeStore: Sendable {
         }
     }
 
-    public var chargeCount: Int { state.withLock { $0.charges.count } }
+    public var chargeCount: Int { shards.reduce(0) { $0 + $1.state.withLock { $0.charges.count } } }
 
     public func begin(key: String) -> Begin {
-        state.withLock { s in
+        shard(key).state.withLock { s in
             if let record = s.charges[key] { return .charged(record) }
             if s.inProgress.contains(key) { return .inProgress }
             s.inProgress.insert(key)
@@ -94,7 +119,7 @@ public final class ChargeStore: Sendable {
 
     /// The request for `key` ends without a charge.
     public func abandon(key: String) {
-        _ = state.withLock { $0.inProgress.remove(key) }
+        _ = shard(key).state.withLock { $0.inProgress.remove(key) }
     }
 
     /// Charges `key`: the record is on disk (fsynced) before `then` is called, and only
@@ -112,11 +137,13 @@ public final class ChargeStore: Sendable {
         }
         let json = record.json
         write(json) { [self] in
-            state.withLock { s in
+            // The charge first, then its place in the listing: a page read in between must
+            // not pass over a key whose record it cannot find yet.
+            shard(key).state.withLock { s in
                 s.charges[key] = record
-                s.order.append(key)
                 s.inProgress.remove(key)
             }
+            state.withLock { $0.order.append(key) }
             done(record, json)
         }
     }
@@ -125,7 +152,7 @@ public final class ChargeStore: Sendable {
     /// is called (a line with the record marked refunded; the last line of a charge wins
     /// when the journal is read). Nil when the key holds no such charge.
     public func refund(key: String, chargeID: String, then done: @escaping @Sendable (ChargeRecord?) -> Void) {
-        let found = state.withLock { s -> ChargeRecord? in
+        let found = shard(key).state.withLock { s -> ChargeRecord? in
             guard let record = s.charges[key], record.chargeID == chargeID else { return nil }
             return record
         }
@@ -133,7 +160,7 @@ public final class ChargeStore: Sendable {
         if record.isRefunded { return done(record) }
         record.refunded = true
         write(record.json) { [self, record] in
-            state.withLock { $0.charges[key] = record }
+            shard(key).state.withLock { $0.charges[key] = record }
             done(record)
         }
     }
@@ -155,15 +182,16 @@ public final class ChargeStore: Sendable {
     /// Up to `limit` charges after the first `since` in the order they were made, and the
     /// cursor of the next page: the provider's settlement listing (`GET /v1/charges?since=`).
     public func page(since: Int, limit: Int) -> (records: [ChargeRecord], next: Int, hasMore: Bool) {
-        state.withLock { s in
+        let (keys, end, hasMore) = state.withLock { s in
             let start = min(max(since, 0), s.order.count)
             let end = min(start + limit, s.order.count)
-            return (s.order[start..<end].compactMap { s.charges[$0] }, end, end < s.order.count)
+            return (Array(s.order[start..<end]), end, end < s.order.count)
         }
+        return (keys.compactMap { key in shard(key).state.withLock { $0.charges[key] } }, end, hasMore)
     }
 
     public func lookup(key: String) -> Lookup {
-        state.withLock { s in
+        shard(key).state.withLock { s in
             if let record = s.charges[key] { return .charged(record) }
             return s.inProgress.contains(key) ? .inProgress : .unknown
         }
@@ -192,3 +220,4 @@ public final class ChargeStore: Sendable {
         }
     }
 }
+

@@ -71,3 +71,49 @@ extension ChargeJournalTests {
         #expect(records[0].isRefunded && !records[1].isRefunded)
     }
 }
+
+extension ChargeJournalTests {
+    /// The charges are split over the store's shards by key: each key keeps its state, the
+    /// settlement listing keeps the order the charges were made in, across shards and
+    /// across a restart, and a refund stays with its charge.
+    @Test func manyChargesKeepTheirStateAndTheirOrderAcrossShardsAndARestart() throws {
+        let path = Self.path()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let keys = (0..<2_000).map { "many-\($0 * 7919 % 2_000)" }
+        let payment = Payment(amountMinor: 100, currency: "EUR", debtor: "acct_a", creditor: "acct_b")
+        do {
+            let store = try ChargeStore(path: path)
+            let done = DispatchGroup()
+            for (n, key) in keys.enumerated() {
+                #expect(store.begin(key: key) == .started)
+                #expect(store.begin(key: key) == .inProgress)
+                done.enter()
+                store.commit(key: key, payment: payment, jobID: Int64(n)) { _, _ in done.leave() }
+            }
+            done.wait()
+            #expect(Set(keys.map(ChargeStore.shardIndex)).count == ChargeStore.shardCount)
+            #expect(store.chargeCount == keys.count)
+            for key in keys {
+                guard case .charged(let record) = store.begin(key: key) else { Issue.record("\(key) not charged"); continue }
+                #expect(record.key == key && store.lookup(key: key) == .charged(record))
+            }
+            #expect(store.lookup(key: "never") == .unknown)
+            let first = store.page(since: 0, limit: 1_500), rest = store.page(since: first.next, limit: 1_500)
+            #expect(first.hasMore && !rest.hasMore && first.next == 1_500)
+            #expect((first.records + rest.records).map(\.key) == keys)
+            guard case .charged(let refundable) = store.lookup(key: keys[10]) else { Issue.record("no charge"); return }
+            done.enter()
+            store.refund(key: keys[10], chargeID: refundable.chargeID) { record in
+                #expect(record?.isRefunded == true)
+                done.leave()
+            }
+            done.wait()
+            store.close()
+        }
+        let reopened = try ChargeStore(path: path)
+        #expect(reopened.chargeCount == keys.count)
+        #expect(reopened.page(since: 0, limit: 5_000).records.map(\.key) == keys)
+        guard case .charged(let refunded) = reopened.lookup(key: keys[10]) else { Issue.record("refund lost"); return }
+        #expect(refunded.isRefunded)
+    }
+}
