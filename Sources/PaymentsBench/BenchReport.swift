@@ -62,7 +62,7 @@ public struct BenchReport: Codable, Sendable, Equatable {
         var lines = ["compared with \(earlier.date), commit \(earlier.commit)", "",
                      "| figure | earlier | now | now / earlier |", "|---|---|---|---|"]
         for f in figures {
-            guard let old = earlier.figure(f.name) else {
+            guard let old = earlier.figure(f.name) ?? earlier.figures.first(where: { Self.rateless($0.name) == Self.rateless(f.name) }) else {
                 lines.append("| \(f.name) | - | \(Self.format(f.value)) \(f.unit) | new |")
                 continue
             }
@@ -70,6 +70,12 @@ public struct BenchReport: Codable, Sendable, Equatable {
             lines.append("| \(f.name) | \(Self.format(old.value)) \(old.unit) | \(Self.format(f.value)) \(f.unit) | \(ratio) |")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// A figure's name without the rate it was paced at ("(1290/s, " becomes "(/s, "): the
+    /// latency phase's rates follow each run's drain.
+    static func rateless(_ name: String) -> String {
+        name.replacing(/\(\d+\/s/, with: "(/s")
     }
 
     static func format(_ value: Double) -> String {

@@ -32,6 +32,16 @@ import Testing
         #expect(text.contains("| p99 (ms) | - | 12.5 ms | new |"), "\(text)")
     }
 
+    /// The latency rows name their rate, which follows each run's own drain: a run at
+    /// 1,290/s is compared with one at 1,308/s, not printed as new.
+    @Test func aLatencyRowIsComparedWithTheEarlierRunsAtItsOwnRate() {
+        let name = { (rate: Int) in "enqueue-to-completion at a tenth of the drain (\(rate)/s, 20 ms gateway, 60 s) p50" }
+        let earlier = report([BenchFigure(phase: "latency", name: name(1308), value: 40.4, unit: "ms")], commit: "old")
+        let now = report([BenchFigure(phase: "latency", name: name(1290), value: 34, unit: "ms")])
+        let text = now.comparison(to: earlier)
+        #expect(text.contains("| \(name(1290)) | 40.4 ms | 34 ms | 0.84x |"), "\(text)")
+    }
+
     @Test(arguments: [("456.00us", 0.46), ("13.42ms", 13.42), ("1.02s", 1020.0), ("junk", 0.0)])
     func wrkDurationsAreReadAsMilliseconds(_ text: String, _ ms: Double) {
         #expect(BenchRunner.milliseconds(text) == ms)
