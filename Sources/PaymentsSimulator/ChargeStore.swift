@@ -137,13 +137,14 @@ public final class ChargeStore: Sendable {
         }
         let json = record.json
         write(json) { [self] in
-            // The charge first, then its place in the listing: a page read in between must
-            // not pass over a key whose record it cannot find yet.
+            // Charged and listed in one step, the listing's place taken inside the shard's
+            // lock (shard, then journal: no path takes them the other way): a key a lookup
+            // reports charged is already listed, and a listed key's record is found.
             shard(key).state.withLock { s in
                 s.charges[key] = record
                 s.inProgress.remove(key)
+                state.withLock { $0.order.append(key) }
             }
-            state.withLock { $0.order.append(key) }
             done(record, json)
         }
     }

@@ -117,3 +117,39 @@ extension ChargeJournalTests {
         #expect(refunded.isRefunded)
     }
 }
+
+extension ChargeJournalTests {
+    /// A charge a lookup reports is in the settlement listing already: a reconciliation
+    /// that lists the charges just after a retry was answered "charged" must find it there
+    /// (else it reports a succeeded payment without a charge). With the store in shards the
+    /// listing's order was appended after the shard's update, outside its lock.
+    @Test func aChargeThatLookupsReportIsAlreadyListed() async throws {
+        let path = Self.path()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try ChargeStore(path: path)
+        let keys = (0..<20_000).map { "listed-\($0)" }
+        let payment = Payment(amountMinor: 100, currency: "EUR", debtor: "acct_a", creditor: "acct_b")
+        let unlisted = await withTaskGroup(of: Int.self) { group in
+            group.addTask {
+                for (n, key) in keys.enumerated() {
+                    _ = store.begin(key: key)
+                    store.commit(key: key, payment: payment, jobID: Int64(n)) { _, _ in }
+                }
+                return 0
+            }
+            group.addTask {
+                // Follows the commits: as soon as a key reads as charged, the listing must hold it.
+                var missing = 0
+                for (n, key) in keys.enumerated() {
+                    while case .inProgress = store.lookup(key: key) {}
+                    while case .unknown = store.lookup(key: key) {}
+                    if store.page(since: n, limit: 1).records.first?.key != key { missing += 1 }
+                }
+                return missing
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(unlisted == 0)
+        store.close()
+    }
+}
