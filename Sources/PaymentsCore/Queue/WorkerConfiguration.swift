@@ -11,10 +11,11 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var lease: Duration = .seconds(30)
     /// Idle polling starts here after work was found and backs off to `idlePollMax` once no
     /// claim found work for `idlePollPatience` (see `IdlePoll`).
-    /// 1 ms, not 5: at a tenth of the drain the wait for a claim was 8.0-8.7 ms at p50
-    /// (6.2-6.3 at 1 ms) and the whole payment 35.7-37.3 (34.7-34.8), for ~120 more claims
-    /// a second of ~4 rows each, 0.5 ms each (2026-12-07, docs/benchmarks.md).
-    public var idlePollMin: Duration = .milliseconds(1)
+    /// 5 ms, not 1: 1 ms took ~2 ms off the wait for a claim at a tenth of the drain, but a
+    /// trickle keeps the poll at its minimum for a second after each payment, and at 2
+    /// payments a second 1 ms made 615 claims a second and cost 44% of a core (5 ms: 163,
+    /// 20%; 2026-12-07, docs/benchmarks.md "Idle polling at 1 ms, tried").
+    public var idlePollMin: Duration = .milliseconds(5)
     public var idlePollMax: Duration = .milliseconds(40)
     public var idlePollPatience: Duration = .seconds(1)
     public var reapInterval: Duration = .seconds(1)
