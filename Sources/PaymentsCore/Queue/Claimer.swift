@@ -36,8 +36,8 @@ struct Claimer: Service {
     var clientTimeout: Duration { configuration.effectiveStatementTimeout + .seconds(1) }
 
     func claimWhileRunning() async {
-        var poll = IdlePoll(minimum: configuration.idlePollMin, maximum: configuration.idlePollMax,
-                            patience: configuration.idlePollPatience)
+        var poll = IdlePoll(minimum: configuration.idlePollMin, busyMinimum: configuration.idlePollBusyMin,
+                            maximum: configuration.idlePollMax, patience: configuration.idlePollPatience)
         var dbBackoff = Duration.milliseconds(50)
         var wakeups = state.wakeups.makeAsyncIterator()
         let minimumClaim = max(1, min(configuration.batchSize, configuration.concurrency) / 4)

@@ -11,11 +11,9 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var lease: Duration = .seconds(30)
     /// Idle polling starts here after work was found and backs off to `idlePollMax` once no
     /// claim found work for `idlePollPatience` (see `IdlePoll`).
-    /// 5 ms, not 1: 1 ms took ~2 ms off the wait for a claim at a tenth of the drain, but a
-    /// trickle keeps the poll at its minimum for a second after each payment, and at 2
-    /// payments a second 1 ms made 615 claims a second and cost 44% of a core (5 ms: 163,
-    /// 20%; 2026-12-07, docs/benchmarks.md "Idle polling at 1 ms, tried").
     public var idlePollMin: Duration = .milliseconds(5)
+    /// The shortest wait, once claims find ~1,000 jobs a second or more (see `IdlePoll`).
+    public var idlePollBusyMin: Duration = .milliseconds(1)
     public var idlePollMax: Duration = .milliseconds(40)
     public var idlePollPatience: Duration = .seconds(1)
     public var reapInterval: Duration = .seconds(1)
