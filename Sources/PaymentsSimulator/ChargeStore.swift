@@ -38,7 +38,8 @@ public final class ChargeStore: Sendable {
 
     /// A shard's lock, in a class: a Mutex cannot sit in an Array.
     final class ShardLock: Sendable {
-        let state = Mutex(Shard())
+        let state: Mutex<Shard>
+        init(_ shard: Shard) { state = Mutex(shard) }
     }
 
     struct Journal {
@@ -73,11 +74,7 @@ public final class ChargeStore: Sendable {
         for record in journal.records {
             if shards[Self.shardIndex(record.key)].charges.updateValue(record, forKey: record.key) == nil { order.append(record.key) }
         }
-        self.shards = shards.map { shard in
-            let lock = ShardLock()
-            lock.state.withLock { $0 = shard }
-            return lock
-        }
+        self.shards = shards.map(ShardLock.init)
         self.state = Mutex(Journal(order: order))
     }
 
