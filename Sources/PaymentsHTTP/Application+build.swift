@@ -37,8 +37,15 @@ public func buildApplication(_ settings: ServerSettings, gateway: any PaymentGat
         let store = JobStore(client: database.write, statementTimeout: workers.effectiveStatementTimeout, logger: logger)
         // Before the worker pool: it stops after the pool has finished or released its jobs.
         services.append(LeaseReaper(store: store, configuration: workers, metrics: metrics, logger: logger))
+        // Heard new payments ring the claimer's doorbell; it polls with or without them.
+        let doorbell = settings.primaryURL.map { url in
+            let doorbell = Doorbell()
+            services.append(QueueListener(url: url, doorbell: doorbell, metrics: metrics, logger: logger))
+            return doorbell
+        }
         // Its claimer, completer, lease heartbeat and progress log, in their stopping order.
-        services += try WorkerPool(store: store, gateway: gateway, configuration: workers, metrics: metrics, logger: logger).services
+        services += try WorkerPool(store: store, gateway: gateway, configuration: workers, metrics: metrics, doorbell: doorbell,
+                                   logger: logger).services
         // After the worker pool: it stops asking the gateway before the pool drains.
         services.append(Reconciler(store: store, gateway: gateway, configuration: workers, metrics: metrics, logger: logger))
     }
@@ -49,6 +56,7 @@ public func buildApplication(_ settings: ServerSettings, gateway: any PaymentGat
     services.append(dashboard)
     logger.info("serve starting", metadata: [
         "write": "\(database.writeURL)", "read": "\(database.readURL)", "workers": "\(settings.workers != nil)",
+        "listen": "\(settings.workers == nil ? "-" : settings.primaryURL.map { "\($0)" } ?? "no (polling alone)")",
         "concurrency": "\(settings.workers?.concurrency ?? 0)", "read_fallback": "\(settings.readFallback)",
         "gateway": "\(settings.gatewayURL ?? "in-process (\(type(of: gateway)))")",
     ])

@@ -12,6 +12,10 @@ public struct ServerSettings: Sendable {
     public var readPool = 8
     /// Nil serves the API only (`--no-workers`).
     public var workers: WorkerConfiguration? = WorkerConfiguration()
+    /// A direct connection to the primary (no pooler; in HA mode HAProxy's write port),
+    /// where the claimer listens for announcements of new payments (`QueueListener`). Nil:
+    /// polling alone.
+    public var primaryURL: DatabaseURL?
     /// An external gateway (`payments gateway`, or any provider speaking its API): shared
     /// by every serve, as a real provider is.
     public var gatewayURL: String?

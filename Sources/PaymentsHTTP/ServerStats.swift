@@ -5,6 +5,9 @@ public struct ServerStats: Sendable, Encodable, Equatable {
     public struct Worker: Sendable, Encodable, Equatable {
         public var claimed, succeeded, retried, failed, released, leaseLost, reaped, inFlight, peakInFlight, databaseErrors: Int
         public var toReconcile, reconciledSucceeded, reconciledFailed, reconciledRequeued, reconciledCancelled, held, delayed, orphansReleased: Int
+        /// New payments announced to this process's claimer (LISTEN), and whether it listens now.
+        public var wakeups: Int
+        public var listening: Bool
         /// Failed payments by reason, every reason of the closed set present (0 when none).
         public var failedByReason: [String: Int]
         public var latencySecondsP50, latencySecondsP95, latencySecondsP99: Double
@@ -20,7 +23,7 @@ public struct ServerStats: Sendable, Encodable, Equatable {
             case reconciledCancelled = "reconciled_cancelled", held, delayed, failedByReason = "failed_by_reason"
             case leaseLost = "lease_lost", inFlight = "in_flight", peakInFlight = "peak_in_flight", databaseErrors = "database_errors"
             case latencySecondsP50 = "latency_seconds_p50", latencySecondsP95 = "latency_seconds_p95", latencySecondsP99 = "latency_seconds_p99"
-            case stageSeconds = "stage_seconds"
+            case stageSeconds = "stage_seconds", wakeups, listening
         }
 
         public init(_ totals: WorkerMetrics.Totals, latencyPercentiles p: [Double], stagePercentiles stages: [WorkerMetrics.Stage: [Double]] = [:]) {
@@ -47,6 +50,8 @@ public struct ServerStats: Sendable, Encodable, Equatable {
             delayed = totals.delayed
             failedByReason = Dictionary(uniqueKeysWithValues: FailureReason.allCases.map { ($0.rawValue, totals.failedBy[$0] ?? 0) })
             orphansReleased = totals.orphansReleased
+            wakeups = totals.wakeups
+            listening = totals.listening
             latencySecondsP50 = p.count > 0 ? p[0] : 0
             latencySecondsP95 = p.count > 1 ? p[1] : 0
             latencySecondsP99 = p.count > 2 ? p[2] : 0

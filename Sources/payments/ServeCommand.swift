@@ -26,6 +26,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("write-pool"), help: "Connections to pgbouncer-write.") var writePool: Int = 8
     @Option(name: .customLong("read-pool"), help: "Connections to pgbouncer-read.") var readPool: Int = 8
     @Flag(name: .customLong("no-workers"), help: "Serve the API only; claim no jobs.") var noWorkers = false
+    @Option(name: .customLong("primary-dsn"), help: "The primary itself, no pooler (env PRIMARY_DSN; HA: HAProxy's write port): the claimer LISTENs there for new payments and claims them at once instead of at its next poll. Default: the local topology's primary when the write DSN is the local default; `none`: polling alone.")
+    var primaryDSN: String?
     @Flag(inversion: .prefixedNo, help: "When the read path fails, read from the primary through pgbouncer-write (env READ_FALLBACK=0 turns it off).")
     var readFallback: Bool = ProcessInfo.processInfo.environment["READ_FALLBACK"] != "0"
 
@@ -99,6 +101,7 @@ struct ServeCommand: AsyncParsableCommand {
             settings.poolerStatsPassword = local?.poolerStatsPassword
         }
         settings.workers = noWorkers ? nil : workerConfiguration()
+        settings.primaryURL = try ConnectionSettings.primary(flag: primaryDSN, environment: environment, write: urls.write)
         return settings  // validated by validate() (usage errors) and by buildApplication
     }
 

@@ -66,4 +66,19 @@ import PaymentsCore
         let remote = try DatabaseURL(parsing: "postgres://app:secret@db.internal:6432/resilient_payment_processor?sslmode=require")
         #expect(ConnectionSettings.observabilityDefaults(write: remote, read: remote) == nil)
     }
+
+    /// Where serve listens for new payments: the flag, else PRIMARY_DSN, else the local
+    /// primary only for the local topology's default write pooler; `none` turns it off.
+    @Test func theListenersPrimaryIsGivenOrLocalOrNone() throws {
+        let localWrite = try DatabaseURL(parsing: ConnectionSettings.defaultWriteDSN)
+        let remote = try DatabaseURL(parsing: "postgres://app:secret@db.internal:6432/resilient_payment_processor?sslmode=require")
+        #expect(try ConnectionSettings.primary(flag: nil, environment: [:], write: localWrite)?.port == 5432)
+        #expect(try ConnectionSettings.primary(flag: nil, environment: [:], write: remote) == nil)
+        let env = ["PRIMARY_DSN": "postgres://u:p@haproxy:5000/db"]
+        #expect(try ConnectionSettings.primary(flag: nil, environment: env, write: remote)?.host == "haproxy")
+        #expect(try ConnectionSettings.primary(flag: "postgres://u:p@flag:5432/db", environment: env, write: remote)?.host == "flag")
+        #expect(try ConnectionSettings.primary(flag: "none", environment: env, write: localWrite) == nil)
+        #expect(try ConnectionSettings.primary(flag: nil, environment: ["PRIMARY_DSN": "none"], write: localWrite) == nil)
+        #expect(throws: PaymentsError.self) { try ConnectionSettings.primary(flag: "not a dsn", environment: [:], write: localWrite) }
+    }
 }

@@ -3,6 +3,19 @@
 public enum ConnectionSettings {
     public static let defaultWriteDSN = "postgres://db_user:db_password@127.0.0.1:6432/resilient_payment_processor?sslmode=disable"
     public static let defaultReadDSN = "postgres://db_user:db_password@127.0.0.1:6433/resilient_payment_processor?sslmode=disable"
+    /// The local topology's primary itself, no pooler (`scripts/topology env`: PRIMARY_DSN).
+    public static let defaultPrimaryDSN = "postgres://db_user:db_password@127.0.0.1:5432/resilient_payment_processor?sslmode=disable"
+
+    /// Where `serve`'s claimer listens for new payments: the flag, else PRIMARY_DSN, else
+    /// the local topology's primary when the write path is the local topology's default
+    /// pooler (nil for any other database: a primary elsewhere is not guessed). "none":
+    /// polling alone.
+    public static func primary(flag: String?, environment: [String: String], write: DatabaseURL) throws(PaymentsError) -> DatabaseURL? {
+        let given = flag ?? environment["PRIMARY_DSN"].flatMap { $0.isEmpty ? nil : $0 }
+        if let given { return given == "none" ? nil : try DatabaseURL(parsing: given) }
+        guard let localWrite = try? DatabaseURL(parsing: defaultWriteDSN), write == localWrite else { return nil }
+        return try DatabaseURL(parsing: defaultPrimaryDSN)
+    }
 
     /// What the dashboard reads besides the database on the local topology at its default
     /// ports, as `scripts/topology env` exports it: HAProxy's stats page and the poolers'

@@ -44,6 +44,8 @@ public struct Enqueuer: Sendable {
     public var giveUpAfterSeconds: Int32 = PaymentRequest.defaultGiveUpAfterSeconds
     /// Where the writes go, for the error a timeout turns into.
     public var endpoint: String
+    /// Announces committed batches to listening claimers (nil: they find them by polling).
+    public var announcer: WorkAnnouncer? = WorkAnnouncer()
 
     /// Rows per INSERT when the caller does not say.
     public static let defaultBatchSize = 5_000
@@ -106,6 +108,7 @@ public struct Enqueuer: Sendable {
         let batches = stride(from: 0, to: count, by: batchSize).map { ($0, min($0 + batchSize, count)) }
         let counters = Counters()
         let budget = giveUpAfterSeconds
+        let announcer = announcer
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<max(1, min(connections, batches.count)) {
                 group.addTask {
@@ -122,7 +125,7 @@ public struct Enqueuer: Sendable {
                         var generator = JobGenerator(keyPrefix: keyPrefix, seed: seed &+ UInt64(index) &* 0x9E37_79B9)
                         let jobs = (lower..<upper).map { generator.make(index: $0) }
                         let new = try await retryingWithinDeadline(what: "a batch of \(jobs.count) payments") {
-                            try await Self.insertBatch(jobs, budgetSeconds: budget, on: client, logger: logger)
+                            try await Self.insertBatch(jobs, budgetSeconds: budget, announcer: announcer, on: client, logger: logger)
                         }
                         let (doneTotal, newTotal) = counters.record(done: jobs.count, inserted: new)
                         progress(Progress(done: doneTotal, total: count, inserted: newTotal, elapsed: clock.now - start))
@@ -147,6 +150,7 @@ public struct Enqueuer: Sendable {
         let logger = self.logger
         let client = self.client
         let budget = giveUpAfterSeconds
+        let announcer = announcer
         let new = try await retryingWithinDeadline(what: "the file's transaction") { try await client.withTransaction(logger: logger) { connection -> Int in
             var new = 0
             var conflicts: [LineError] = []
@@ -162,6 +166,7 @@ public struct Enqueuer: Sendable {
             for batch in batches { conflicts += try await Self.conflicts(in: batch, on: connection, logger: logger) }
             // Throwing rolls the whole file back.
             if !conflicts.isEmpty { throw PaymentsError.invalidInput(lines: conflicts, total: payments.count) }
+            if new > 0 { try await announcer?.announce(on: connection, logger: logger) }
             return new
         } }
         let seconds = (clock.now - start).seconds
@@ -196,9 +201,12 @@ public struct Enqueuer: Sendable {
     /// transaction commits only at the Sync after it, so a batch could be reported inserted
     /// and then lost (a primary shut down in between did it). COMMIT's own answer comes
     /// after the commit.
-    static func insertBatch(_ jobs: [NewPayment], budgetSeconds: Int32, on client: PostgresClient, logger: Logger) async throws -> Int {
+    static func insertBatch(_ jobs: [NewPayment], budgetSeconds: Int32, announcer: WorkAnnouncer?, on client: PostgresClient,
+                            logger: Logger) async throws -> Int {
         try await client.withTransaction(logger: logger) { connection in
-            try await insertBatch(jobs, budgetSeconds: budgetSeconds, on: connection, logger: logger)
+            let new = try await insertBatch(jobs, budgetSeconds: budgetSeconds, on: connection, logger: logger)
+            if new > 0 { try await announcer?.announce(on: connection, logger: logger) }
+            return new
         }
     }
 

@@ -14,6 +14,8 @@ public struct PaymentIntake: Sendable {
 
     /// The retry budget of a payment that names none (seconds from its creation).
     public var giveUpAfterSeconds: Int32 = PaymentRequest.defaultGiveUpAfterSeconds
+    /// Announces new payments to listening claimers (nil: they find them by polling).
+    public var announcer: WorkAnnouncer? = WorkAnnouncer()
 
     public init(client: PostgresClient, logger: Logger) {
         self.client = client
@@ -24,11 +26,13 @@ public struct PaymentIntake: Sendable {
         let insert = IntakeSQL.insertReturningJobs(PaymentRows([NewPayment(idempotencyKey: idempotencyKey, request: request)], budgetSeconds: giveUpAfterSeconds))
         // In a transaction: an autocommit statement's answer arrives before its commit
         // (see Enqueuer.insertBatch), and a 201 means committed.
+        let announcer = announcer
         let created = try await client.withTransaction(logger: logger) { connection -> Job? in
             var job: Job?
             for try await row in try await connection.query(insert, logger: logger) {
                 job = try Job.decode(row.makeRandomAccess(), at: 0)
             }
+            if job != nil { try await announcer?.announce(on: connection, logger: logger) }
             return job
         }
         // The token is read after the commit: the commit record's WAL position is then

@@ -38,6 +38,9 @@ public final class WorkerMetrics: Sendable {
         /// The most jobs held at once since start.
         public var peakInFlight = 0
         public var databaseErrors = 0
+        /// Announcements of new payments heard (QueueListener), and whether it listens now.
+        public var wakeups = 0
+        public var listening = false
 
         public init() {}
     }
@@ -63,6 +66,8 @@ public final class WorkerMetrics: Sendable {
     let orphans = Counter(label: "payments_jobs_orphans_released_total")
     let databaseErrors = Counter(label: "payments_database_errors_total")
     let inFlightGauge = Gauge(label: "payments_jobs_in_flight")
+    let wakeupsHeard = Counter(label: "payments_queue_wakeups_total")
+    let listeningGauge = Gauge(label: "payments_queue_listening")
     let claimBatch = Recorder(label: "payments_claim_batch_size", aggregate: true)
     let latency = Timer(label: "payments_job_latency_seconds", preferredDisplayUnit: .seconds)
     /// `payments_job_stage_seconds{stage=…}`: one histogram per stage.
@@ -191,6 +196,16 @@ public final class WorkerMetrics: Sendable {
         guard n > 0 else { return }
         reaped.increment(by: n)
         totals.withLock { $0.reaped += n }
+    }
+
+    func recordWakeup() {
+        wakeupsHeard.increment()
+        totals.withLock { $0.wakeups += 1 }
+    }
+
+    func setListening(_ listening: Bool) {
+        listeningGauge.record(listening ? 1 : 0)
+        totals.withLock { $0.listening = listening }
     }
 
     func recordDatabaseError() {

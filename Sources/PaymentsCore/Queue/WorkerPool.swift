@@ -13,8 +13,10 @@ public struct WorkerPool: Sendable {
     /// what is left, and the heartbeat keeps every lease alive until then.
     public let services: [any Service]
 
+    /// - Parameter doorbell: rung by a `QueueListener` when payments are announced; nil: the
+    ///   claimer finds them by polling alone.
     public init(store: JobStore, gateway: any PaymentGateway, configuration: WorkerConfiguration,
-                metrics: WorkerMetrics = WorkerMetrics(), logger: Logger) throws {
+                metrics: WorkerMetrics = WorkerMetrics(), doorbell: Doorbell? = nil, logger: Logger) throws {
         let configuration = try configuration.validated()
         // The server-side timeout of every worker statement is the pool's.
         let store = JobStore(client: store.client, statementTimeout: configuration.effectiveStatementTimeout, logger: store.logger)
@@ -27,7 +29,8 @@ public struct WorkerPool: Sendable {
             WorkerProgress(state: state, configuration: configuration, metrics: metrics, logger: logger),
             LeaseHeartbeat(store: store, state: state, configuration: configuration, metrics: metrics, logger: logger),
             Completer(state: state, recorder: recorder, configuration: configuration, metrics: metrics, logger: logger),
-            Claimer(store: store, state: state, attempt: attempt, configuration: configuration, metrics: metrics, logger: logger),
+            Claimer(store: store, state: state, attempt: attempt, configuration: configuration, metrics: metrics, logger: logger,
+                    doorbell: doorbell),
         ]
     }
 }
