@@ -101,7 +101,8 @@ struct ServeCommand: AsyncParsableCommand {
             settings.poolerStatsPassword = local?.poolerStatsPassword
         }
         settings.workers = noWorkers ? nil : workerConfiguration()
-        settings.primaryURL = try ConnectionSettings.primary(flag: primaryDSN, environment: environment, write: urls.write)
+        // Only a claimer listens: an API-only serve ignores it (a bad value included).
+        if !noWorkers { settings.primaryURL = try ConnectionSettings.primary(flag: primaryDSN, environment: environment, write: urls.write) }
         return settings  // validated by validate() (usage errors) and by buildApplication
     }
 

@@ -76,12 +76,30 @@ final class RingCount: Sendable {
     /// One announcement per interval: the commits between are found by the poll.
     @Test func announcesAtMostOncePerInterval() {
         let announcer = WorkAnnouncer(interval: .milliseconds(10))
-        #expect(announcer.shouldAnnounce(now: start))
-        #expect(!announcer.shouldAnnounce(now: start + .milliseconds(3)))
-        #expect(!announcer.shouldAnnounce(now: start + .milliseconds(9)))
-        #expect(announcer.shouldAnnounce(now: start + .milliseconds(10)))
-        #expect(!announcer.shouldAnnounce(now: start + .milliseconds(12)))
-        #expect(announcer.shouldAnnounce(now: start + .milliseconds(25)))
+        func announces(at ms: Int) -> Bool {
+            guard let ticket = announcer.take(now: start + .milliseconds(ms)) else { return false }
+            ticket.release()
+            return true
+        }
+        #expect(announces(at: 0))
+        #expect(!announces(at: 3))
+        #expect(!announces(at: 9))
+        #expect(announces(at: 10))
+        #expect(!announces(at: 12))
+        #expect(announces(at: 25))
+    }
+
+    /// One announcing transaction at a time: notifying commits queue on PostgreSQL's lock,
+    /// each holding a server connection, so a second waits for the first to end.
+    @Test func oneAnnouncementInFlightAtATime() {
+        let announcer = WorkAnnouncer(interval: .milliseconds(10))
+        let first = announcer.take(now: start)
+        #expect(first != nil)
+        #expect(announcer.take(now: start + .seconds(1)) == nil, "the first is still in flight")
+        first?.release()
+        let second = announcer.take(now: start + .seconds(1))
+        #expect(second != nil)
+        second?.release()
     }
 
     /// Callers race for the same instant: one of them announces.
@@ -89,7 +107,7 @@ final class RingCount: Sendable {
         let announcer = WorkAnnouncer(interval: .seconds(60))
         let now = start
         let announced = await withTaskGroup(of: Bool.self) { group in
-            for _ in 0..<16 { group.addTask { announcer.shouldAnnounce(now: now) } }
+            for _ in 0..<16 { group.addTask { announcer.take(now: now) != nil } }
             return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
         }
         #expect(announced == 1)

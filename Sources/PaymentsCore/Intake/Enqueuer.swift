@@ -151,24 +151,28 @@ public struct Enqueuer: Sendable {
         let client = self.client
         let budget = giveUpAfterSeconds
         let announcer = announcer
-        let new = try await retryingWithinDeadline(what: "the file's transaction") { try await client.withTransaction(logger: logger) { connection -> Int in
-            var new = 0
-            var conflicts: [LineError] = []
-            let batches = payments.chunks(of: batchSize)
-            var done = 0
-            for batch in batches {
-                new += try await Self.insertBatch(batch, budgetSeconds: budget, on: connection, logger: logger)
-                done += batch.count
-                progress(Progress(done: done, total: payments.count, inserted: new, elapsed: clock.now - start))
+        let new = try await retryingWithinDeadline(what: "the file's transaction") {
+            let ticket = announcer?.take()
+            defer { ticket?.release() }
+            return try await client.withTransaction(logger: logger) { connection -> Int in
+                var new = 0
+                var conflicts: [LineError] = []
+                let batches = payments.chunks(of: batchSize)
+                var done = 0
+                for batch in batches {
+                    new += try await Self.insertBatch(batch, budgetSeconds: budget, on: connection, logger: logger)
+                    done += batch.count
+                    progress(Progress(done: done, total: payments.count, inserted: new, elapsed: clock.now - start))
+                }
+                // Checked after every insert has finished waiting on other writers, each in a
+                // newer snapshot than the inserts: see IntakeSQL.conflicts.
+                for batch in batches { conflicts += try await Self.conflicts(in: batch, on: connection, logger: logger) }
+                // Throwing rolls the whole file back.
+                if !conflicts.isEmpty { throw PaymentsError.invalidInput(lines: conflicts, total: payments.count) }
+                if new > 0 { try await ticket?.announce(on: connection, logger: logger) }
+                return new
             }
-            // Checked after every insert has finished waiting on other writers, each in a
-            // newer snapshot than the inserts: see IntakeSQL.conflicts.
-            for batch in batches { conflicts += try await Self.conflicts(in: batch, on: connection, logger: logger) }
-            // Throwing rolls the whole file back.
-            if !conflicts.isEmpty { throw PaymentsError.invalidInput(lines: conflicts, total: payments.count) }
-            if new > 0 { try await announcer?.announce(on: connection, logger: logger) }
-            return new
-        } }
+        }
         let seconds = (clock.now - start).seconds
         return Summary(total: payments.count, inserted: new, duplicates: payments.count - new, seconds: seconds)
     }
@@ -203,9 +207,11 @@ public struct Enqueuer: Sendable {
     /// after the commit.
     static func insertBatch(_ jobs: [NewPayment], budgetSeconds: Int32, announcer: WorkAnnouncer?, on client: PostgresClient,
                             logger: Logger) async throws -> Int {
-        try await client.withTransaction(logger: logger) { connection in
+        let ticket = announcer?.take()
+        defer { ticket?.release() }
+        return try await client.withTransaction(logger: logger) { connection in
             let new = try await insertBatch(jobs, budgetSeconds: budgetSeconds, on: connection, logger: logger)
-            if new > 0 { try await announcer?.announce(on: connection, logger: logger) }
+            if new > 0 { try await ticket?.announce(on: connection, logger: logger) }
             return new
         }
     }

@@ -54,6 +54,7 @@ public final class Doorbell: Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let now = state.withLock { s -> Bool in
                     if s.rung || Task.isCancelled { return true }
+                    precondition(s.waiter == nil, "a Doorbell has one waiter at a time")
                     s.waiter = continuation
                     return false
                 }
