@@ -152,9 +152,7 @@ public struct Enqueuer: Sendable {
         let budget = giveUpAfterSeconds
         let announcer = announcer
         let new = try await retryingWithinDeadline(what: "the file's transaction") {
-            let ticket = announcer?.take()
-            defer { ticket?.release() }
-            return try await client.withTransaction(logger: logger) { connection -> Int in
+            try await WorkAnnouncer.transaction(on: client, announcer: announcer, logger: logger, queued: { $0 > 0 }) { connection -> Int in
                 var new = 0
                 var conflicts: [LineError] = []
                 let batches = payments.chunks(of: batchSize)
@@ -169,7 +167,6 @@ public struct Enqueuer: Sendable {
                 for batch in batches { conflicts += try await Self.conflicts(in: batch, on: connection, logger: logger) }
                 // Throwing rolls the whole file back.
                 if !conflicts.isEmpty { throw PaymentsError.invalidInput(lines: conflicts, total: payments.count) }
-                if new > 0 { try await ticket?.announce(on: connection, logger: logger) }
                 return new
             }
         }
@@ -207,12 +204,8 @@ public struct Enqueuer: Sendable {
     /// after the commit.
     static func insertBatch(_ jobs: [NewPayment], budgetSeconds: Int32, announcer: WorkAnnouncer?, on client: PostgresClient,
                             logger: Logger) async throws -> Int {
-        let ticket = announcer?.take()
-        defer { ticket?.release() }
-        return try await client.withTransaction(logger: logger) { connection in
-            let new = try await insertBatch(jobs, budgetSeconds: budgetSeconds, on: connection, logger: logger)
-            if new > 0 { try await ticket?.announce(on: connection, logger: logger) }
-            return new
+        try await WorkAnnouncer.transaction(on: client, announcer: announcer, logger: logger, queued: { $0 > 0 }) { connection in
+            try await insertBatch(jobs, budgetSeconds: budgetSeconds, on: connection, logger: logger)
         }
     }
 

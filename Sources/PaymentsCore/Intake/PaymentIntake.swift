@@ -26,14 +26,12 @@ public struct PaymentIntake: Sendable {
         let insert = IntakeSQL.insertReturningJobs(PaymentRows([NewPayment(idempotencyKey: idempotencyKey, request: request)], budgetSeconds: giveUpAfterSeconds))
         // In a transaction: an autocommit statement's answer arrives before its commit
         // (see Enqueuer.insertBatch), and a 201 means committed.
-        let ticket = announcer?.take()
-        defer { ticket?.release() }
-        let created = try await client.withTransaction(logger: logger) { connection -> Job? in
+        let created = try await WorkAnnouncer.transaction(on: client, announcer: announcer, logger: logger,
+                                                          queued: { $0 != nil }) { connection -> Job? in
             var job: Job?
             for try await row in try await connection.query(insert, logger: logger) {
                 job = try Job.decode(row.makeRandomAccess(), at: 0)
             }
-            if job != nil { try await ticket?.announce(on: connection, logger: logger) }
             return job
         }
         // The token is read after the commit: the commit record's WAL position is then

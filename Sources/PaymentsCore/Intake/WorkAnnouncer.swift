@@ -39,13 +39,28 @@ public final class WorkAnnouncer: Sendable {
     public func take(now: ContinuousClock.Instant = .now) -> Ticket? {
         state.withLock { s in
             if s.inFlight { return nil }
-            if let previous = s.last, now - previous < interval, now >= previous { return nil }
+            if let previous = s.last, now - previous < interval { return nil }
             s = (now, true)
             return Ticket(announcer: self)
         }
     }
 
     fileprivate func release() { state.withLock { $0.inFlight = false } }
+
+    /// `body` in a transaction of `client` that ends with the announcement when `announcer`
+    /// allows one and `queued` says `body`'s result queued payments; the right to announce
+    /// is released once the transaction has ended, committed or not. Every intake's
+    /// transaction goes through here.
+    static func transaction<T>(on client: PostgresClient, announcer: WorkAnnouncer?, logger: Logger,
+                               queued: (T) -> Bool, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let ticket = announcer?.take()
+        defer { ticket?.release() }
+        return try await client.withTransaction(logger: logger) { connection in
+            let result = try await body(connection)
+            if queued(result) { try await ticket?.announce(on: connection, logger: logger) }
+            return result
+        }
+    }
 
     public struct Ticket: Sendable {
         fileprivate let announcer: WorkAnnouncer
