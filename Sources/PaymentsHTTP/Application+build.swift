@@ -74,7 +74,7 @@ public func buildApplication(_ settings: ServerSettings, gateway: any PaymentGat
 public func externalGateway(_ settings: ServerSettings, logger: Logger) -> HTTPGateway? {
     settings.gatewayURL.map { url in
         HTTPGateway(baseURL: url, timeout: settings.workers?.effectiveGatewayTimeout ?? .seconds(15),
-                    connections: settings.effectiveGatewayConnections, logger: logger)
+                    connections: settings.effectiveGatewayConnections, pipeline: settings.gatewayPipeline, logger: logger)
     }
 }
 

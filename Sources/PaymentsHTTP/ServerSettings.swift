@@ -25,12 +25,17 @@ public struct ServerSettings: Sendable {
     /// so a few hundred connections carry any rate at any latency, and each connection
     /// fewer is fewer reads and writes on both sides (at latency 0: 16,663 jobs/s with 256,
     /// 12,648 with 4,096, docs/benchmarks.md). A provider that answers a connection's calls
-    /// one after the other needs about rate x latency connections: set them.
+    /// one after the other needs about rate x latency connections and `gatewayPipeline` 1.
     public var gatewayConnections: Int?
     public static let maxDefaultGatewayConnections = 256
     public var effectiveGatewayConnections: Int {
         gatewayConnections ?? min(Self.maxDefaultGatewayConnections, max(16, workers?.concurrency ?? 16))
     }
+    /// Charges a connection takes before the next is used once more than 64 are in flight:
+    /// the calls of one claim go out, and come back, in a few writes and reads instead of
+    /// one each (ChargeConnections).
+    public var gatewayPipeline = Self.defaultGatewayPipeline
+    public static let defaultGatewayPipeline = 8
     /// The retry budget of a payment taken in by this server that names none (seconds).
     public var giveUpAfterSeconds: Int32 = PaymentRequest.defaultGiveUpAfterSeconds
     /// Read from the primary when the read path fails.
@@ -77,6 +82,7 @@ public struct ServerSettings: Sendable {
             throw .invalidOption("--give-up-after must be from 1 to 604,800 seconds (7 days)")
         }
         guard (1...10_000).contains(effectiveGatewayConnections) else { throw .invalidOption("--gateway-connections must be from 1 to 10,000") }
+        guard (1...1_000).contains(gatewayPipeline) else { throw .invalidOption("--gateway-pipeline must be from 1 to 1,000") }
         var copy = self
         copy.workers = try workers?.validated()
         return copy

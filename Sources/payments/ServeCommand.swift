@@ -42,6 +42,8 @@ struct ServeCommand: AsyncParsableCommand {
     var gatewayURL: String? = ProcessInfo.processInfo.environment["GATEWAY_URL"].flatMap { $0.isEmpty ? nil : $0 }
     @Option(name: .customLong("gateway-connections"), help: "Keep-alive HTTP/1.1 connections for the external gateway's charges, opened as calls need them; beyond them calls are pipelined (default: one per job in flight, up to \(ServerSettings.maxDefaultGatewayConnections); a provider that answers a connection's calls one after the other needs about rate x latency).")
     var gatewayConnections: Int?
+    @Option(name: .customLong("gateway-pipeline"), help: "With more than 64 charges in flight, charges written to one gateway connection before the next is used, so a claim's calls go out and come back in a few writes and reads (default: \(ServerSettings.defaultGatewayPipeline)); 1 for a provider that answers a connection's calls one after the other.")
+    var gatewayPipeline: Int = ServerSettings.defaultGatewayPipeline
 
     @Option(name: .customLong("gateway-latency-ms"), help: "Simulated gateway: mean latency.") var gatewayLatencyMs: Double = 20
     @Option(name: .customLong("gateway-jitter-ms"), help: "Simulated gateway: latency jitter, +/- (default: half the latency).")
@@ -84,6 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         settings.readFallback = readFallback
         settings.gatewayURL = gatewayURL
         settings.gatewayConnections = gatewayConnections
+        settings.gatewayPipeline = gatewayPipeline
         settings.giveUpAfterSeconds = Int32(clamping: giveUpAfter)
         // On the local topology's default poolers, what `scripts/topology env` exports is
         // known without it (a bare `payments serve` shows the whole topology).

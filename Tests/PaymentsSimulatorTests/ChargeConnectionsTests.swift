@@ -18,13 +18,30 @@ import Testing
         Payment(amountMinor: amount, currency: "EUR", debtor: "acct_1", creditor: "acct_2")
     }
 
-    static func client(_ port: Int, connections: Int) -> HTTPGateway {
-        HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: connections, logger: Logger(label: "client"))
+    static func client(_ port: Int, connections: Int, pipeline: Int = 1) -> HTTPGateway {
+        HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: connections, pipeline: pipeline,
+                    logger: Logger(label: "client"))
     }
 
     /// A charge of 100 under `key`, due in `seconds`.
     static func charge(_ gateway: HTTPGateway, _ key: String, within seconds: Double) async -> ChargeOutcome {
         await gateway.charge(ChargeRequest(idempotencyKey: key, payment: payment(100), jobID: 1, attempt: 1, deadline: Date() + seconds))
+    }
+
+    /// Charges every key at once, the i-th of i minor units: how many answers were not
+    /// their own call's charge.
+    static func chargeAtOnce(_ gateway: HTTPGateway, _ keys: [String]) async -> Int {
+        await withTaskGroup(of: Bool.self) { group in
+            for (i, key) in zip(1..., keys) {
+                group.addTask {
+                    let outcome = await gateway.charge(ChargeRequest(idempotencyKey: key, payment: payment(Int64(i)), jobID: Int64(i),
+                                                                     attempt: 1, deadline: Date() + 10))
+                    guard case let .accepted(record) = outcome else { return true }
+                    return !record.isCharge(of: key, for: payment(Int64(i)))
+                }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
     }
 
     @Test func baseURLsItCanServe() {
@@ -42,22 +59,41 @@ import Testing
     @Test func pipelinedAnswersArePairedWithTheirCalls() async throws {
         try await withLiveGateway({ $0.latencyMillis = 2; $0.jitterMillis = 2 }) { port in
             let gateway = Self.client(port, connections: 2)
-            let mismatched = await withTaskGroup(of: Bool.self) { group in
-                for i in 1...300 {
-                    group.addTask {
-                        let key = "pipelined-\(i)"
-                        let outcome = await gateway.charge(ChargeRequest(idempotencyKey: key, payment: Self.payment(Int64(i)), jobID: Int64(i),
-                                                                         attempt: 1, deadline: Date() + 10))
-                        guard case let .accepted(record) = outcome else { return true }
-                        return !record.isCharge(of: key, for: Self.payment(Int64(i)))
-                    }
-                }
-                return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
-            }
+            let mismatched = await Self.chargeAtOnce(gateway, (1...300).map { "pipelined-\($0)" })
             #expect(mismatched == 0)
             #expect(await gateway.charges!.openConnections <= 2)
             try await gateway.shutdown()
         }
+    }
+
+    /// 128 calls made together (a claim's): the first 64 have a connection each (below
+    /// `pipelineAbove` in flight); beyond, `pipeline` go to a connection, the last one
+    /// used first (7 more on it, then 57 on 8 new ones), so they are a few writes and reads
+    /// on both sides, not one each. With `pipeline` 1, a connection each while under the
+    /// capacity. Every answer is its own call's charge.
+    @Test(arguments: [(8, 72), (1, 128)])
+    func aBatchOfCallsGoesOutPipelineToAConnection(pipeline: Int, connections: Int) async throws {
+        // A second: every call of the batch is sent before the first answer frees a connection.
+        try await withLiveGateway({ $0.latencyMillis = 1_000; $0.jitterMillis = 0 }) { port in
+            let gateway = Self.client(port, connections: 256, pipeline: pipeline)
+            let mismatched = await Self.chargeAtOnce(gateway, (1...128).map { "batch-\(pipeline)-\($0)" })
+            #expect(mismatched == 0)
+            #expect(await gateway.charges!.openConnections == connections)
+            try await gateway.shutdown()
+        }
+    }
+
+    /// `--gateway-pipeline` out of range is a usage error before anything starts.
+    @Test func aPipelineOutOfRangeIsRefused() throws {
+        let url = DatabaseURL(user: "u", password: nil, host: "127.0.0.1", port: 6432, database: "d")
+        var settings = ServerSettings(writeURL: url, readURL: url)
+        #expect(settings.gatewayPipeline == 8)
+        for bad in [0, -1, 1_001] {
+            settings.gatewayPipeline = bad
+            #expect(throws: PaymentsError.self) { try settings.validated() }
+        }
+        settings.gatewayPipeline = 1
+        _ = try settings.validated()
     }
 
     /// A call the gateway does not answer by its deadline ends as "no answer; outcome
@@ -127,7 +163,10 @@ import Testing
 
     /// Calls are not pipelined behind one the gateway has left unanswered for over a
     /// second: they would wait with it until their deadlines (answers come back in order).
-    @Test func callsAreNotPipelinedBehindAStalledOne() async throws {
+    /// With a pipeline, the stalled connection is the one the last call went on, and has
+    /// room: it takes no more calls all the same.
+    @Test(arguments: [1, 16])
+    func callsAreNotPipelinedBehindAStalledOne(pipeline: Int) async throws {
         let configure: (inout GatewayFaults) -> Void = { $0.latencyMillis = 300; $0.jitterMillis = 0; $0.hangRate = 0.5; $0.hangSeconds = 10 }
         var faults = GatewayFaults()
         configure(&faults)
@@ -135,7 +174,7 @@ import Testing
         let hung = try #require(keys.first { faults.plan(key: $0, attempt: 1).hang })
         let fine = Array(keys.filter { !faults.plan(key: $0, attempt: 1).hang }.prefix(10))
         try await withLiveGateway(configure) { port in
-            let gateway = Self.client(port, connections: 2)
+            let gateway = Self.client(port, connections: 2, pipeline: pipeline)
             let stuck = Task { await Self.charge(gateway, hung, within: 8) }
             // Stalled is counted from when the hung call was sent: wait until the gateway
             // holds it, then past `stallAfter` (a fixed 1.3 s from the task's start left

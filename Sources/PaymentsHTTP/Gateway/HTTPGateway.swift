@@ -38,7 +38,8 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
     ///   - timeout: the longest a lookup, or a charge that carries no deadline of its
     ///     own, may take.
     ///   - connections: concurrent HTTP/1.1 connections to the gateway.
-    public init(baseURL: String, timeout: Duration, connections: Int = 256, logger: Logger) {
+    ///   - pipeline: charges a connection takes before the next is used (ChargeConnections).
+    public init(baseURL: String, timeout: Duration, connections: Int = 256, pipeline: Int = 1, logger: Logger) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.timeout = timeout
         self.logger = logger
@@ -52,7 +53,7 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
         configuration.tracing.tracer = nil
         configuration.redirectConfiguration = .disallow
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        self.charges = ChargeConnections.Endpoint(baseURL: self.baseURL).map { ChargeConnections(endpoint: $0, capacity: connections) }
+        self.charges = ChargeConnections.Endpoint(baseURL: self.baseURL).map { ChargeConnections(endpoint: $0, capacity: connections, pipeline: pipeline) }
     }
 
     /// Keeps the client until the service group shuts down (after the worker pool, which
