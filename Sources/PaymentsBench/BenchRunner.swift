@@ -226,7 +226,8 @@ public final class BenchRunner: Sendable {
         // call in flight, what a provider that answers a connection's calls one after the
         // other would need; its cost is the reads and writes of the extra connections.
         let perCall = try await drainRate(sql, count: n, external: true, serveArguments: ["--gateway-connections", "\(Self.perCallConnections)", "--gateway-pipeline", "1"])
-        let perCallName = "the same with --gateway-connections \(Self.perCallConnections) --gateway-pipeline 1, a connection per call in flight (jobs/s)"
+        // Named as before --gateway-pipeline, so --compare finds earlier runs' figure.
+        let perCallName = "the same with --gateway-connections \(Self.perCallConnections), a connection per call in flight (jobs/s)"
         return [
             BenchFigure(phase: "drain", name: Names.drainExternal, value: external, unit: "jobs/s", ceiling: Names.drainInProcess,
                         target: "≥ 0.6x in-process, ≥ 1.0x single-row UPDATE"),

@@ -82,7 +82,8 @@ public struct ServerSettings: Sendable {
             throw .invalidOption("--give-up-after must be from 1 to 604,800 seconds (7 days)")
         }
         guard (1...10_000).contains(effectiveGatewayConnections) else { throw .invalidOption("--gateway-connections must be from 1 to 10,000") }
-        guard (1...1_000).contains(gatewayPipeline) else { throw .invalidOption("--gateway-pipeline must be from 1 to 1,000") }
+        // More would put that many calls behind a provider's hung request.
+        guard (1...64).contains(gatewayPipeline) else { throw .invalidOption("--gateway-pipeline must be from 1 to 64, got \(gatewayPipeline)") }
         var copy = self
         copy.workers = try workers?.validated()
         return copy

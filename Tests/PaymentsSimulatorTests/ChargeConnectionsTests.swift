@@ -18,9 +18,9 @@ import Testing
         Payment(amountMinor: amount, currency: "EUR", debtor: "acct_1", creditor: "acct_2")
     }
 
-    static func client(_ port: Int, connections: Int, pipeline: Int = 1) -> HTTPGateway {
+    static func client(_ port: Int, connections: Int, pipeline: Int = 1, pipelineAbove: Int = 64) -> HTTPGateway {
         HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: connections, pipeline: pipeline,
-                    logger: Logger(label: "client"))
+                    pipelineAbove: pipelineAbove, logger: Logger(label: "client"))
     }
 
     /// A charge of 100 under `key`, due in `seconds`.
@@ -71,14 +71,16 @@ import Testing
     /// used first (7 more on it, then 57 on 8 new ones), so they are a few writes and reads
     /// on both sides, not one each. With `pipeline` 1, a connection each while under the
     /// capacity. Every answer is its own call's charge.
-    @Test(arguments: [(8, 72), (1, 128)])
-    func aBatchOfCallsGoesOutPipelineToAConnection(pipeline: Int, connections: Int) async throws {
-        // A second: every call of the batch is sent before the first answer frees a connection.
-        try await withLiveGateway({ $0.latencyMillis = 1_000; $0.jitterMillis = 0 }) { port in
+    @Test(arguments: [(8, 72...80), (1, 128...128)])
+    func aBatchOfCallsGoesOutPipelineToAConnection(pipeline: Int, connections: ClosedRange<Int>) async throws {
+        // 3 s: every call of the batch is sent before the first answer frees a connection.
+        // Sent over more than a second (the stall rule), the last connection used would be
+        // left for a new one: 72 exactly on an idle machine, a few more on a loaded one.
+        try await withLiveGateway({ $0.latencyMillis = 3_000; $0.jitterMillis = 0 }) { port in
             let gateway = Self.client(port, connections: 256, pipeline: pipeline)
             let mismatched = await Self.chargeAtOnce(gateway, (1...128).map { "batch-\(pipeline)-\($0)" })
             #expect(mismatched == 0)
-            #expect(await gateway.charges!.openConnections == connections)
+            #expect(connections.contains(await gateway.charges!.openConnections))
             try await gateway.shutdown()
         }
     }
@@ -88,7 +90,7 @@ import Testing
         let url = DatabaseURL(user: "u", password: nil, host: "127.0.0.1", port: 6432, database: "d")
         var settings = ServerSettings(writeURL: url, readURL: url)
         #expect(settings.gatewayPipeline == 8)
-        for bad in [0, -1, 1_001] {
+        for bad in [0, -1, 65] {
             settings.gatewayPipeline = bad
             #expect(throws: PaymentsError.self) { try settings.validated() }
         }
@@ -163,8 +165,8 @@ import Testing
 
     /// Calls are not pipelined behind one the gateway has left unanswered for over a
     /// second: they would wait with it until their deadlines (answers come back in order).
-    /// With a pipeline, the stalled connection is the one the last call went on, and has
-    /// room: it takes no more calls all the same.
+    /// With a pipeline in effect from the first call, the stalled connection is the one the
+    /// last call went on, and has room: it takes no more calls all the same.
     @Test(arguments: [1, 16])
     func callsAreNotPipelinedBehindAStalledOne(pipeline: Int) async throws {
         let configure: (inout GatewayFaults) -> Void = { $0.latencyMillis = 300; $0.jitterMillis = 0; $0.hangRate = 0.5; $0.hangSeconds = 10 }
@@ -174,7 +176,7 @@ import Testing
         let hung = try #require(keys.first { faults.plan(key: $0, attempt: 1).hang })
         let fine = Array(keys.filter { !faults.plan(key: $0, attempt: 1).hang }.prefix(10))
         try await withLiveGateway(configure) { port in
-            let gateway = Self.client(port, connections: 2, pipeline: pipeline)
+            let gateway = Self.client(port, connections: 2, pipeline: pipeline, pipelineAbove: 0)
             let stuck = Task { await Self.charge(gateway, hung, within: 8) }
             // Stalled is counted from when the hung call was sent: wait until the gateway
             // holds it, then past `stallAfter` (a fixed 1.3 s from the task's start left

@@ -13,8 +13,8 @@ import NIOPosix
 /// reaches the loop in one or two turns, and its calls then go out in a write per
 /// connection, are read by the provider in one read, and come back in one. Spread over a
 /// connection each (`pipeline` 1), every charge was a read and a write on both sides and
-/// an event-loop wake-up for each: at 7,500/s the serve and the gateway each spent ~15%
-/// more CPU, and the p99 was 209-322 ms against 166-178 with 8 (docs/benchmarks.md). A
+/// an event-loop wake-up for each: at 7,500/s the serve spent a fifth more CPU, and the
+/// paced runs' p99 went from 209-2,566 ms to 166-225 with 8 (docs/benchmarks.md). A
 /// provider that answers a connection's calls one after the other needs `pipeline` 1.
 ///
 /// Why not AsyncHTTPClient for this one request: perf of the external drain (2026-12-05)
@@ -77,10 +77,13 @@ final class ChargeConnections: Sendable {
     private let loop: any EventLoop
     private let pool: Pool
 
-    init(endpoint: Endpoint, capacity: Int, pipeline: Int = 1, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    /// `pipelineAbove`: the calls in flight beyond which calls share connections (tests
+    /// lower it).
+    init(endpoint: Endpoint, capacity: Int, pipeline: Int = 1, pipelineAbove: Int = 64,
+         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.endpoint = endpoint
         loop = group.next()
-        pool = Pool(endpoint: endpoint, capacity: max(1, capacity), pipeline: max(1, pipeline), loop: loop)
+        pool = Pool(endpoint: endpoint, capacity: max(1, capacity), pipeline: max(1, pipeline), pipelineAbove: max(0, pipelineAbove), loop: loop)
     }
 
     /// Sends one charge; answers by `deadline`.
@@ -175,11 +178,11 @@ private final class Pool: @unchecked Sendable {
     var current: Slot?
     /// Calls between their submission and their end.
     var inFlight = 0
-    /// Below this many calls in flight each call has a connection of its own: answers come
+    /// Up to this many calls in flight each call has a connection of its own: answers come
     /// back in order, so a call pipelined behind another waits for the slower of the two,
     /// which at a tenth of the drain (1,800/s, 20 ± 10 ms) cost 5 ms at the median of the
     /// gateway's stage, and there the reads and writes it saves are not missed.
-    static let pipelineAbove = 64
+    let pipelineAbove: Int
     /// Open connections with nothing outstanding.
     var idle: [Slot] = []
     /// Slots whose connection closed or never opened: reopened before a new slot is made.
@@ -193,10 +196,11 @@ private final class Pool: @unchecked Sendable {
     var deadlines = DeadlineHeap()
     var timer: (deadline: NIODeadline, task: Scheduled<Void>)?
 
-    init(endpoint: ChargeConnections.Endpoint, capacity: Int, pipeline: Int, loop: any EventLoop) {
+    init(endpoint: ChargeConnections.Endpoint, capacity: Int, pipeline: Int, pipelineAbove: Int, loop: any EventLoop) {
         self.endpoint = endpoint
         self.capacity = capacity
         self.pipeline = pipeline
+        self.pipelineAbove = pipelineAbove
         self.loop = loop
     }
 
@@ -283,7 +287,7 @@ private final class Pool: @unchecked Sendable {
     /// stalled (pipelined behind its calls), else the next in turn.
     func pick() -> Slot {
         let cutoff = NIODeadline.now() - Self.stallAfter
-        let pipeline = inFlight > Self.pipelineAbove ? self.pipeline : 1
+        let pipeline = inFlight > pipelineAbove ? self.pipeline : 1
         if let current, current.hasRoom(pipeline), !current.isStalled(since: cutoff) { return current }
         let slot = choose(cutoff, pipeline: pipeline)
         current = slot
@@ -304,12 +308,18 @@ private final class Pool: @unchecked Sendable {
             slots.append(slot)
             return slot
         }
-        for roomOnly in [true, false] {
+        // A connection with room, unless none can have any: with a pipeline of 1 room means
+        // idle (the idle list is empty by now), and with every connection full a search
+        // of all of them for each call would come when the server is busiest.
+        if pipeline > 1 && inFlight < slots.count * pipeline {
             for _ in 0..<slots.count {
                 cursor = (cursor + 1) % slots.count
-                let slot = slots[cursor]
-                if !slot.isStalled(since: cutoff) && (!roomOnly || slot.hasRoom(pipeline)) { return slot }
+                if slots[cursor].hasRoom(pipeline) && !slots[cursor].isStalled(since: cutoff) { return slots[cursor] }
             }
+        }
+        for _ in 0..<slots.count {
+            cursor = (cursor + 1) % slots.count
+            if !slots[cursor].isStalled(since: cutoff) { return slots[cursor] }
         }
         cursor = (cursor + 1) % slots.count
         return slots[cursor]

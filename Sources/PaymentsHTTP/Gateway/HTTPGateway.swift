@@ -38,8 +38,11 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
     ///   - timeout: the longest a lookup, or a charge that carries no deadline of its
     ///     own, may take.
     ///   - connections: concurrent HTTP/1.1 connections to the gateway.
-    ///   - pipeline: charges a connection takes before the next is used (ChargeConnections).
-    public init(baseURL: String, timeout: Duration, connections: Int = 256, pipeline: Int = 1, logger: Logger) {
+    ///   - pipeline: charges a connection takes before the next is used under load
+    ///     (ChargeConnections; the serve's default is `ServerSettings.defaultGatewayPipeline`,
+    ///     the one-off commands' 1).
+    ///   - pipelineAbove: the charges in flight beyond which they share connections.
+    public init(baseURL: String, timeout: Duration, connections: Int = 256, pipeline: Int = 1, pipelineAbove: Int = 64, logger: Logger) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.timeout = timeout
         self.logger = logger
@@ -53,7 +56,7 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
         configuration.tracing.tracer = nil
         configuration.redirectConfiguration = .disallow
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        self.charges = ChargeConnections.Endpoint(baseURL: self.baseURL).map { ChargeConnections(endpoint: $0, capacity: connections, pipeline: pipeline) }
+        self.charges = ChargeConnections.Endpoint(baseURL: self.baseURL).map { ChargeConnections(endpoint: $0, capacity: connections, pipeline: pipeline, pipelineAbove: pipelineAbove) }
     }
 
     /// Keeps the client until the service group shuts down (after the worker pool, which
