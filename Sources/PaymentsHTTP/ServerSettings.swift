@@ -31,11 +31,13 @@ public struct ServerSettings: Sendable {
     public var effectiveGatewayConnections: Int {
         gatewayConnections ?? min(Self.maxDefaultGatewayConnections, max(16, workers?.concurrency ?? 16))
     }
-    /// Charges a connection takes before the next is used once more than 64 are in flight:
-    /// the calls of one claim go out, and come back, in a few writes and reads instead of
-    /// one each (ChargeConnections).
+    /// Charges a connection takes before the next is used once more than
+    /// `HTTPGateway.defaultPipelineAbove` are in flight: the calls of one claim go out, and
+    /// come back, in a few writes and reads instead of one each (ChargeConnections).
     public var gatewayPipeline = Self.defaultGatewayPipeline
     public static let defaultGatewayPipeline = 8
+    /// More would put that many calls behind a provider's hung request.
+    public static let maxGatewayPipeline = 64
     /// The retry budget of a payment taken in by this server that names none (seconds).
     public var giveUpAfterSeconds: Int32 = PaymentRequest.defaultGiveUpAfterSeconds
     /// Read from the primary when the read path fails.
@@ -82,8 +84,9 @@ public struct ServerSettings: Sendable {
             throw .invalidOption("--give-up-after must be from 1 to 604,800 seconds (7 days)")
         }
         guard (1...10_000).contains(effectiveGatewayConnections) else { throw .invalidOption("--gateway-connections must be from 1 to 10,000") }
-        // More would put that many calls behind a provider's hung request.
-        guard (1...64).contains(gatewayPipeline) else { throw .invalidOption("--gateway-pipeline must be from 1 to 64, got \(gatewayPipeline)") }
+        guard (1...Self.maxGatewayPipeline).contains(gatewayPipeline) else {
+            throw .invalidOption("--gateway-pipeline must be from 1 to \(Self.maxGatewayPipeline), got \(gatewayPipeline)")
+        }
         var copy = self
         copy.workers = try workers?.validated()
         return copy

@@ -40,9 +40,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("gateway-url"), help: "External gateway (`payments gateway`, env GATEWAY_URL), shared by every serve. Without it the simulated gateway runs in-process (benchmarks; a single serve).")
     var gatewayURL: String? = ProcessInfo.processInfo.environment["GATEWAY_URL"].flatMap { $0.isEmpty ? nil : $0 }
-    @Option(name: .customLong("gateway-connections"), help: "Keep-alive HTTP/1.1 connections for the external gateway's charges, opened as calls need them (past 64 calls in flight, --gateway-pipeline to a connection); beyond them calls are pipelined (default: one per job in flight, up to \(ServerSettings.maxDefaultGatewayConnections); a provider that answers a connection's calls one after the other needs about rate x latency).")
+    @Option(name: .customLong("gateway-connections"), help: "Keep-alive HTTP/1.1 connections for the external gateway's charges, opened as calls need them (past \(HTTPGateway.defaultPipelineAbove) calls in flight, --gateway-pipeline to a connection); beyond them calls are pipelined (default: one per job in flight, up to \(ServerSettings.maxDefaultGatewayConnections); a provider that answers a connection's calls one after the other needs about rate x latency).")
     var gatewayConnections: Int?
-    @Option(name: .customLong("gateway-pipeline"), help: "With more than 64 charges in flight, charges written to one gateway connection before the next is used, so a claim's calls go out and come back in a few writes and reads (default: \(ServerSettings.defaultGatewayPipeline), at most 64); 1 for a provider that answers a connection's calls one after the other.")
+    @Option(name: .customLong("gateway-pipeline"), help: "With more than \(HTTPGateway.defaultPipelineAbove) charges in flight, charges written to one gateway connection before the next is used, so a claim's calls go out and come back in a few writes and reads (default: \(ServerSettings.defaultGatewayPipeline), at most \(ServerSettings.maxGatewayPipeline)); 1 for a provider that answers a connection's calls one after the other.")
     var gatewayPipeline: Int = ServerSettings.defaultGatewayPipeline
 
     @Option(name: .customLong("gateway-latency-ms"), help: "Simulated gateway: mean latency.") var gatewayLatencyMs: Double = 20

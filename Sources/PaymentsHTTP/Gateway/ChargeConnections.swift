@@ -79,7 +79,7 @@ final class ChargeConnections: Sendable {
 
     /// `pipelineAbove`: the calls in flight beyond which calls share connections (tests
     /// lower it).
-    init(endpoint: Endpoint, capacity: Int, pipeline: Int = 1, pipelineAbove: Int = 64,
+    init(endpoint: Endpoint, capacity: Int, pipeline: Int = 1, pipelineAbove: Int = HTTPGateway.defaultPipelineAbove,
          group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.endpoint = endpoint
         loop = group.next()

@@ -34,6 +34,9 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
     let timeout: Duration
     let logger: Logger
 
+    /// The charges in flight up to which each has a connection of its own (ChargeConnections).
+    public static let defaultPipelineAbove = 64
+
     /// - Parameters:
     ///   - timeout: the longest a lookup, or a charge that carries no deadline of its
     ///     own, may take.
@@ -42,7 +45,8 @@ public final class HTTPGateway: PaymentGateway, ChargeListing, Service {
     ///     (ChargeConnections; the serve's default is `ServerSettings.defaultGatewayPipeline`,
     ///     the one-off commands' 1).
     ///   - pipelineAbove: the charges in flight beyond which they share connections.
-    public init(baseURL: String, timeout: Duration, connections: Int = 256, pipeline: Int = 1, pipelineAbove: Int = 64, logger: Logger) {
+    public init(baseURL: String, timeout: Duration, connections: Int = 256, pipeline: Int = 1,
+                pipelineAbove: Int = HTTPGateway.defaultPipelineAbove, logger: Logger) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.timeout = timeout
         self.logger = logger
