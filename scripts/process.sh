@@ -14,3 +14,11 @@ pid_alive() {
   stat="${stat##*) }"
   case "${stat%% *}" in Z|X|'') return 1 ;; *) return 0 ;; esac
 }
+
+# pid_runs PID WORD: the process is alive and WORD is one of its arguments (`serve`,
+# `gateway`): a PID kept in a file is still the command it was for, whatever the binary's
+# name (a check of the name `payments` left a DEMO_BIN under another name running).
+pid_runs() {
+  pid_alive "$1" || return 1
+  tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -q " $2 "
+}
