@@ -87,8 +87,7 @@ extension Integration {
         /// vacuum never truncates it (its lock stalled claims and the standbys' replay), the
         /// standbys report their horizon every second (at 10 s the queue's dead rows could
         /// not be removed for seconds, and claims walked them), WAL images are compressed
-        /// with lz4, checkpoints are not forced by WAL volume every minute, and no commit waits
-        /// while a new WAL segment is zero-filled (2026-12-08).
+        /// with lz4 and checkpoints are not forced by WAL volume every minute.
         @Test func theQueueAndTheNodesKeepTheirLatencySettings() async throws {
             try await TestEnvironment.migrate()
             let keepsPages = try await TestEnvironment.scalar(TestEnvironment.writeURL, """
@@ -104,10 +103,8 @@ extension Integration {
             }
             #expect(try await setting(TestEnvironment.primaryURL, "wal_compression") == "lz4")
             #expect(try await setting(TestEnvironment.primaryURL, "max_wal_size") == "8GB")
-            #expect(try await setting(TestEnvironment.primaryURL, "wal_init_zero") == "off")
             for replica in TestEnvironment.replicaURLs {
                 #expect(try await setting(replica, "wal_receiver_status_interval") == "1s")
-                #expect(try await setting(replica, "wal_init_zero") == "off")
             }
         }
 
