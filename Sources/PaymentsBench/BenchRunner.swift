@@ -273,6 +273,7 @@ public final class BenchRunner: Sendable {
                 try await waitDrained(sql, prefix: prefix, total: rate * settings.latencySeconds, label: "paced at \(rate)/s")
                 stages = try await stageSeconds()
             }
+            figures += Self.pacedFigures(label: label, offered: rate, processed: try await sql.pacedRate(prefix: prefix))
             var histogram = LatencyHistogram()
             histogram.add(try await sql.latencies(prefix: prefix))
             let p = histogram.percentiles([50, 95, 99, 99.9]).map { ($0 * 1000 * 10).rounded() / 10 }
@@ -288,6 +289,18 @@ public final class BenchRunner: Sendable {
             }
         }
         return figures
+    }
+
+    /// The rate a paced run offered and the rate it was processed at, the second against
+    /// the first: a run whose queue grew (below ~0.95x) measured a backlog, not a latency.
+    /// Their names carry no rate, so `--compare` pairs them across runs.
+    static func pacedFigures(label: String, offered: Int, processed: Double) -> [BenchFigure] {
+        let offeredName = "paced at \(label) of the drain: offered (jobs/s)"
+        return [
+            BenchFigure(phase: "latency", name: offeredName, value: Double(offered), unit: "jobs/s"),
+            BenchFigure(phase: "latency", name: "paced at \(label) of the drain: processed, first enqueue to last completion (jobs/s)",
+                        value: processed, unit: "jobs/s", ceiling: offeredName, target: "≈ 1.0x the offered rate (kept up)"),
+        ]
     }
 
     /// The serve's per-stage percentiles (`/v1/stats` worker.stage_seconds).

@@ -31,6 +31,15 @@ struct BenchSQL: Sendable {
             """))
     }
 
+    /// First enqueue to last completion of a paced run's jobs, jobs per second: the offered
+    /// rate when the path kept up, less when its queue grew.
+    func pacedRate(prefix: String) async throws -> Double {
+        Double(try await int("""
+            SELECT round(count(*) / greatest(extract(epoch from max(finished_at) - min(created_at)), 0.001))::int8
+            FROM payments_by_key(\(prefix + "-%"))
+            """))
+    }
+
     /// Enqueue to completion of a run's finished jobs, seconds.
     func latencies(prefix: String) async throws -> [Double] {
         var values: [Double] = []

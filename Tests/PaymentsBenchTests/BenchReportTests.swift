@@ -42,6 +42,18 @@ import Testing
         #expect(text.contains("| \(name(1290)) | 40.4 ms | 34 ms | 0.84x |"), "\(text)")
     }
 
+    /// A paced run that fell behind says so in the table: its processed rate beside the
+    /// rate it was offered (2026-12-08: a half-load run offered 6,532/s measured a p99 of
+    /// 4.8 s, a backlog that read as a latency).
+    @Test func aPacedRunShowsTheRateItWasProcessedAtAgainstTheOffered() {
+        let figures = BenchRunner.pacedFigures(label: "half", offered: 6_532, processed: 5_360)
+        let table = report(figures).table()
+        #expect(table.contains("| paced at half of the drain: processed, first enqueue to last completion (jobs/s) | 5,360 jobs/s | 6,532 jobs/s paced at half of the drain: offered (jobs/s) | 0.82x |"), "\(table)")
+        // The names carry no rate: the next run's pair compares with this one's.
+        let next = report(BenchRunner.pacedFigures(label: "half", offered: 6_100, processed: 6_080))
+        #expect(next.comparison(to: report(figures, commit: "old")).contains("| paced at half of the drain: offered (jobs/s) | 6,532 jobs/s | 6,100 jobs/s | 0.93x |"))
+    }
+
     @Test(arguments: [("456.00us", 0.46), ("13.42ms", 13.42), ("1.02s", 1020.0), ("junk", 0.0)])
     func wrkDurationsAreReadAsMilliseconds(_ text: String, _ ms: Double) {
         #expect(BenchRunner.milliseconds(text) == ms)
