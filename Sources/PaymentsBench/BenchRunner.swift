@@ -252,7 +252,7 @@ public final class BenchRunner: Sendable {
         try await withServe(serveArgs, gatewayLatencyMs: external ? 0 : nil) { serve in
             try await waitDrained(sql, prefix: prefix, total: count, label: external ? "drain through payments gateway" : "drain in-process")
         }
-        return try await sql.drainRate(prefix: prefix)
+        return try await sql.rate(prefix: prefix, from: .firstClaim)
     }
 
     // MARK: latency
@@ -273,7 +273,7 @@ public final class BenchRunner: Sendable {
                 try await waitDrained(sql, prefix: prefix, total: rate * settings.latencySeconds, label: "paced at \(rate)/s")
                 stages = try await stageSeconds()
             }
-            figures += Self.pacedFigures(label: label, offered: rate, processed: try await sql.pacedRate(prefix: prefix))
+            figures += Self.pacedFigures(label: label, offered: rate, processed: try await sql.rate(prefix: prefix, from: .firstEnqueue))
             var histogram = LatencyHistogram()
             histogram.add(try await sql.latencies(prefix: prefix))
             let p = histogram.percentiles([50, 95, 99, 99.9]).map { ($0 * 1000 * 10).rounded() / 10 }

@@ -23,19 +23,15 @@ struct BenchSQL: Sendable {
         Int(try await int("SELECT count(*) FROM payment_queue WHERE idempotency_key LIKE \(prefix + "-%")"))
     }
 
-    /// First claim to last completion of a run's jobs, jobs per second.
-    func drainRate(prefix: String) async throws -> Double {
-        Double(try await int("""
-            SELECT round(count(*) / extract(epoch from max(finished_at) - min(claimed_at)))::int8
-            FROM payments_by_key(\(prefix + "-%"))
-            """))
-    }
+    /// Where a run's rate is counted from: its first claim (a drain, whose queue was full
+    /// before the serve started) or its first enqueue (a paced run: the offered rate when
+    /// the path kept up, less when its queue grew).
+    enum RateStart: String { case firstClaim = "claimed_at", firstEnqueue = "created_at" }
 
-    /// First enqueue to last completion of a paced run's jobs, jobs per second: the offered
-    /// rate when the path kept up, less when its queue grew.
-    func pacedRate(prefix: String) async throws -> Double {
+    /// A run's jobs per second, from `start` to its last completion.
+    func rate(prefix: String, from start: RateStart) async throws -> Double {
         Double(try await int("""
-            SELECT round(count(*) / greatest(extract(epoch from max(finished_at) - min(created_at)), 0.001))::int8
+            SELECT round(count(*) / extract(epoch from max(finished_at) - min(\(unescaped: start.rawValue))))::int8
             FROM payments_by_key(\(prefix + "-%"))
             """))
     }

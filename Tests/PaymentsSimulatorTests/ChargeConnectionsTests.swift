@@ -18,7 +18,7 @@ import Testing
         Payment(amountMinor: amount, currency: "EUR", debtor: "acct_1", creditor: "acct_2")
     }
 
-    static func client(_ port: Int, connections: Int, pipeline: Int = 1, pipelineAbove: Int = 64) -> HTTPGateway {
+    static func client(_ port: Int, connections: Int, pipeline: Int = 1, pipelineAbove: Int = HTTPGateway.defaultPipelineAbove) -> HTTPGateway {
         HTTPGateway(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10), connections: connections, pipeline: pipeline,
                     pipelineAbove: pipelineAbove, logger: Logger(label: "client"))
     }
